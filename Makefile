@@ -1,0 +1,49 @@
+# Two entry points (see README): `make demo` and `make test`. Both build what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):/usr/sbin:/sbin:$(PATH)
+
+.PHONY: demo test check lint typecheck install dev mosquitto bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+# Debian's broker: the tests start their own instances on free ports.
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || { \
+	  echo "installing mosquitto (Debian package)"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto; }
+
+demo: install
+	$(BIN)/safety-gateway demo
+
+lint: dev
+	$(BIN)/ruff check gateway drivers rules simulator tests bench
+	$(BIN)/ruff format --check gateway drivers rules simulator tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+check: lint typecheck
+
+test: dev mosquitto check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: dev mosquitto
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,265 @@
+"""The native JSON codec (DESIGN section 5): bytes from the wire -> our frozen types.
+
+Every way a payload can be wrong has its own `RejectReason`, so that the metrics say
+*why* a device is not being heard. Decoding is strict about shape and lenient about
+nothing: a value is never clamped, rounded into range, or defaulted.
+
+Telemetry is judged per quantity: one broken channel (a NaN temperature) must not hide a
+good residual-current value in the same message, so bad quantities are dropped and
+reported while the good ones go on. Only when nothing valid is left is the message
+rejected as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from rules.model import (
+    PHYSICAL_RANGE,
+    Availability,
+    DeviceEvent,
+    DeviceRef,
+    EventKind,
+    Reading,
+    quantity_base,
+)
+
+# Device clocks drift and some start at 1970: a timestamp outside this window is not
+# believed (the receipt time is used instead of guessing).
+_TS_MIN_MS = 1_500_000_000_000  # 2017-07
+_TS_MAX_FUTURE_S = 24 * 3600
+
+
+class RejectReason(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_QUANTITY = "unknown_quantity"
+    UNKNOWN_EVENT = "unknown_event"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_TOPIC = "unknown_topic"
+    OVERSIZE = "oversize"
+    EMPTY = "empty"
+
+
+class Rejected(Exception):
+    """A message (or one quantity of it) that cannot be accepted. Not retryable."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Channel(StrEnum):
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    STATUS = "status"
+    CMD_ACK = "cmd/ack"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    ref: DeviceRef
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityRejected:
+    quantity: str
+    reason: RejectReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTelemetry:
+    reading: Reading
+    rejected: tuple[QuantityRejected, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAck:
+    command_id: str
+    ok: bool
+    detail: str | None
+
+
+class TopicParser:
+    """`{prefix}/{site}/{device}/{channel}` -> Route, without regular expressions."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix.strip("/") + "/"
+
+    @property
+    def subscriptions(self) -> list[str]:
+        p = self._prefix
+        return [f"{p}+/+/telemetry", f"{p}+/+/event", f"{p}+/+/status", f"{p}+/+/cmd/ack"]
+
+    def parse(self, topic: str) -> Route:
+        if not topic.startswith(self._prefix):
+            raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
+        parts = topic[len(self._prefix) :].split("/")
+        if len(parts) == 3 and parts[2] in _SINGLE:
+            return Route(DeviceRef(parts[0], parts[1]), _SINGLE[parts[2]])
+        if len(parts) == 4 and parts[2] == "cmd" and parts[3] == "ack":
+            return Route(DeviceRef(parts[0], parts[1]), Channel.CMD_ACK)
+        raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
+
+
+_SINGLE = {"telemetry": Channel.TELEMETRY, "event": Channel.EVENT, "status": Channel.STATUS}
+
+
+def load_json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses NaN/Infinity outright; tell that apart from garbage so the
+        # metric says "the device sends NaN", which is a sensor fault, not a codec bug.
+        if _has_non_finite_literal(payload):
+            raise Rejected(RejectReason.NOT_FINITE, "NaN or Infinity in payload") from None
+        raise Rejected(RejectReason.MALFORMED_JSON, str(exc)) from None
+
+
+def _has_non_finite_literal(payload: bytes) -> bool:
+    try:
+        json.loads(payload, parse_constant=_raise_non_finite)
+    except _NonFinite:
+        return True
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    try:
+        # 1e999 parses to inf in the standard library, which orjson refuses.
+        return not _all_finite(json.loads(payload))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _raise_non_finite(_: str) -> float:
+    raise _NonFinite
+
+
+def _all_finite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_all_finite(v) for v in obj)
+    return True
+
+
+def _object(payload: bytes) -> dict[str, Any]:
+    if not payload:
+        raise Rejected(RejectReason.EMPTY, "empty payload")
+    data = load_json(payload)
+    if not isinstance(data, dict):
+        raise Rejected(
+            RejectReason.WRONG_TYPE, f"expected a JSON object, got {type(data).__name__}"
+        )
+    return data
+
+
+def _timestamp(data: dict[str, Any], received: float) -> float:
+    ts = data.get("ts")
+    if ts is None:
+        return received
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise Rejected(RejectReason.WRONG_TYPE, f"ts must be epoch milliseconds, got {ts!r}")
+    if not math.isfinite(ts):
+        raise Rejected(RejectReason.NOT_FINITE, "ts is not finite")
+    if ts < _TS_MIN_MS or ts / 1000.0 > received + _TS_MAX_FUTURE_S:
+        return received  # implausible device clock: keep the data, trust our clock
+    return float(ts) / 1000.0
+
+
+def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> DecodedTelemetry:
+    data = _object(payload)
+    values = data.get("values")
+    if not isinstance(values, dict):
+        raise Rejected(RejectReason.WRONG_TYPE, "values must be an object of quantity: number")
+    extra = set(data) - {"ts", "values"}
+    if extra:
+        raise Rejected(RejectReason.WRONG_TYPE, f"unknown fields {sorted(extra)}")
+    ts = _timestamp(data, received)
+    good: dict[str, float] = {}
+    bad: list[QuantityRejected] = []
+    for name, value in values.items():
+        problem = _check_quantity(name, value)
+        if problem is None:
+            good[name] = float(value)
+        else:
+            bad.append(problem)
+    if not good:
+        if bad:
+            first = bad[0]
+            raise Rejected(first.reason, f"{first.quantity}: {first.detail}")
+        raise Rejected(RejectReason.EMPTY, "values is empty")
+    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad))
+
+
+def _check_quantity(name: str, value: object) -> QuantityRejected | None:
+    base = quantity_base(name)
+    if base is None:
+        return QuantityRejected(name, RejectReason.UNKNOWN_QUANTITY, "not a known quantity")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return QuantityRejected(name, RejectReason.WRONG_TYPE, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        return QuantityRejected(name, RejectReason.NOT_FINITE, "not finite")
+    lo, hi = PHYSICAL_RANGE[base]
+    if not lo <= value <= hi:
+        return QuantityRejected(name, RejectReason.OUT_OF_RANGE, f"{value} outside [{lo}, {hi}]")
+    if base == "open" and value not in (0, 1):
+        return QuantityRejected(
+            name, RejectReason.OUT_OF_RANGE, f"open must be 0 or 1, got {value}"
+        )
+    return None
+
+
+def decode_event(ref: DeviceRef, payload: bytes, received: float) -> DeviceEvent:
+    data = _object(payload)
+    event = data.get("event")
+    if not isinstance(event, str):
+        raise Rejected(RejectReason.WRONG_TYPE, "event must be a string")
+    try:
+        kind = EventKind(event)
+    except ValueError:
+        raise Rejected(RejectReason.UNKNOWN_EVENT, f"unknown event {event!r}") from None
+    return DeviceEvent(ref, kind, _timestamp(data, received))
+
+
+def decode_status(ref: DeviceRef, payload: bytes) -> Availability:
+    text = payload.strip().lower()
+    if text in (b"online", b'"online"'):
+        return Availability(ref, online=True)
+    if text in (b"offline", b'"offline"'):
+        return Availability(ref, online=False)
+    if not text:
+        raise Rejected(RejectReason.EMPTY, "empty status")
+    raise Rejected(RejectReason.WRONG_TYPE, "status must be 'online' or 'offline'")
+
+
+def decode_ack(payload: bytes) -> CommandAck:
+    data = _object(payload)
+    cid = data.get("id")
+    ok = data.get("ok")
+    if not isinstance(cid, str) or not cid:
+        raise Rejected(RejectReason.WRONG_TYPE, "ack id must be a non-empty string")
+    if not isinstance(ok, bool):
+        raise Rejected(RejectReason.WRONG_TYPE, "ack ok must be true or false")
+    detail = data.get("detail")
+    return CommandAck(cid, ok, detail if isinstance(detail, str) else None)
+
+
+def encode(obj: Any) -> bytes:
+    return orjson.dumps(obj)

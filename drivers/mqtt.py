@@ -1,0 +1,228 @@
+"""The gateway's one MQTT connection: subscribe to device topics, publish commands and alarms.
+
+- Persistent session (clean_session=False, fixed client id) and QoS 1 subscriptions, so
+  the broker keeps what devices publish while the gateway restarts.
+- Reconnects forever with capped, jittered backoff; an outage is logged once when it
+  starts and once when it ends, and is visible in `LinkHealth`.
+- Incoming messages go to a synchronous handler, drained in bursts without a task per
+  message; the handler is the alarm path and must not block.
+- Outgoing messages wait in a priority queue (commands before alarm publications) while
+  the broker is away, and are sent in order once it is back. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+log = logging.getLogger(__name__)
+
+PRIORITY_COMMAND = 0
+PRIORITY_ALARM = 1
+PRIORITY_INFO = 2
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str
+    port: int
+    client_id: str
+    subscriptions: tuple[str, ...]
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(slots=True)
+class LinkHealth:
+    connected: bool = False
+    connected_since: float | None = None
+    disconnected_since: float | None = None
+    connects: int = 0
+    reconnects: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    received: int = 0
+    published: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(order=True, slots=True)
+class _Queued:
+    priority: int
+    seq: int
+    pub: Publication = field(compare=False)
+
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class MqttLink:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        handler: MessageHandler,
+        on_connection_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.health = LinkHealth()
+        self._handler = handler
+        self._on_change = on_connection_change
+        self._outbox: asyncio.PriorityQueue[_Queued] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._client: aiomqtt.Client | None = None
+
+    # ------------------------------------------------------------ publishing
+    def publish(self, pub: Publication, priority: int = PRIORITY_ALARM) -> None:
+        """Queue for sending; returns at once, whether or not the broker is reachable."""
+        self._outbox.put_nowait(_Queued(priority, next(self._seq), pub))
+
+    @property
+    def outbox_depth(self) -> int:
+        return self._outbox.qsize()
+
+    @property
+    def incoming_depth(self) -> int:
+        client = self._client
+        return len(client.messages) if client is not None else 0
+
+    # ---------------------------------------------------------------- running
+    async def run(self) -> None:
+        """Connect, serve, reconnect; forever, until cancelled."""
+        failures = 0
+        s = self.settings
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                self._lost(exc)
+            failures = 0 if self.health.connected_since else failures
+            failures += 1
+            delay = min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(failures - 1, 10))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _session(self) -> None:
+        s = self.settings
+        client = aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password,
+            clean_session=False,
+            keepalive=s.keepalive_s,
+            timeout=10,
+            logger=logging.getLogger("aiomqtt"),
+        )
+        self.health.connected_since = None
+        async with client:
+            self._client = client
+            for topic in s.subscriptions:
+                await client.subscribe(topic, qos=1)
+            self._connected()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._read(client), name="mqtt-read")
+                    tg.create_task(self._write(client), name="mqtt-write")
+            except* aiomqtt.MqttError as group:
+                raise group.exceptions[0] from None
+            finally:
+                self._client = None
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        handler = self._handler
+        # aiomqtt's iterator makes a task per message; drain the rest of a burst directly.
+        queue: asyncio.Queue[aiomqtt.Message] = client._queue
+        try:
+            async for message in client.messages:
+                self._deliver(handler, message)
+                while True:
+                    try:
+                        self._deliver(handler, queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+                await asyncio.sleep(0)  # let publishers and the API in between big bursts
+        except asyncio.CancelledError:
+            # Shutting down: the broker has acknowledged what is in the queue already, so
+            # it exists only here. Hand it over before going.
+            while not queue.empty():
+                self._deliver(handler, queue.get_nowait())
+            raise
+
+    def _deliver(self, handler: MessageHandler, m: aiomqtt.Message) -> None:
+        self.health.received += 1
+        payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+        handler(m.topic.value, payload)
+
+    async def _write(self, client: aiomqtt.Client) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                await client.publish(
+                    item.pub.topic, item.pub.payload, qos=item.pub.qos, retain=item.pub.retain
+                )
+            except BaseException:
+                self._outbox.put_nowait(item)  # same priority and seq: stays in order
+                raise
+            self.health.published += 1
+
+    def _connected(self) -> None:
+        h = self.health
+        now = time.time()
+        if h.disconnected_since is not None:
+            log.warning(
+                "MQTT reconnected to %s:%s after %.1fs and %d failed attempts",
+                self.settings.host,
+                self.settings.port,
+                now - h.disconnected_since,
+                h.failed_attempts,
+            )
+            h.reconnects += 1
+        else:
+            log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+        h.connects += 1
+        h.connected = True
+        h.connected_since = now
+        h.disconnected_since = None
+        h.failed_attempts = 0
+        if self._on_change:
+            self._on_change(True)
+
+    def _lost(self, exc: Exception) -> None:
+        h = self.health
+        h.last_error = str(exc) or type(exc).__name__
+        if h.connected or h.disconnected_since is None:
+            log.error(
+                "MQTT connection to %s:%s lost or refused (%s); retrying with backoff",
+                self.settings.host,
+                self.settings.port,
+                h.last_error,
+            )
+            h.disconnected_since = time.time()
+        else:
+            h.failed_attempts += 1
+        if h.connected and self._on_change:
+            self._on_change(False)
+        h.connected = False
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Give queued publications a moment to leave before the connection goes."""
+        deadline = time.monotonic() + grace_s
+        while self._outbox.qsize() and self.health.connected and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a queue length, bounded by the grace period
+            await asyncio.sleep(0.05)

@@ -1,0 +1,102 @@
+"""Sends device commands and matches their acknowledgements.
+
+A command leaves the gateway the moment it is asked for: `send` queues it on the MQTT
+link's priority lane and returns; the record in the store and the alarm timeline entry
+are written after, off the critical path. Confirmation (ack or valve feedback) is judged
+by the rule engine, which owns the deadline; this module only matches ack ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers.codec import CommandAck, encode
+from drivers.mqtt import PRIORITY_COMMAND, MqttLink, Publication
+from gateway.store import AlarmStore, CommandRecord
+from rules.model import CommandKind, CommandResult, DeviceRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SentCommand:
+    id: str
+    ref: DeviceRef
+    cmd: CommandKind
+    alarm_id: str | None
+    requested_by: str
+    reason: str | None
+    sent_at: float
+
+
+class Actuator:
+    MAX_PENDING = 10_000  # acks older than this many commands are no longer matched
+
+    def __init__(
+        self,
+        link: MqttLink,
+        topic_prefix: str,
+        store: AlarmStore,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._link = link
+        self._prefix = topic_prefix
+        self._store = store
+        self._new_id = new_id
+        self._pending: OrderedDict[str, SentCommand] = OrderedDict()
+
+    def send(
+        self,
+        ref: DeviceRef,
+        cmd: CommandKind,
+        *,
+        alarm_id: str | None,
+        requested_by: str,
+        reason: str | None,
+        now: float,
+    ) -> SentCommand:
+        sent = SentCommand(self._new_id(), ref, cmd, alarm_id, requested_by, reason, now)
+        payload: dict[str, str] = {"id": sent.id, "cmd": cmd.value}
+        if alarm_id is not None:
+            payload["reason"] = alarm_id
+        topic = f"{self._prefix}/{ref.site}/{ref.device}/cmd"
+        self._link.publish(Publication(topic, encode(payload), qos=1), PRIORITY_COMMAND)
+        self._pending[sent.id] = sent
+        while len(self._pending) > self.MAX_PENDING:
+            self._pending.popitem(last=False)
+        self._store.submit_command(
+            CommandRecord(
+                sent.id, ref.site, ref.device, cmd.value, requested_by, alarm_id, reason, now
+            )
+        )
+        log.info("sent %s to %s (alarm %s, by %s)", cmd.value, ref, alarm_id, requested_by)
+        return sent
+
+    def on_ack(
+        self, ref: DeviceRef, ack: CommandAck, now: float
+    ) -> tuple[SentCommand, CommandResult] | None:
+        sent = self._pending.get(ack.command_id)
+        if sent is None or sent.ref != ref:
+            log.warning("ack %s from %s matches no command we sent", ack.command_id, ref)
+            return None
+        del self._pending[ack.command_id]
+        self._store.submit_command(
+            CommandRecord(
+                sent.id,
+                ref.site,
+                ref.device,
+                sent.cmd.value,
+                sent.requested_by,
+                sent.alarm_id,
+                sent.reason,
+                sent.sent_at,
+                "ok" if ack.ok else "refused",
+                now,
+                ack.detail,
+            )
+        )
+        return sent, CommandResult(ref, sent.cmd, ack.ok)

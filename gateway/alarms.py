@@ -1,0 +1,310 @@
+"""The alarm lifecycle (DESIGN section 6), in memory and synchronous.
+
+`AlarmBook` holds every open (not closed) alarm, one per (site, device, type), and turns
+engine `AlarmChange`s and people's actions into state transitions. Each transition
+returns an `AlarmWrite` for the store; the book itself does no I/O, so the alarm path
+never waits on the disk. The store writer persists writes in order and only then are
+they published, so nothing outside the gateway learns of a transition the store lacks.
+
+Lifecycle: active -> (ack) -> cleared (condition normal) -> (close with disposition)
+-> closed. Latched (event) alarms stay active until a person closes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, Severity
+
+SYSTEM = "system"
+
+
+class AlarmState(StrEnum):
+    ACTIVE = "active"
+    CLEARED = "cleared"
+    CLOSED = "closed"
+
+
+class Disposition(StrEnum):
+    REAL = "real"
+    FALSE_ALARM = "false_alarm"
+    TEST = "test"
+    MAINTENANCE = "maintenance"
+
+
+class Action(StrEnum):
+    RAISED = "raised"
+    RETURNED = "returned"  # condition came back after it had cleared
+    REPEATED = "repeated"  # another event of a latched alarm (button pressed again)
+    ESCALATED = "escalated"
+    UPDATED = "updated"  # new peak value; row only, no timeline entry
+    CLEARED = "cleared"
+    ACKED = "acked"
+    CLOSED = "closed"
+    COMMAND_SENT = "command_sent"
+    COMMAND_RESULT = "command_result"
+    RESTORED = "restored"
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    at: float
+    action: Action
+    actor: str
+    reason: str | None = None
+    value: float | None = None
+    severity: Severity | None = None
+    note: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Alarm:
+    id: str
+    site: str
+    device: str
+    type: AlarmType
+    severity: Severity
+    state: AlarmState
+    raised_at: float
+    level: str | None = None
+    latched: bool = False
+    acked: bool = False
+    value: float | None = None
+    peak: float | None = None
+    count: int = 1
+    reason: str | None = None
+    acked_at: float | None = None
+    acked_by: str | None = None
+    cleared_at: float | None = None
+    closed_at: float | None = None
+    closed_by: str | None = None
+    disposition: Disposition | None = None
+    note: str | None = None
+    updated_at: float = 0.0
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def key(self) -> AlarmKey:
+        return AlarmKey(self.site, self.device, self.type)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmWrite:
+    """One transition to persist: the alarm row as it now is and the entries it gained.
+
+    `first_seq` is the timeline index of the first new entry, so replays are idempotent.
+    """
+
+    alarm: Alarm
+    entries: tuple[TimelineEntry, ...]
+    first_seq: int
+    action: Action
+
+
+class AlarmNotFound(Exception):
+    pass
+
+
+class TransitionRefused(Exception):
+    """A person asked for something the alarm's state forbids (HTTP 409)."""
+
+
+class AlarmBook:
+    def __init__(self, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self._new_id = new_id
+        self._open: dict[AlarmKey, Alarm] = {}
+        self._by_id: dict[str, Alarm] = {}
+        self._reserved: dict[AlarmKey, str] = {}
+
+    # ------------------------------------------------------------- queries
+    def open_alarms(self) -> Iterator[Alarm]:
+        return iter(self._open.values())
+
+    def get(self, alarm_id: str) -> Alarm | None:
+        return self._by_id.get(alarm_id)
+
+    def find(self, key: AlarmKey) -> Alarm | None:
+        return self._open.get(key)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def id_for(self, key: AlarmKey) -> str:
+        """The id the alarm for `key` has, or will have when the pending change lands.
+
+        Lets a shut-off command carry its alarm's id before the alarm is even recorded.
+        """
+        alarm = self._open.get(key)
+        if alarm is not None:
+            return alarm.id
+        return self._reserved.setdefault(key, self._new_id())
+
+    # ------------------------------------------------------------- loading
+    def load(self, alarms: Iterable[Alarm]) -> None:
+        for alarm in alarms:
+            if alarm.state is AlarmState.CLOSED:
+                continue
+            self._open[alarm.key] = alarm
+            self._by_id[alarm.id] = alarm
+
+    # --------------------------------------------------- engine transitions
+    def apply(self, change: AlarmChange, now: float) -> AlarmWrite | None:
+        alarm = self._open.get(change.key)
+        if change.kind is ChangeKind.CLEAR:
+            return self._clear(alarm, change, now)
+        if alarm is None:
+            return self._raise(change, now)
+        if change.kind is ChangeKind.PEAK:
+            _note_value(alarm, change.value)
+            alarm.updated_at = now
+            return AlarmWrite(alarm, (), len(alarm.timeline), Action.UPDATED)
+        if alarm.state is AlarmState.CLEARED:
+            return self._returned(alarm, change, now)
+        return self._worsened(alarm, change, now)
+
+    def _raise(self, change: AlarmChange, now: float) -> AlarmWrite:
+        key = change.key
+        alarm = Alarm(
+            id=self._reserved.pop(key, None) or self._new_id(),
+            site=key.site,
+            device=key.device,
+            type=key.type,
+            severity=change.severity,
+            state=AlarmState.ACTIVE,
+            raised_at=now,
+            level=change.level,
+            latched=change.latched,
+            value=change.value,
+            peak=change.value,
+            reason=change.reason.value,
+            updated_at=now,
+        )
+        self._open[key] = alarm
+        self._by_id[alarm.id] = alarm
+        return self._record(alarm, Action.RAISED, now, SYSTEM, change.reason.value, change.value)
+
+    def _returned(self, alarm: Alarm, change: AlarmChange, now: float) -> AlarmWrite:
+        alarm.state = AlarmState.ACTIVE
+        alarm.cleared_at = None
+        alarm.count += 1
+        alarm.acked = False  # a new occurrence needs a person's attention again
+        alarm.severity = change.severity
+        alarm.level = change.level or alarm.level
+        alarm.reason = change.reason.value
+        _note_value(alarm, change.value)
+        return self._record(alarm, Action.RETURNED, now, SYSTEM, change.reason.value, change.value)
+
+    def _worsened(self, alarm: Alarm, change: AlarmChange, now: float) -> AlarmWrite:
+        _note_value(alarm, change.value)
+        alarm.reason = change.reason.value
+        if change.latched or alarm.latched:
+            alarm.latched = True
+            alarm.count += 1
+            alarm.acked = False
+            action = Action.REPEATED
+        else:
+            action = Action.ESCALATED
+        if change.severity.rank > alarm.severity.rank:
+            alarm.severity = change.severity
+            alarm.acked = False  # got worse: must be acknowledged again
+        if change.level is not None:
+            alarm.level = change.level
+        return self._record(alarm, action, now, SYSTEM, change.reason.value, change.value)
+
+    def _clear(self, alarm: Alarm | None, change: AlarmChange, now: float) -> AlarmWrite | None:
+        if alarm is None or alarm.state is not AlarmState.ACTIVE or alarm.latched:
+            return None  # latched alarms wait for a person; nothing open: nothing to clear
+        alarm.state = AlarmState.CLEARED
+        alarm.cleared_at = now
+        alarm.reason = change.reason.value
+        if change.value is not None:
+            alarm.value = change.value
+        return self._record(alarm, Action.CLEARED, now, SYSTEM, change.reason.value, change.value)
+
+    # ------------------------------------------------------ people's actions
+    def ack(self, alarm_id: str, by: str, note: str | None, now: float) -> AlarmWrite:
+        alarm = self._require(alarm_id)
+        if alarm.acked:
+            raise TransitionRefused(f"already acknowledged by {alarm.acked_by}")
+        alarm.acked = True
+        alarm.acked_at = now
+        alarm.acked_by = by
+        return self._record(alarm, Action.ACKED, now, by, None, None, note=note)
+
+    def close(
+        self,
+        alarm_id: str,
+        by: str,
+        disposition: Disposition,
+        note: str | None,
+        now: float,
+    ) -> AlarmWrite:
+        alarm = self._require(alarm_id)
+        if alarm.state is AlarmState.ACTIVE and not alarm.latched:
+            raise TransitionRefused(
+                f"{alarm.type} on {alarm.device} is still active: it can be closed once "
+                "the condition has returned to normal"
+            )
+        if not alarm.acked:
+            alarm.acked = True
+            alarm.acked_at = now
+            alarm.acked_by = by
+        alarm.state = AlarmState.CLOSED
+        alarm.closed_at = now
+        alarm.closed_by = by
+        alarm.disposition = disposition
+        alarm.note = note
+        del self._open[alarm.key]
+        del self._by_id[alarm.id]
+        detail = {"disposition": disposition.value}
+        return self._record(alarm, Action.CLOSED, now, by, None, None, note=note, detail=detail)
+
+    def annotate(
+        self,
+        alarm_id: str,
+        action: Action,
+        now: float,
+        detail: dict[str, Any],
+        actor: str = SYSTEM,
+    ) -> AlarmWrite | None:
+        """Add a timeline entry (command sent, command result) to an open alarm."""
+        alarm = self._by_id.get(alarm_id)
+        if alarm is None:
+            return None
+        return self._record(alarm, action, now, actor, None, None, detail=detail)
+
+    def _require(self, alarm_id: str) -> Alarm:
+        alarm = self._by_id.get(alarm_id)
+        if alarm is None:
+            raise AlarmNotFound(alarm_id)
+        return alarm
+
+    def _record(
+        self,
+        alarm: Alarm,
+        action: Action,
+        now: float,
+        actor: str,
+        reason: str | None,
+        value: float | None,
+        note: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AlarmWrite:
+        entry = TimelineEntry(now, action, actor, reason, value, alarm.severity, note, detail)
+        first = len(alarm.timeline)
+        alarm.timeline.append(entry)
+        alarm.updated_at = now
+        return AlarmWrite(alarm, (entry,), first, action)
+
+
+def _note_value(alarm: Alarm, value: float | None) -> None:
+    if value is None:
+        return
+    alarm.value = value
+    if alarm.peak is None or value > alarm.peak:
+        alarm.peak = value

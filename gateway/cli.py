@@ -1,0 +1,225 @@
+"""`safety-gateway`: check | run | simulate | demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from gateway.broker import EmbeddedBroker, free_port
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    missing_secrets,
+    parse_config,
+)
+
+log = logging.getLogger("safety-gateway")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("aiomqtt", "amqtt", "transitions", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler = {"check": cmd_check, "run": cmd_run, "simulate": cmd_simulate, "demo": cmd_demo}
+    return int(handler[args.command](args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safety-gateway", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate a configuration file; exit 2 if invalid")
+    c.add_argument("-c", "--config", type=Path, required=True)
+
+    r = sub.add_parser("run", help="run the gateway and its API")
+    r.add_argument("-c", "--config", type=Path, required=True)
+
+    s = sub.add_parser("simulate", help="simulate a site's MQTT devices running a scenario")
+    s.add_argument("-c", "--config", type=Path, required=True)
+    s.add_argument("--scenario", required=True, help="scenario name (see --list)")
+    s.add_argument("--site", help="site id (default: the first site)")
+    s.add_argument("--broker", help="host:port (default: the config's mqtt.url)")
+    s.add_argument("--interval", type=float, default=5.0, help="telemetry interval, seconds")
+    s.add_argument("--speed", type=float, default=1.0, help="run the story this many times faster")
+    s.add_argument("--linger", type=float, default=None, help="seconds to keep reporting after")
+
+    d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
+    d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")
+    d.add_argument("--scenario", default="gas_leak")
+    d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    d.add_argument("--data-dir", type=Path, default=None)
+    return p
+
+
+# ---------------------------------------------------------------------- check
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_INVALID
+    for problem in missing_secrets(config):
+        print(f"warning: {problem}", file=sys.stderr)
+    devices = sum(len(s.devices) for s in config.sites)
+    print(f"{args.config}: valid ({len(config.sites)} sites, {devices} devices)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ run
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    secrets = missing_secrets(config)
+    if secrets:
+        for problem in secrets:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    return asyncio.run(_run(config))
+
+
+async def _run(config: GatewayConfig) -> int:
+    from gateway.api import build_app
+
+    async with _broker_for(config) as (host, port):
+        app = build_app(config, mqtt_host=host, mqtt_port=port)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning")
+        )
+        await server.serve()
+    return EXIT_OK
+
+
+@contextlib.asynccontextmanager
+async def _broker_for(config: GatewayConfig) -> AsyncIterator[tuple[str, int]]:
+    if config.mqtt is not None:
+        yield config.mqtt.host, config.mqtt.port
+        return
+    async with EmbeddedBroker() as broker:
+        yield broker.host, broker.port
+
+
+# ------------------------------------------------------------------- simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator import BrokerAddress, ScenarioError, run_scenario, site_from_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        broker = BrokerAddress(host or "127.0.0.1", int(port), config.topic_prefix)
+    elif config.mqtt is not None:
+        broker = BrokerAddress(config.mqtt.host, config.mqtt.port, config.topic_prefix)
+    else:
+        print("no mqtt.url in the configuration: give --broker host:port", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        site = site_from_config(config, broker, args.site, args.interval, args.speed)
+        asyncio.run(run_scenario(site, args.scenario, args.linger))
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- demo
+def demo_config(data_dir: Path, port: int) -> GatewayConfig:
+    text = resources.files("gateway").joinpath("demo_site.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    data["gateway"]["data_dir"] = str(data_dir)
+    data["http"]["port"] = port
+    return parse_config(data)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="safety-gateway-demo-"))
+    port = args.port if _port_free(args.port) else free_port()
+    config = demo_config(data_dir, port)
+    try:
+        return asyncio.run(_demo(config, args.scenario, args.duration))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _demo(config: GatewayConfig, scenario: str, duration: float | None) -> int:
+    from gateway.api import create_api
+    from gateway.demo import Narrator
+    from gateway.supervisor import Gateway
+    from simulator import BrokerAddress, run_scenario, site_from_config
+
+    async with (
+        EmbeddedBroker() as broker,
+        Gateway(config, mqtt_host=broker.host, mqtt_port=broker.port) as gw,
+    ):
+        url = f"http://{config.http.host}:{config.http.port}"
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_api(gw),
+                host=config.http.host,
+                port=config.http.port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        narrator = Narrator(gw, url)
+        site = site_from_config(
+            config, BrokerAddress(broker.host, broker.port, config.topic_prefix), interval_s=2.0
+        )
+        print(narrator.banner(scenario), flush=True)
+        async with asyncio.TaskGroup() as tg:
+            serve = tg.create_task(server.serve(), name="http")
+            helpers = [
+                tg.create_task(narrator.run(), name="narrator"),
+                tg.create_task(run_scenario(site, scenario), name="simulator"),
+            ]
+            if duration is not None:
+                await asyncio.sleep(duration)
+                server.should_exit = True
+            await serve  # returns on Ctrl-C (uvicorn handles the signal) or after --duration
+            for task in helpers:
+                task.cancel()
+    return EXIT_OK
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,444 @@
+"""The configuration file (DESIGN section 4), validated at load and failing closed.
+
+`load_config(path)` returns a `GatewayConfig` or raises `ConfigError` carrying every
+problem with its path (`sites[0].devices[2].shutoff_valve: unknown device 'valve-x'`).
+Shape and types are pydantic's job; cross-references and duplicates are checked after,
+because they need the whole file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.units import measure_parser
+from rules.model import DeviceType
+
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # used in MQTT topics: no / + #
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+
+Lel = Annotated[float, BeforeValidator(measure_parser("lel"))]
+Ppm = Annotated[float, BeforeValidator(measure_parser("co_ppm"))]
+MilliAmps = Annotated[float, BeforeValidator(measure_parser("residual_ma"))]
+Celsius = Annotated[float, BeforeValidator(measure_parser("temp_c"))]
+Amps = Annotated[float, BeforeValidator(measure_parser("current_a"))]
+Seconds = Annotated[float, BeforeValidator(measure_parser("duration")), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(measure_parser("duration")), Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteKind(StrEnum):
+    ELDERLY_CARE = "elderly_care"
+    CHILD_WELFARE = "child_welfare"
+    RELIEF_STATION = "relief_station"
+    FUNERAL = "funeral"
+    MARRIAGE_REGISTRY = "marriage_registry"
+    OTHER = "other"
+
+
+class ContactRole(StrEnum):
+    LEGAL_REPRESENTATIVE = "legal_representative"
+    SAFETY_MANAGER = "safety_manager"
+    DUTY_OFFICER = "duty_officer"
+    BUREAU_DUTY = "bureau_duty"
+    OTHER = "other"
+
+
+class GatewaySection(_Model):
+    id: Ident
+    data_dir: Path = Path("./data")
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class ApiToken(_Model):
+    name: str
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    role: Literal["duty", "admin", "bureau"]
+    sites: list[Ident] = []  # duty: the sites this token may act on
+
+
+class HttpSection(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiToken] = []
+
+
+class MqttSection(_Model):
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = Field("safety", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    client_id: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    max_payload_bytes: int = Field(16_384, ge=256, le=1_048_576)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("expected mqtt://host[:port]")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {v!r}") from exc
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class InfluxSection(_Model):
+    url: str
+    org: str
+    bucket: str
+    token_env: str | None = None
+
+
+class GasLeakThresholds(_Model):
+    levels: dict[Literal["pre_alarm", "level_1", "level_2"], Lel] = {}
+    deadband: Lel | None = Field(None, ge=0)
+    on_delay: Seconds | None = None
+    off_delay: Seconds | None = None
+    enabled: bool = True
+
+
+class ResidualCurrentThresholds(_Model):
+    alarm: MilliAmps | None = Field(None, gt=0)
+    deadband: MilliAmps | None = Field(None, ge=0)
+    on_delay: Seconds | None = None
+    off_delay: Seconds | None = None
+    enabled: bool = True
+
+
+class TemperatureThresholds(_Model):
+    alarm: Celsius | None = None
+    deadband: Celsius | None = Field(None, ge=0)
+    on_delay: Seconds | None = None
+    off_delay: Seconds | None = None
+    enabled: bool = True
+
+
+class OvercurrentThresholds(_Model):
+    alarm: Amps | None = Field(None, gt=0)  # the circuit's rated current
+    deadband: Amps | None = Field(None, ge=0)
+    on_delay: Seconds | None = None
+    off_delay: Seconds | None = None
+    enabled: bool = True
+
+
+class CoThresholds(_Model):
+    clear_below: Ppm | None = Field(None, gt=0)
+    off_delay: Seconds | None = None
+    enabled: bool = True
+
+
+class Thresholds(_Model):
+    gas_leak: GasLeakThresholds | None = None
+    residual_current: ResidualCurrentThresholds | None = None
+    overtemperature: TemperatureThresholds | None = None
+    overcurrent: OvercurrentThresholds | None = None
+    co: CoThresholds | None = None
+
+
+class ModbusEndpoint(_Model):
+    host: str | None = None
+    port: int = Field(502, ge=1, le=65535)
+    serial: str | None = None  # RS-485 port, e.g. /dev/ttyUSB0 (RTU)
+    baudrate: int = 9600
+    unit: int = Field(1, ge=0, le=247)
+    profile: str
+
+
+class DeviceConfig(_Model):
+    id: Ident
+    type: DeviceType
+    location: str = Field(min_length=1)
+    name: str | None = None
+    transport: Literal["mqtt", "modbus"] = "mqtt"
+    shutoff_valve: Ident | None = None
+    modbus: ModbusEndpoint | None = None
+    poll_interval_s: float | None = Field(None, gt=0)
+    report_interval: PositiveSeconds | None = None
+    thresholds: Thresholds = Thresholds()
+
+
+class Contact(_Model):
+    name: str = Field(min_length=1)
+    role: ContactRole
+    phone: str | None = Field(None, pattern=r"^\+?[0-9]{6,15}$")
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class SiteConfig(_Model):
+    id: Ident
+    name: str = Field(min_length=1)
+    kind: SiteKind
+    address: str | None = None
+    contacts: list[Contact] = []
+    devices: list[DeviceConfig] = []
+
+
+class RulesSection(_Model):
+    defaults: dict[DeviceType, Thresholds] = {}
+    offline_after_intervals: int = Field(3, ge=1, le=100)
+    valve_confirm_timeout: PositiveSeconds = 10.0
+    valve_retry_interval: PositiveSeconds = 30.0
+
+
+class GatewayConfig(_Model):
+    gateway: GatewaySection
+    http: HttpSection = HttpSection()
+    mqtt: MqttSection | None = None  # absent: run/demo start an embedded broker
+    influx: InfluxSection | None = None
+    rules: RulesSection = RulesSection()
+    sites: list[SiteConfig] = Field(min_length=1)
+
+    def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:
+        for site in self.sites:
+            for device in site.devices:
+                yield site, device
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.mqtt.topic_prefix if self.mqtt else "safety"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+# ------------------------------------------------------------------ loading
+class _StrictLoader(yaml.SafeLoader):
+    """YAML loader that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping_without_duplicates,  # type: ignore[arg-type]
+)
+
+
+def parse_config(data: object) -> GatewayConfig:
+    """Validate already-parsed data; raises ConfigError with every problem found."""
+    # Cross-references are checked on the raw data too, so that one typo in a device
+    # does not hide a dangling shut-off valve elsewhere: the user sees every problem.
+    references = list(check_references(data))
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem_from(err) for err in exc.errors()] + references) from None
+    problems = references + list(cross_check(config))
+    if problems:
+        raise ConfigError(problems)
+    from gateway.ruleset import build_rules
+
+    build_rules(config)  # merged thresholds must be valid too; raises ConfigError
+    return config
+
+
+def load_config(path: Path) -> GatewayConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem("", f"{path}: not valid YAML: {exc}")]) from None
+    return parse_config(data)
+
+
+def _problem_from(err: Any) -> ConfigProblem:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    elif err["type"] == "missing":
+        msg = "required setting is missing"
+    return ConfigProblem(format_loc(loc), msg)
+
+
+# ------------------------------------------------------------- cross-checks
+SHUTOFF_CAPABLE = {DeviceType.GAS_DETECTOR, DeviceType.GAS_ALARM_CONTROLLER}
+
+
+def check_references(data: object) -> Iterator[ConfigProblem]:
+    """Duplicate ids and shut-off valve references, on the raw (maybe invalid) data."""
+    sites = data.get("sites") if isinstance(data, dict) else None
+    if not isinstance(sites, list):
+        return
+    site_first: dict[str, int] = {}
+    for si, site in enumerate(sites):
+        if not isinstance(site, dict):
+            continue
+        sid = site.get("id")
+        if isinstance(sid, str):
+            if sid in site_first:
+                yield ConfigProblem(
+                    f"sites[{si}].id",
+                    f"duplicate site id {sid!r} (first at sites[{site_first[sid]}])",
+                )
+            else:
+                site_first[sid] = si
+        devices = site.get("devices")
+        if not isinstance(devices, list):
+            continue
+        by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+        for di, dev in enumerate(devices):
+            did = dev.get("id") if isinstance(dev, dict) else None
+            if not isinstance(did, str):
+                continue
+            if did in by_id:
+                yield ConfigProblem(
+                    f"sites[{si}].devices[{di}].id",
+                    f"duplicate device id {did!r} in site {sid!r} "
+                    f"(first at sites[{si}].devices[{by_id[did][0]}])",
+                )
+            else:
+                by_id[did] = (di, dev)
+        for di, dev in enumerate(devices):
+            if isinstance(dev, dict):
+                yield from _check_shutoff(f"sites[{si}].devices[{di}]", dev, by_id)
+
+
+def _check_shutoff(
+    path: str, dev: dict[str, Any], by_id: dict[str, tuple[int, dict[str, Any]]]
+) -> Iterator[ConfigProblem]:
+    valve = dev.get("shutoff_valve")
+    if valve is None:
+        return
+    if dev.get("type") not in {t.value for t in SHUTOFF_CAPABLE}:
+        yield ConfigProblem(
+            f"{path}.shutoff_valve",
+            f"a device of type {dev.get('type')} cannot drive a shut-off valve",
+        )
+        return
+    target = by_id.get(valve) if isinstance(valve, str) else None
+    if target is None:
+        yield ConfigProblem(f"{path}.shutoff_valve", f"unknown device {valve!r}")
+    elif target[1].get("type") != DeviceType.GAS_VALVE.value:
+        yield ConfigProblem(
+            f"{path}.shutoff_valve",
+            f"device {valve!r} is of type {target[1].get('type')}, not gas_valve",
+        )
+
+
+def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    """Checks that need the typed model (references are in `check_references`)."""
+    site_ids = {site.id for site in config.sites}
+    for si, site in enumerate(config.sites):
+        for di, dev in enumerate(site.devices):
+            yield from _check_device(f"sites[{si}].devices[{di}]", dev)
+    for ti, token in enumerate(config.http.tokens):
+        for k, site_id in enumerate(token.sites):
+            if site_id not in site_ids:
+                yield ConfigProblem(f"http.tokens[{ti}].sites[{k}]", f"unknown site {site_id!r}")
+        if token.role == "duty" and not token.sites:
+            yield ConfigProblem(f"http.tokens[{ti}].sites", "a duty token must name its sites")
+    if not config.http.tokens and not is_loopback(config.http.host):
+        yield ConfigProblem(
+            "http.host",
+            f"binding to {config.http.host} without http.tokens would expose alarm control "
+            "to the network; configure tokens or bind to 127.0.0.1",
+        )
+
+
+def _check_device(path: str, dev: DeviceConfig) -> Iterator[ConfigProblem]:
+    if dev.transport == "modbus" and dev.modbus is None:
+        yield ConfigProblem(f"{path}.modbus", "transport modbus needs a modbus section")
+    if dev.transport == "mqtt" and dev.modbus is not None:
+        yield ConfigProblem(f"{path}.modbus", "modbus section given but transport is mqtt")
+    if dev.modbus is not None and (dev.modbus.host is None) == (dev.modbus.serial is None):
+        yield ConfigProblem(f"{path}.modbus", "give exactly one of host (TCP) or serial (RTU)")
+    gas = dev.thresholds.gas_leak
+    if gas is not None and dev.type not in SHUTOFF_CAPABLE:
+        yield ConfigProblem(f"{path}.thresholds.gas_leak", f"a {dev.type} measures no gas")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def missing_secrets(config: GatewayConfig) -> list[ConfigProblem]:
+    """Environment variables the file names but the process does not have."""
+    wanted: list[tuple[str, str]] = []
+    for ti, token in enumerate(config.http.tokens):
+        wanted.append((f"http.tokens[{ti}].token_env", token.token_env))
+    if config.mqtt and config.mqtt.password_env:
+        wanted.append(("mqtt.password_env", config.mqtt.password_env))
+    if config.influx and config.influx.token_env:
+        wanted.append(("influx.token_env", config.influx.token_env))
+    return [
+        ConfigProblem(path, f"environment variable {name} is not set")
+        for path, name in wanted
+        if not os.environ.get(name)
+    ]

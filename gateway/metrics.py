@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per gateway (no module globals: tests run several)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages = Counter(
+            "gateway_messages_total", "Messages accepted, by channel", ["channel"], registry=r
+        )
+        self.rejected = Counter(
+            "gateway_rejected_total",
+            "Messages or quantities rejected, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.alarm_transitions = Counter(
+            "gateway_alarm_transitions_total",
+            "Alarm transitions, by alarm type and action",
+            ["type", "action"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "gateway_commands_total", "Device commands, by command and outcome", ["cmd", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.dropped = Counter(
+            "gateway_queue_dropped_total",
+            "Items dropped from bounded bulk queues, by queue (never alarm input)",
+            ["queue"],
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "gateway_internal_errors_total",
+            "Unexpected exceptions caught on a long-running path, by where",
+            ["where"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "gateway_mqtt_connected", "1 while the broker connection is up", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "gateway_mqtt_reconnects_total", "Broker reconnections after an outage", registry=r
+        )
+        self.queue_depth = Gauge(
+            "gateway_queue_depth", "Items waiting, by queue", ["queue"], registry=r
+        )
+        self.open_alarms = Gauge(
+            "gateway_open_alarms", "Open alarms, by severity", ["severity"], registry=r
+        )
+
+    def watch_depth(self, queue: str, read: Callable[[], int]) -> None:
+        self.queue_depth.labels(queue).set_function(read)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

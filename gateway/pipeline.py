@@ -1,0 +1,304 @@
+"""The alarm path: wire message -> rule engine -> command out -> alarm book -> store.
+
+Everything in `on_message` and `tick` is synchronous and in memory. Its order is the
+safety argument of the product:
+  1. commands the engine asks for (close the gas) are queued on the MQTT priority lane;
+  2. the alarm book records the transition in memory (the API sees it at once);
+  3. the store gets the write on its queue; publication to MQTT and the console happens
+     only after the commit (`on_committed`).
+Notification, storage and the API never sit between a reading and the shut-off command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from drivers import codec
+from drivers.codec import Channel, Rejected, RejectReason, TopicParser
+from drivers.mqtt import PRIORITY_ALARM, MqttLink, Publication
+from gateway.actuator import Actuator, SentCommand
+from gateway.alarms import (
+    SYSTEM,
+    Action,
+    Alarm,
+    AlarmBook,
+    AlarmWrite,
+    Disposition,
+    TransitionRefused,
+)
+from gateway.inventory import InstalledDevice, Inventory
+from gateway.live import LiveHub
+from gateway.metrics import Metrics
+from gateway.ratelimit import OncePerInterval
+from gateway.store import AlarmStore, _AlarmOp
+from gateway.views import Clockface, alarm_json
+from rules.engine import RuleEngine
+from rules.model import (
+    AlarmKey,
+    AlarmType,
+    CommandKind,
+    DeviceRef,
+    DeviceType,
+    Outcome,
+    Reading,
+    Reason,
+    Severity,
+)
+
+log = logging.getLogger(__name__)
+
+# Which commands make sense for which device type; anything else is refused with 400.
+COMMANDS_FOR: dict[DeviceType, frozenset[CommandKind]] = {
+    DeviceType.GAS_VALVE: frozenset(
+        {CommandKind.CLOSE_VALVE, CommandKind.OPEN_VALVE, CommandKind.RESET}
+    ),
+    DeviceType.ELECTRICAL_FIRE_MONITOR: frozenset({CommandKind.TRIP, CommandKind.RESET}),
+}
+
+
+class CommandNotApplicable(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChangeMessage:
+    site: str
+    payload: dict[str, Any]
+
+
+class AlarmPipeline:
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        engine: RuleEngine,
+        book: AlarmBook,
+        store: AlarmStore,
+        actuator: Actuator,
+        link: MqttLink,
+        live: LiveHub,
+        metrics: Metrics,
+        clockface: Clockface,
+        topic_prefix: str,
+        max_payload_bytes: int,
+        clock: Callable[[], float],
+        reading_sinks: Sequence[Callable[[Reading], None]] = (),
+    ) -> None:
+        self._inventory = inventory
+        self._engine = engine
+        self._book = book
+        self._store = store
+        self._actuator = actuator
+        self._link = link
+        self._live = live
+        self._metrics = metrics
+        self._clockface = clockface
+        self._prefix = topic_prefix
+        self._topics = TopicParser(topic_prefix)
+        self._max_payload = max_payload_bytes
+        self._clock = clock
+        self._reading_sinks = list(reading_sinks)
+        self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
+        self.rejected_by_reason: dict[str, int] = {}
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return self._topics.subscriptions
+
+    # ----------------------------------------------------------------- ingest
+    def on_message(self, topic: str, payload: bytes) -> None:
+        now = self._clock()
+        try:
+            self._ingest(topic, payload, now)
+        except Rejected as r:
+            self._reject(now, topic, r.reason, r.detail)
+        except Exception:
+            # A bug must not stop protection for every other device: log it with its
+            # traceback, count it (health turns degraded), and go on with the next message.
+            self._metrics.internal_errors.labels("ingest").inc()
+            log.exception("internal error handling %s", topic)
+
+    def _ingest(self, topic: str, payload: bytes, now: float) -> None:
+        if len(payload) > self._max_payload:
+            raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")
+        route = self._topics.parse(topic)
+        ref = route.ref
+        if not self._engine.knows(ref):
+            raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        channel = route.channel
+        if channel is Channel.TELEMETRY:
+            decoded = codec.decode_telemetry(ref, payload, now)
+            for q in decoded.rejected:
+                self._reject(now, topic, q.reason, f"{q.quantity}: {q.detail}")
+            outcome = self._engine.on_reading(decoded.reading, now)
+            self._live.device_changed(ref)
+            for sink in self._reading_sinks:
+                sink(decoded.reading)
+        elif channel is Channel.EVENT:
+            outcome = self._engine.on_event(codec.decode_event(ref, payload, now), now)
+            self._live.device_changed(ref)
+        elif channel is Channel.STATUS:
+            outcome = self._engine.on_availability(codec.decode_status(ref, payload), now)
+            self._live.device_changed(ref)
+        else:
+            outcome = self._on_ack(ref, codec.decode_ack(payload), now)
+        self._metrics.messages.labels(channel.value).inc()
+        self.dispatch(outcome, now)
+
+    def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
+        matched = self._actuator.on_ack(ref, ack, now)
+        if matched is None:
+            return Outcome()
+        sent, result = matched
+        self._metrics.commands.labels(sent.cmd.value, "ok" if ack.ok else "refused").inc()
+        if sent.alarm_id is not None:
+            detail = {
+                "cmd": sent.cmd.value,
+                "command_id": sent.id,
+                "device": ref.device,
+                "ok": ack.ok,
+            }
+            if ack.detail:
+                detail["detail"] = ack.detail
+            self._persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now, detail))
+        return self._engine.on_command_result(result, now)
+
+    def _reject(self, now: float, topic: str, reason: RejectReason, detail: str) -> None:
+        self._metrics.rejected.labels(reason.value).inc()
+        self.rejected_by_reason[reason.value] = self.rejected_by_reason.get(reason.value, 0) + 1
+        # Key on the device part of the topic so that one noisy device logs once a minute.
+        self._reject_log.warn(
+            now,
+            (topic.rsplit("/", 1)[0], reason.value),
+            "rejected %s: %s: %s",
+            topic,
+            reason.value,
+            detail,
+        )
+
+    # ------------------------------------------------------------- decisions
+    def tick(self) -> None:
+        now = self._clock()
+        try:
+            self.dispatch(self._engine.tick(now), now)
+        except Exception:
+            self._metrics.internal_errors.labels("tick").inc()
+            log.exception("internal error in rule tick")
+
+    def dispatch(self, outcome: Outcome, now: float) -> None:
+        if not outcome:
+            return
+        sent: list[SentCommand] = []
+        for cmd in outcome.commands:  # 1. the valve first
+            alarm_id = self._book.id_for(cmd.cause)
+            sent.append(
+                self._actuator.send(
+                    cmd.ref,
+                    cmd.cmd,
+                    alarm_id=alarm_id,
+                    requested_by=SYSTEM,
+                    reason=cmd.reason.value,
+                    now=now,
+                )
+            )
+            self._metrics.commands.labels(cmd.cmd.value, "sent").inc()
+        for change in outcome.changes:  # 2. the lifecycle, in memory
+            self._persist(self._book.apply(change, now))
+        for s in sent:  # 3. the command on its alarm's timeline (the alarm exists by now)
+            if s.alarm_id is not None:
+                detail = {
+                    "cmd": s.cmd.value,
+                    "command_id": s.id,
+                    "device": s.ref.device,
+                    "reason": s.reason,
+                }
+                self._persist(self._book.annotate(s.alarm_id, Action.COMMAND_SENT, now, detail))
+
+    def restore(self, alarms: Sequence[Alarm]) -> None:
+        """Re-seed the engine from alarms reloaded at start-up (re-asserts valve closes)."""
+        now = self._clock()
+        for a in alarms:
+            reason = _reason(a.reason)
+            self.dispatch(self._engine.restore(a.key, a.level, reason, now), now)
+
+    def _persist(self, write: AlarmWrite | None, wait: bool = False) -> Any:
+        if write is None:
+            return None
+        self._metrics.alarm_transitions.labels(write.alarm.type.value, write.action.value).inc()
+        snapshot = self.alarm_view(write.alarm, timeline=False)
+        snapshot["change"] = write.action.value
+        return self._store.submit_alarm(write, snapshot, wait=wait)
+
+    def on_committed(self, ops: Sequence[_AlarmOp]) -> None:
+        """After the commit: tell the outside world (MQTT alarms topic, live console)."""
+        for op in ops:
+            site = op.write.alarm.site
+            self._link.publish(
+                Publication(f"{self._prefix}/{site}/alarms", codec.encode(op.snapshot), qos=1),
+                PRIORITY_ALARM,
+            )
+            self._live.alarm_changed(site, {"kind": "alarm", "alarm": op.snapshot})
+
+    # ------------------------------------------------------------ people's actions
+    async def ack(self, alarm_id: str, by: str, note: str | None) -> Alarm:
+        write = self._book.ack(alarm_id, by, note, self._clock())
+        await self._persist(write, wait=True)
+        return write.alarm
+
+    async def close(
+        self, alarm_id: str, by: str, disposition: Disposition, note: str | None
+    ) -> Alarm:
+        write = self._book.close(alarm_id, by, disposition, note, self._clock())
+        await self._persist(write, wait=True)
+        return write.alarm
+
+    def command(self, device: InstalledDevice, cmd: CommandKind, by: str) -> SentCommand:
+        allowed = COMMANDS_FOR.get(device.type, frozenset())
+        if cmd not in allowed:
+            raise CommandNotApplicable(f"{cmd.value} is not a command for a {device.type.value}")
+        ref = device.ref
+        if cmd is CommandKind.OPEN_VALVE:
+            blocking = self._gas_alarms_on(ref)
+            if blocking:
+                a = blocking[0]
+                raise TransitionRefused(
+                    f"gas alarm {a.id} on {a.device} is {a.state.value}: the valve may be reopened "
+                    "only after that alarm is closed, and by a person on site who has checked"
+                )
+            self._engine.on_manual_open(ref)
+        now = self._clock()
+        sent = self._actuator.send(
+            ref, cmd, alarm_id=None, requested_by=by, reason="manual", now=now
+        )
+        self._metrics.commands.labels(cmd.value, "sent").inc()
+        return sent
+
+    def _gas_alarms_on(self, valve: DeviceRef) -> list[Alarm]:
+        found = []
+        for det in self._inventory.detectors_closing(valve):
+            alarm = self._book.find(AlarmKey(det.site, det.device, AlarmType.GAS_LEAK))
+            if alarm is not None:
+                found.append(alarm)
+        return found
+
+    # ------------------------------------------------------------------ views
+    def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
+        installed = self._inventory.get(DeviceRef(alarm.site, alarm.device))
+        location = installed.config.location if installed else None
+        return alarm_json(alarm, self._clockface, timeline=timeline, location=location)
+
+    def open_by_severity(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Severity}
+        for a in self._book.open_alarms():
+            counts[a.severity.value] += 1
+        return counts
+
+
+def _reason(raw: str | None) -> Reason | None:
+    try:
+        return Reason(raw) if raw else None
+    except ValueError:
+        return None

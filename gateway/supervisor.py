@@ -1,0 +1,276 @@
+"""`Gateway`: the one supervisor that owns every long-running task.
+
+    async with Gateway(config) as gw:
+        ...   # gw.pipeline, gw.health(), gw.metrics
+
+On entry: open the store, reload open alarms, re-seed the rule engine (which re-asserts
+the close of any valve whose gas alarm is still open), then start the tasks in one
+TaskGroup, each named. On exit, in order: let queued commands leave, disconnect from the
+broker (messages not yet taken stay queued there, in our persistent session), commit
+everything accepted, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from drivers.mqtt import LinkHealth, MqttLink, MqttSettings
+from gateway.actuator import Actuator
+from gateway.alarms import AlarmBook
+from gateway.config import GatewayConfig
+from gateway.inventory import Inventory
+from gateway.live import LiveHub
+from gateway.metrics import Metrics
+from gateway.pipeline import AlarmPipeline
+from gateway.ruleset import build_rules
+from gateway.store import AlarmStore
+from gateway.views import Clockface, device_json
+from rules.engine import RuleEngine
+from rules.model import DeviceRef
+
+log = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 1.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        mqtt_host: str | None = None,
+        mqtt_port: int | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_interval_s: float = TICK_INTERVAL_S,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.started_at = clock()
+        self._tick_interval = tick_interval_s
+        self.inventory = Inventory(config)
+        self.clockface = Clockface(config.gateway.timezone)
+        self.metrics = Metrics()
+        self.engine = RuleEngine(build_rules(config), self.started_at)
+        self.book = AlarmBook()
+        self.store = AlarmStore(
+            Path(config.gateway.data_dir) / "alarms.sqlite3", self._on_committed
+        )
+        self.live = LiveHub(self.device_view)
+
+        mq = config.mqtt
+        host = mqtt_host or (mq.host if mq else "127.0.0.1")
+        port = mqtt_port or (mq.port if mq else 1883)
+        prefix = config.topic_prefix
+        password = os.environ.get(mq.password_env) if mq and mq.password_env else None
+        # The link and the pipeline need each other: the handler indirection breaks the knot.
+        self.link = MqttLink(
+            MqttSettings(
+                host=host,
+                port=port,
+                client_id=(
+                    mq.client_id if mq and mq.client_id else f"safety-gw-{config.gateway.id}"
+                ),
+                subscriptions=(),
+                username=mq.username if mq else None,
+                password=password,
+                keepalive_s=mq.keepalive_s if mq else 30,
+            ),
+            handler=self._on_message,
+            on_connection_change=self._on_connection_change,
+        )
+        self.actuator = Actuator(self.link, prefix, self.store)
+        self.pipeline = AlarmPipeline(
+            inventory=self.inventory,
+            engine=self.engine,
+            book=self.book,
+            store=self.store,
+            actuator=self.actuator,
+            link=self.link,
+            live=self.live,
+            metrics=self.metrics,
+            clockface=self.clockface,
+            topic_prefix=prefix,
+            max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
+            clock=clock,
+        )
+        self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self.restarts: dict[str, int] = {}
+        self._watch_metrics()
+
+    # ---------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> Gateway:
+        await self.store.open()
+        alarms = await self.store.load_open()
+        self.book.load(alarms)
+        self.pipeline.restore(alarms)
+        if alarms:
+            log.warning("reloaded %d open alarms from the store", len(alarms))
+        tg = asyncio.TaskGroup()
+        await tg.__aenter__()
+        self._tg = tg
+        self._start("store-writer", self.store.run_writer, supervised=False)
+        self._start("mqtt", self.link.run)
+        self._start("rule-tick", self._tick_loop)
+        self._start("live-flush", self.live.run_flusher)
+        log.info(
+            "gateway %s started: %d sites, %d devices, broker %s:%s",
+            self.config.gateway.id,
+            len(self.inventory.sites),
+            len(self.inventory.devices),
+            self.link.settings.host,
+            self.link.settings.port,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg = self._tg
+        if tg is None:
+            return
+        try:
+            await self._cancel("rule-tick")
+            await self._cancel("live-flush")
+            await self.link.stop(grace_s=2.0)  # let queued commands and alarms leave
+            await self._cancel("mqtt")
+            self.store.stop()
+            writer = self._tasks.pop("store-writer")
+            await writer
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await tg.__aexit__(exc_type, exc, tb)
+            self._tg = None
+            await self.store.close()
+            log.info("gateway %s stopped", self.config.gateway.id)
+
+    def _start(self, name: str, fn: Callable[[], Awaitable[None]], supervised: bool = True) -> None:
+        assert self._tg is not None
+        coro = self._supervise(name, fn) if supervised else fn()
+        self._tasks[name] = self._tg.create_task(coro, name=name)  # type: ignore[arg-type]
+
+    async def _supervise(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """Restart a task that died of an unexpected error, loudly, with backoff."""
+        delay = 0.5
+        while True:
+            try:
+                await fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self.metrics.internal_errors.labels(name).inc()
+                log.exception("task %s failed; restarting in %.1fs", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _cancel(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            self.pipeline.tick()
+
+    # ------------------------------------------------------------------ plumbing
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        self.pipeline.on_message(topic, payload)
+
+    def _on_committed(self, ops: Any) -> None:
+        self.pipeline.on_committed(ops)
+
+    def _on_connection_change(self, connected: bool) -> None:
+        self.metrics.mqtt_connected.set(1 if connected else 0)
+        if connected and self.link.health.reconnects:
+            self.metrics.mqtt_reconnects.inc()
+
+    def _watch_metrics(self) -> None:
+        m = self.metrics
+        m.watch_depth("mqtt_incoming", lambda: self.link.incoming_depth)
+        m.watch_depth("mqtt_outbox", lambda: self.link.outbox_depth)
+        m.watch_depth("store", lambda: self.store.depth)
+        for severity in ("critical", "major", "minor", "warning"):
+            m.open_alarms.labels(severity).set_function(
+                lambda s=severity: self.pipeline.open_by_severity()[s]  # type: ignore[misc]
+            )
+
+    # --------------------------------------------------------------------- views
+    def device_view(self, ref: DeviceRef) -> dict[str, Any] | None:
+        installed = self.inventory.get(ref)
+        if installed is None:
+            return None
+        return device_json(installed, self.engine.status(ref), self.clockface)
+
+    def health(self) -> dict[str, Any]:
+        h: LinkHealth = self.link.health
+        now = self.clock()
+        internal_errors = sum(
+            int(sample.value)
+            for metric in self.metrics.internal_errors.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        statuses = [self.engine.status(ref) for ref in self.inventory.devices]
+        ok = h.connected and internal_errors == 0 and self.store.stats.last_error is None
+        return {
+            "status": "ok" if ok else "degraded",
+            "gateway": self.config.gateway.id,
+            "uptime_s": round(now - self.started_at, 1),
+            "broker": {
+                "host": self.link.settings.host,
+                "port": self.link.settings.port,
+                "connected": h.connected,
+                "connected_since": self.clockface.iso(h.connected_since),
+                "disconnected_since": self.clockface.iso(h.disconnected_since),
+                "reconnects": h.reconnects,
+                "failed_attempts": h.failed_attempts,
+                "last_error": h.last_error,
+                "received": h.received,
+                "published": h.published,
+            },
+            "queues": {
+                "mqtt_incoming": self.link.incoming_depth,
+                "mqtt_outbox": self.link.outbox_depth,
+                "store": self.store.depth,
+                "live_subscribers": self.live.subscribers,
+            },
+            "store": {
+                "committed_batches": self.store.stats.committed_batches,
+                "failed_batches": self.store.stats.failed_batches,
+                "last_error": self.store.stats.last_error,
+            },
+            "devices": {
+                "total": len(statuses),
+                "online": sum(1 for s in statuses if s.online and s.last_seen is not None),
+                "offline": sum(1 for s in statuses if not s.online),
+                "fault": sum(1 for s in statuses if s.fault),
+            },
+            "open_alarms": self.pipeline.open_by_severity(),
+            "rejected": dict(self.pipeline.rejected_by_reason),
+            "internal_errors": internal_errors,
+            "task_restarts": dict(self.restarts),
+        }
+
+
+def _with_subscriptions(s: MqttSettings, subs: list[str]) -> MqttSettings:
+    return replace(s, subscriptions=tuple(subs))
