@@ -106,6 +106,8 @@ class TopicParser:
         if not topic.startswith(self._prefix):
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         parts = topic[len(self._prefix) :].split("/")
+        if len(parts) < 3 or not parts[0] or not parts[1]:  # `+` matches an empty level too
+            raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         if len(parts) == 3 and parts[2] in _SINGLE:
             return Route(DeviceRef(parts[0], parts[1]), _SINGLE[parts[2]])
         if len(parts) == 4 and parts[2] == "cmd" and parts[3] == "ack":
@@ -129,15 +131,20 @@ def load_json(payload: bytes) -> Any:
 
 def _has_non_finite_literal(payload: bytes) -> bool:
     try:
-        json.loads(payload, parse_constant=_raise_non_finite)
+        # Strictly UTF-8, as orjson: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    try:
+        json.loads(text, parse_constant=_raise_non_finite)
     except _NonFinite:
         return True
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return False
     try:
         # 1e999 parses to inf in the standard library, which orjson refuses.
-        return not _all_finite(json.loads(payload))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return not _all_finite(json.loads(text))
+    except (ValueError, RecursionError):
         return False
 
 
@@ -209,7 +216,8 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
 
 
 def _check_quantity(name: str, value: object) -> QuantityRejected | None:
-    base = quantity_base(name)
+    # Quantity names are ASCII: `temp_c_²` would crash int() and `temp_c_١` alias channel 1.
+    base = quantity_base(name) if name.isascii() else None
     if base is None:
         return QuantityRejected(name, RejectReason.UNKNOWN_QUANTITY, "not a known quantity")
     if isinstance(value, bool) or not isinstance(value, int | float):

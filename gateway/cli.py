@@ -13,10 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import yaml
 
 from gateway.broker import EmbeddedBroker, free_port
+from gateway.httpserver import HttpServer
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -110,10 +110,7 @@ async def _run(config: GatewayConfig) -> int:
 
     async with _broker_for(config) as (host, port):
         app = build_app(config, mqtt_host=host, mqtt_port=port)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning")
-        )
-        await server.serve()
+        await HttpServer(app, config.http.host, config.http.port, lifespan="on").serve()
     return EXIT_OK
 
 
@@ -185,15 +182,7 @@ async def _demo(config: GatewayConfig, scenario: str, duration: float | None) ->
         Gateway(config, mqtt_host=broker.host, mqtt_port=broker.port) as gw,
     ):
         url = f"http://{config.http.host}:{config.http.port}"
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_api(gw),
-                host=config.http.host,
-                port=config.http.port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
+        server = HttpServer(create_api(gw), config.http.host, config.http.port, lifespan="off")
         narrator = Narrator(gw, url)
         site = site_from_config(
             config, BrokerAddress(broker.host, broker.port, config.topic_prefix), interval_s=2.0

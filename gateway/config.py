@@ -264,8 +264,14 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` is flattened (and may be overridden) by construct_mapping
         key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
-        if key in seen:
+        try:
+            duplicate = key in seen
+        except TypeError:
+            break  # unhashable key: construct_mapping raises a ConstructorError for it
+        if duplicate:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
@@ -289,12 +295,15 @@ def parse_config(data: object) -> GatewayConfig:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem_from(err) for err in exc.errors()] + references) from None
-    problems = references + list(cross_check(config))
-    if problems:
-        raise ConfigError(problems)
     from gateway.ruleset import build_rules
 
-    build_rules(config)  # merged thresholds must be valid too; raises ConfigError
+    problems = references + list(cross_check(config))
+    try:
+        build_rules(config)  # merged thresholds must be valid too; raises ConfigError
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
@@ -303,10 +312,16 @@ def load_config(path: Path) -> GatewayConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"{path}: not UTF-8 text: {exc}")]) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem("", f"{path}: not valid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(
+            [ConfigProblem("", f"{path}: not valid YAML: nested too deeply")]
+        ) from None
     return parse_config(data)
 
 
@@ -371,7 +386,7 @@ def _check_shutoff(
     valve = dev.get("shutoff_valve")
     if valve is None:
         return
-    if dev.get("type") not in {t.value for t in SHUTOFF_CAPABLE}:
+    if dev.get("type") not in [t.value for t in SHUTOFF_CAPABLE]:  # a list: type may be unhashable
         yield ConfigProblem(
             f"{path}.shutoff_valve",
             f"a device of type {dev.get('type')} cannot drive a shut-off valve",

@@ -13,9 +13,13 @@ from dataclasses import replace
 from gateway.config import (
     ConfigError,
     ConfigProblem,
+    CoThresholds,
     DeviceConfig,
     GasLeakThresholds,
     GatewayConfig,
+    OvercurrentThresholds,
+    ResidualCurrentThresholds,
+    TemperatureThresholds,
     Thresholds,
 )
 from rules import defaults
@@ -83,12 +87,14 @@ def _device_rules(config: GatewayConfig, site_id: str, dev: DeviceConfig, path: 
 def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:
     field = _THRESHOLD_FIELDS[base.alarm]
     rule = base
+    enabled = True
     for where, layer in layers:
         o = getattr(layer, field)
         if o is None:
             continue
-        if not o.enabled:
-            return None
+        enabled = _enabled_after(enabled, o)
+        if not enabled:
+            continue
         levels = rule.levels
         if isinstance(o, GasLeakThresholds):
             levels = tuple(
@@ -107,17 +113,33 @@ def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> Thresho
             )
         except ValueError as exc:
             raise _RuleProblem(f"{where}.{field}", str(exc)) from None
-    return rule
+    return rule if enabled else None
+
+
+_Toggle = (
+    GasLeakThresholds
+    | ResidualCurrentThresholds
+    | TemperatureThresholds
+    | OvercurrentThresholds
+    | CoThresholds
+)
+
+
+def _enabled_after(enabled: bool, o: _Toggle) -> bool:
+    """Later wins: a layer that says `enabled` decides; one that does not keeps the state."""
+    return o.enabled if "enabled" in o.model_fields_set else enabled
 
 
 def _overcurrent(layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:
     rule: ThresholdRule | None = None
+    enabled = True
     for where, layer in layers:
         o = layer.overcurrent
         if o is None:
             continue
-        if not o.enabled:
-            return None
+        enabled = _enabled_after(enabled, o)
+        if not enabled:
+            continue
         if o.alarm is not None:
             rule = defaults.overcurrent(o.alarm)
         if rule is None:
@@ -133,17 +155,19 @@ def _overcurrent(layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:
             )
         except ValueError as exc:
             raise _RuleProblem(f"{where}.overcurrent", str(exc)) from None
-    return rule
+    return rule if enabled else None
 
 
 def _co(layers: list[tuple[str, Thresholds]]) -> CoRule | None:
     rule = defaults.CO
+    enabled = True
     for where, layer in layers:
         o = layer.co
         if o is None:
             continue
-        if not o.enabled:
-            return None
+        enabled = _enabled_after(enabled, o)
+        if not enabled:
+            continue
         try:
             rule = replace(
                 rule,
@@ -154,7 +178,7 @@ def _co(layers: list[tuple[str, Thresholds]]) -> CoRule | None:
             )
         except ValueError as exc:
             raise _RuleProblem(f"{where}.co", str(exc)) from None
-    return rule
+    return rule if enabled else None
 
 
 def iter_rule_types(rules: DeviceRules) -> Iterator[AlarmType]:

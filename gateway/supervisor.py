@@ -151,12 +151,15 @@ class Gateway:
             writer = self._tasks.pop("store-writer")
             await writer
         finally:
-            for task in self._tasks.values():
-                task.cancel()
-            await tg.__aexit__(exc_type, exc, tb)
-            self._tg = None
-            await self.store.close()
-            log.info("gateway %s stopped", self.config.gateway.id)
+            try:
+                for task in self._tasks.values():
+                    task.cancel()
+                await tg.__aexit__(exc_type, exc, tb)
+            finally:
+                self._tg = None
+                # Always, even when interrupted: the store's thread would keep the process alive.
+                await self.store.close()
+                log.info("gateway %s stopped", self.config.gateway.id)
 
     def _start(self, name: str, fn: Callable[[], Awaitable[None]], supervised: bool = True) -> None:
         assert self._tg is not None

@@ -36,7 +36,10 @@ def parse_measure(quantity: str, raw: object) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"expected a number or a string like '10 {CANONICAL_UNIT[quantity]}'")
     if isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer too large for a float
+            raise ValueError("must be a finite number") from None
     elif isinstance(raw, str):
         m = _MEASURE.match(raw)
         if m is None:

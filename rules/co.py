@@ -88,6 +88,10 @@ def integrate(rule: CoRule, st: CoState, until: float, hold_limit: float) -> CoS
 def measure(rule: CoRule, st: CoState, ppm: float, now: float, hold_limit: float) -> CoStep:
     """A fresh measurement at `now`: integrate the previous value up to now, then decide."""
     st = integrate(rule, st, now, hold_limit)
+    if st.clearing_since is not None and now - st.measured_at > hold_limit:
+        # The previous low value went stale: nothing says the air stayed clean meanwhile,
+        # so the off-delay starts again from this measurement.
+        st = replace(st, clearing_since=None)
     st = replace(st, ppm=ppm, measured_at=now, integrated_to=max(st.integrated_to, now))
     return _decide(rule, st, now)
 

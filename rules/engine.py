@@ -14,7 +14,7 @@ Invariants worth knowing before changing anything here:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rules import co as co_rule
 from rules import thresholds as th
@@ -137,9 +137,15 @@ class RuleEngine:
     def on_reading(self, reading: Reading, now: float) -> Outcome:
         d = self._devices[reading.ref]
         out = self._seen(d, now)
+        rules = d.rules
+        # Quantities whose last value had gone stale before this reading (see below).
+        was_stale = {
+            rule.alarm
+            for rule in rules.thresholds
+            if _has(reading, rule.quantity) and self._current(d, rule.quantity, now) is None
+        }
         for name, value in reading.values.items():
             d.values[name] = (value, now)
-        rules = d.rules
         if rules.primary_quantity is not None and _has(reading, rules.primary_quantity):
             d.primary_at = now
             if d.no_valid_reading:
@@ -152,6 +158,10 @@ class RuleEngine:
             if value is None:
                 continue
             cond = d.conditions.get(rule.alarm, th.NORMAL)
+            if cond.phase is th.Phase.CLEARING and rule.alarm in was_stale:
+                # The low value that started the off-delay went stale: nothing says the
+                # value stayed low meanwhile, so the off-delay starts again from this one.
+                cond = replace(cond, since=now)
             out.extend(self._apply_step(d, rule, th.step(rule, cond, value, now), value, now))
         if rules.co is not None and d.co is not None and "co_ppm" in reading.values:
             ppm = reading.values["co_ppm"]
@@ -232,8 +242,16 @@ class RuleEngine:
             return out  # device removed from the configuration; the alarm stays for a person
         for rule in d.rules.thresholds:
             if rule.alarm is key.type:
-                d.conditions[rule.alarm] = th.restored(rule, level, now)
-                if rule.shutoff_level is not None and d.rules.shutoff_valve is not None:
+                cond = th.restored(rule, level, now)
+                d.conditions[rule.alarm] = cond
+                shutoff = rule.level_index(rule.shutoff_level) if rule.shutoff_level else None
+                # Only an alarm at or above the shut-off level closes the valve again: a
+                # restored pre-alarm never does, exactly as when it was first raised.
+                if (
+                    shutoff is not None
+                    and cond.level >= shutoff
+                    and d.rules.shutoff_valve is not None
+                ):
                     out.extend(self._close_valve(d.rules.shutoff_valve, key, Reason.RESTORED, now))
         if key.type is AlarmType.CO and d.co is not None:
             d.co = co_rule.restored(now)
@@ -344,6 +362,10 @@ class RuleEngine:
         return out
 
     def _seen(self, d: _Device, now: float) -> Outcome:
+        if d.silent or d.heard_at is None:
+            # Heard again after silence (or for the first time): the "talking without a
+            # valid reading" window starts now, not when the device was last heard.
+            d.primary_at = max(d.primary_at, now)
         d.last_seen = now
         d.heard_at = now
         if not (d.silent or d.said_offline):

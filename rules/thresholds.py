@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from rules.model import AlarmType, ChangeKind, Reason, Severity
+from rules.model import PHYSICAL_RANGE, AlarmType, ChangeKind, Reason, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,8 @@ class ThresholdRule:
 
 
 def _lowest_possible(quantity: str) -> float:
-    return -273.15 if quantity == "temp_c" else 0.0
+    # The lowest value a reading can carry: drivers reject anything below PHYSICAL_RANGE.
+    return PHYSICAL_RANGE["temp_c"][0] if quantity == "temp_c" else 0.0
 
 
 class Phase(Enum):

@@ -1,0 +1,39 @@
+"""uvicorn, with shutdown on SIGINT/SIGTERM owned by us.
+
+uvicorn re-raises the signal after its own graceful shutdown, which turns Ctrl-C into a
+KeyboardInterrupt in the middle of the gateway's orderly stop (commits not made, the
+store's thread left running). Here a signal only asks the server to stop; the caller's
+`async with Gateway(...)` then shuts down in order and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class HttpServer(uvicorn.Server):
+    def __init__(self, app: Any, host: str, port: int, *, lifespan: str = "auto") -> None:
+        super().__init__(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._stop_requested)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def _stop_requested(self) -> None:
+        if self.should_exit:
+            self.force_exit = True  # second Ctrl-C: stop waiting for connections
+        self.should_exit = True
