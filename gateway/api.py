@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.alarms import AlarmNotFound, AlarmState, Disposition, TransitionRefused
 from gateway.config import GatewayConfig
 from gateway.inventory import AmbiguousDevice, InstalledDevice
+from gateway.live import Subscriber
 from gateway.pipeline import CommandNotApplicable
 from gateway.supervisor import Gateway
 from rules.model import CommandKind
@@ -380,24 +382,17 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             return
         await ws.accept()
         sub = gw.live.subscribe(who.sites)
+        # Two halves: one sends what the hub queues, one listens so that a browser that
+        # went away is noticed at once (and its subscription dropped), not at the next alarm.
+        sender = asyncio.create_task(_send_live(ws, sub, _snapshot(gw, who)))
+        listener = asyncio.create_task(_drain_client(ws))
         try:
-            await ws.send_json(_snapshot(gw, who))
-            while True:
-                getter = asyncio.ensure_future(sub.queue.get())
-                overflow = asyncio.ensure_future(sub.overflowed.wait())
-                done, pending = await asyncio.wait(
-                    {getter, overflow}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for p in pending:
-                    p.cancel()
-                if overflow in done and getter not in done:
-                    await ws.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
-                    return
-                await ws.send_json(getter.result())
-        except WebSocketDisconnect:
-            pass
+            await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gw.live.unsubscribe(sub)
+            for task in (sender, listener):
+                task.cancel()
+            await asyncio.gather(sender, listener, return_exceptions=True)
 
     @app.get("/metrics")
     async def metrics(gw: GatewayDep) -> Response:
@@ -406,6 +401,31 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
     @app.get("/", response_class=HTMLResponse)
     async def index(gw: GatewayDep) -> str:
         return _INDEX.replace("{gateway}", gw.config.gateway.id)
+
+
+async def _send_live(ws: WebSocket, sub: Subscriber, snapshot: dict[str, Any]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.send_json(snapshot)
+        while True:
+            getter = asyncio.ensure_future(sub.queue.get())
+            overflow = asyncio.ensure_future(sub.overflowed.wait())
+            done, pending = await asyncio.wait(
+                {getter, overflow}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for p in pending:
+                p.cancel()
+            if getter not in done:
+                await ws.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
+                return
+            await ws.send_json(getter.result())
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
 
 
 def _snapshot(gw: Gateway, who: Principal) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 from gateway.broker import EmbeddedBroker, free_port
-from gateway.httpserver import HttpServer
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -24,6 +23,7 @@ from gateway.config import (
     missing_secrets,
     parse_config,
 )
+from gateway.httpserver import HttpServer
 
 log = logging.getLogger("safety-gateway")
 

@@ -19,7 +19,9 @@ import uvicorn
 
 class HttpServer(uvicorn.Server):
     def __init__(self, app: Any, host: str, port: int, *, lifespan: str = "auto") -> None:
-        super().__init__(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan))
+        super().__init__(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan)
+        )
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

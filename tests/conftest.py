@@ -105,7 +105,12 @@ def site_config(
 ) -> dict[str, Any]:
     """A one-site configuration, as parsed YAML, for the integration tests."""
     devices: list[dict[str, Any]] = [
-        {"id": "gas-kitchen", "type": "gas_detector", "location": "一楼厨房", "shutoff_valve": "valve-kitchen"},
+        {
+            "id": "gas-kitchen",
+            "type": "gas_detector",
+            "location": "一楼厨房",
+            "shutoff_valve": "valve-kitchen",
+        },
         {"id": "valve-kitchen", "type": "gas_valve", "location": "一楼厨房"},
         {"id": "btn-lobby", "type": "alarm_button", "location": "大厅"},
         {"id": "efm-1", "type": "electrical_fire_monitor", "location": "配电室"},
@@ -142,7 +147,9 @@ class RunningGateway:
         await until(lambda: self.gw.link.health.connected, timeout, "gateway connected to broker")
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+async def until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
     """Poll `predicate` until truthy; the assertion message says what never happened."""
     deadline = time.monotonic() + timeout
     while True:
@@ -183,7 +190,9 @@ class Probe:
     client: aiomqtt.Client
     received: list[tuple[str, bytes]] = field(default_factory=list)
 
-    async def publish(self, topic: str, payload: bytes | str | dict[str, Any], retain: bool = False) -> None:
+    async def publish(
+        self, topic: str, payload: bytes | str | dict[str, Any], retain: bool = False
+    ) -> None:
         if isinstance(payload, dict):
             payload = orjson.dumps(payload)
         await self.client.publish(topic, payload, qos=1, retain=retain)
@@ -198,7 +207,10 @@ class Probe:
         return [orjson.loads(p) for t, p in self.received if t.endswith(suffix)]
 
     async def wait_for(
-        self, suffix: str, match: Callable[[dict[str, Any]], bool] = lambda _: True, timeout: float = 10.0
+        self,
+        suffix: str,
+        match: Callable[[dict[str, Any]], bool] = lambda _: True,
+        timeout: float = 10.0,
     ) -> dict[str, Any]:
         def find() -> dict[str, Any] | None:
             return next((m for m in self.messages(suffix) if match(m)), None)
@@ -208,7 +220,9 @@ class Probe:
 
 
 @contextlib.asynccontextmanager
-async def probe_client(port: int, subscribe: tuple[str, ...] = ("safety/#",)) -> AsyncIterator[Probe]:
+async def probe_client(
+    port: int, subscribe: tuple[str, ...] = ("safety/#",)
+) -> AsyncIterator[Probe]:
     client = aiomqtt.Client("127.0.0.1", port, identifier=f"probe-{time.monotonic_ns()}")
     await client.__aenter__()
     probe = Probe(client)

@@ -16,7 +16,9 @@ def open_alarms(rg: RunningGateway, type_: str) -> list[Any]:
     return [a for a in rg.gw.book.open_alarms() if a.type.value == type_]
 
 
-async def test_gas_leak_raises_critical_alarm_and_closes_the_valve(gateway: RunningGateway, probe: Probe) -> None:
+async def test_gas_leak_raises_critical_alarm_and_closes_the_valve(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     await probe.telemetry("gas-kitchen", {"lel": 3.0})
     await probe.telemetry("gas-kitchen", {"lel": 24.5})
 
@@ -39,7 +41,10 @@ async def test_gas_leak_raises_critical_alarm_and_closes_the_valve(gateway: Runn
         r = await gateway.api.get(f"/api/alarms/{alarm[0].id}")
         return [e["action"] for e in r.json()["timeline"]]
 
-    await until(lambda: "command_result" in [e.action.value for e in alarm[0].timeline], what="ack on timeline")
+    await until(
+        lambda: "command_result" in [e.action.value for e in alarm[0].timeline],
+        what="ack on timeline",
+    )
     actions = await timeline()
     assert actions[:3] == ["raised", "command_sent", "command_result"]
     # No valve failure: the valve confirmed in time.
@@ -47,7 +52,9 @@ async def test_gas_leak_raises_critical_alarm_and_closes_the_valve(gateway: Runn
     assert not open_alarms(gateway, "valve_failure")
 
 
-async def test_pre_alarm_warns_without_closing_the_valve(gateway: RunningGateway, probe: Probe) -> None:
+async def test_pre_alarm_warns_without_closing_the_valve(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     await probe.telemetry("gas-kitchen", {"lel": 12.0})
     await probe.telemetry("valve-kitchen", {"open": 1})
     published = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
@@ -58,11 +65,15 @@ async def test_pre_alarm_warns_without_closing_the_valve(gateway: RunningGateway
     assert probe.messages("valve-kitchen/cmd") == []
 
 
-async def test_unconfirmed_shutoff_raises_valve_failure(gateway: RunningGateway, probe: Probe) -> None:
+async def test_unconfirmed_shutoff_raises_valve_failure(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     # valve_confirm_timeout is 2 s in the test config; this valve never answers.
     await probe.telemetry("gas-kitchen", {"lel": 30.0})
     await probe.wait_for("valve-kitchen/cmd")
-    failure = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "valve_failure", timeout=10)
+    failure = await probe.wait_for(
+        "xingfu/alarms", lambda m: m["type"] == "valve_failure", timeout=10
+    )
     assert failure["severity"] == "critical"
     assert failure["device"] == "valve-kitchen"
     assert failure["reason"] == "valve_not_confirmed"
@@ -71,14 +82,23 @@ async def test_unconfirmed_shutoff_raises_valve_failure(gateway: RunningGateway,
     assert {m["cmd"] for m in probe.messages("valve-kitchen/cmd")} == {"close_valve"}
     # Late feedback that the valve is closed clears the failure.
     await probe.telemetry("valve-kitchen", {"open": 0})
-    await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "valve_failure" and m["state"] == "cleared")
+    await probe.wait_for(
+        "xingfu/alarms", lambda m: m["type"] == "valve_failure" and m["state"] == "cleared"
+    )
 
 
-async def test_refused_close_raises_valve_failure_at_once(gateway: RunningGateway, probe: Probe) -> None:
+async def test_refused_close_raises_valve_failure_at_once(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     await probe.telemetry("gas-kitchen", {"lel": 30.0})
     cmd = await probe.wait_for("valve-kitchen/cmd")
-    await probe.publish("safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": False, "detail": "motor jammed"})
-    failure = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "valve_failure", timeout=1.5)
+    await probe.publish(
+        "safety/xingfu/valve-kitchen/cmd/ack",
+        {"id": cmd["id"], "ok": False, "detail": "motor jammed"},
+    )
+    failure = await probe.wait_for(
+        "xingfu/alarms", lambda m: m["type"] == "valve_failure", timeout=1.5
+    )
     assert failure["reason"] == "valve_refused"
 
 
@@ -101,13 +121,17 @@ async def test_ack_close_and_manual_reopen_through_the_api(
         assert [a["id"] for a in listed if a["type"] == "gas_leak"] == [alarm.id]
 
         # Reopening gas is refused while the alarm is open, whatever its state.
-        r = await api.post("/api/devices/valve-kitchen/commands", json={"by": "王值班", "cmd": "open_valve"})
+        r = await api.post(
+            "/api/devices/valve-kitchen/commands", json={"by": "王值班", "cmd": "open_valve"}
+        )
         assert r.status_code == 409, r.text
         assert "gas alarm" in r.json()["error"]
 
         close_body = {"by": "王值班", "disposition": "real", "note": "关阀通风"}
         r = await api.post(f"/api/alarms/{alarm.id}/close", json=close_body)
-        assert r.status_code == 409, "a threshold alarm cannot be closed while its condition is active"
+        assert r.status_code == 409, (
+            "a threshold alarm cannot be closed while its condition is active"
+        )
         assert "still active" in r.json()["error"]
 
         r = await api.post(f"/api/alarms/{alarm.id}/ack", json={"by": "王值班", "note": "到场处置"})
@@ -116,7 +140,9 @@ async def test_ack_close_and_manual_reopen_through_the_api(
         assert body["acked"] is True
         assert body["acked_by"] == "王值班"
         assert body["acked_at"].endswith("+08:00")
-        assert (await api.post(f"/api/alarms/{alarm.id}/ack", json={"by": "李四"})).status_code == 409
+        assert (
+            await api.post(f"/api/alarms/{alarm.id}/ack", json={"by": "李四"})
+        ).status_code == 409
 
         # The gas disperses; inside the 1 s off-delay the alarm is still active.
         await probe.telemetry("gas-kitchen", {"lel": 1.0})
@@ -138,12 +164,16 @@ async def test_ack_close_and_manual_reopen_through_the_api(
 
         r = await api.post(f"/api/alarms/{alarm.id}/close", json=close_body)
         assert r.status_code == 409
-        assert (await api.get("/api/alarms", params={"state": "closed"})).json()[0]["id"] == alarm.id
+        assert (await api.get("/api/alarms", params={"state": "closed"})).json()[0][
+            "id"
+        ] == alarm.id
         assert (await api.get(f"/api/alarms/{alarm.id}")).json()["state"] == "closed"
 
         # Now a person may reopen, and only a person: the gateway never sent open_valve itself.
         assert {m["cmd"] for m in probe.messages("valve-kitchen/cmd")} == {"close_valve"}
-        r = await api.post("/api/devices/valve-kitchen/commands", json={"by": "王值班", "cmd": "open_valve"})
+        r = await api.post(
+            "/api/devices/valve-kitchen/commands", json={"by": "王值班", "cmd": "open_valve"}
+        )
         assert r.status_code == 202, r.text
         reopen = await probe.wait_for("valve-kitchen/cmd", lambda m: m["cmd"] == "open_valve")
         assert reopen["id"] == r.json()["id"]
@@ -151,7 +181,9 @@ async def test_ack_close_and_manual_reopen_through_the_api(
 
 async def test_bad_commands_are_refused_clearly(gateway: RunningGateway) -> None:
     api = gateway.api
-    r = await api.post("/api/devices/btn-lobby/commands", json={"by": "王值班", "cmd": "close_valve"})
+    r = await api.post(
+        "/api/devices/btn-lobby/commands", json={"by": "王值班", "cmd": "close_valve"}
+    )
     assert r.status_code == 400
     r = await api.post("/api/devices/nope/commands", json={"by": "王值班", "cmd": "close_valve"})
     assert r.status_code == 404

@@ -25,7 +25,9 @@ from tests.conftest import (
 pytestmark = pytest.mark.broker
 
 
-async def test_button_press_raises_a_latched_critical_alarm(gateway: RunningGateway, probe: Probe) -> None:
+async def test_button_press_raises_a_latched_critical_alarm(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     await probe.event("btn-lobby", "pressed")
     msg = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "fire_button")
     assert msg["severity"] == "critical"
@@ -37,7 +39,8 @@ async def test_button_press_raises_a_latched_critical_alarm(gateway: RunningGate
     assert len([a for a in gateway.gw.book.open_alarms() if a.type.value == "fire_button"]) == 1
     # An event alarm is closed by a person while still active.
     r = await gateway.api.post(
-        f"/api/alarms/{msg['id']}/close", json={"by": "王值班", "disposition": "test", "note": "演练"}
+        f"/api/alarms/{msg['id']}/close",
+        json={"by": "王值班", "disposition": "test", "note": "演练"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["acked_by"] == "王值班", "closing implies acknowledging"
@@ -53,15 +56,22 @@ def device_with_will(port: int, device: str) -> mqtt.Client:
     return c
 
 
-async def test_device_going_offline_via_its_will(gateway: RunningGateway, broker: Mosquitto, probe: Probe) -> None:
+async def test_device_going_offline_via_its_will(
+    gateway: RunningGateway, broker: Mosquitto, probe: Probe
+) -> None:
     dev = device_with_will(broker.port, "gas-kitchen")
-    await until(lambda: gateway.gw.engine.status(_ref("gas-kitchen")).last_seen is not None, what="online seen")
+    await until(
+        lambda: gateway.gw.engine.status(_ref("gas-kitchen")).last_seen is not None,
+        what="online seen",
+    )
     # Power cut: the socket drops without DISCONNECT, so the broker publishes the will.
     sock = dev.socket()
     dev.loop_stop()
     assert isinstance(sock, socket.socket)
     sock.close()
-    offline = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "device_offline", timeout=15)
+    offline = await probe.wait_for(
+        "xingfu/alarms", lambda m: m["type"] == "device_offline", timeout=15
+    )
     assert offline["severity"] == "minor"
     assert offline["reason"] == "status_offline"
     devices = (await gateway.api.get("/api/devices", params={"site": "xingfu"})).json()
@@ -86,7 +96,9 @@ async def test_silent_device_goes_offline_and_keeps_its_gas_alarm(
     async with running_gateway(parse_config(data)) as rg:
         await probe.telemetry("gas-kitchen", {"lel": 30.0})
         gas = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
-        offline = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "device_offline", timeout=5)
+        offline = await probe.wait_for(
+            "xingfu/alarms", lambda m: m["type"] == "device_offline", timeout=5
+        )
         assert offline["device"] == "gas-kitchen"
         assert offline["reason"] == "silent"
         await asyncio.sleep(0.5)
@@ -98,22 +110,54 @@ BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
     # (case, topic, payload, reason counted)
     ("malformed", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": 1', "malformed_json"),
     ("not json", "safety/xingfu/gas-kitchen/telemetry", b"\xff\xfe\x00garbage", "malformed_json"),
-    ("wrong type", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": "high"}}', "wrong_type"),
+    (
+        "wrong type",
+        "safety/xingfu/gas-kitchen/telemetry",
+        b'{"values": {"lel": "high"}}',
+        "wrong_type",
+    ),
     ("values list", "safety/xingfu/gas-kitchen/telemetry", b'{"values": [1, 2]}', "wrong_type"),
     ("nan", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": NaN}}', "not_finite"),
     ("inf", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": 1e999}}', "not_finite"),
-    ("out of range", "safety/xingfu/efm-1/telemetry", b'{"values": {"residual_ma": -40}}', "out_of_range"),
-    ("lel absurd", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": 99999}}', "out_of_range"),
-    ("unknown device", "safety/xingfu/ghost/telemetry", b'{"values": {"lel": 50}}', "unknown_device"),
-    ("unknown site", "safety/nowhere/gas-kitchen/telemetry", b'{"values": {"lel": 50}}', "unknown_device"),
+    (
+        "out of range",
+        "safety/xingfu/efm-1/telemetry",
+        b'{"values": {"residual_ma": -40}}',
+        "out_of_range",
+    ),
+    (
+        "lel absurd",
+        "safety/xingfu/gas-kitchen/telemetry",
+        b'{"values": {"lel": 99999}}',
+        "out_of_range",
+    ),
+    (
+        "unknown device",
+        "safety/xingfu/ghost/telemetry",
+        b'{"values": {"lel": 50}}',
+        "unknown_device",
+    ),
+    (
+        "unknown site",
+        "safety/nowhere/gas-kitchen/telemetry",
+        b'{"values": {"lel": 50}}',
+        "unknown_device",
+    ),
     ("unknown event", "safety/xingfu/btn-lobby/event", b'{"event": "party"}', "unknown_event"),
     ("bad status", "safety/xingfu/btn-lobby/status", b"maybe", "wrong_type"),
     ("empty", "safety/xingfu/gas-kitchen/telemetry", b"", "empty"),
-    ("oversize", "safety/xingfu/gas-kitchen/telemetry", b'{"values": {"lel": 1}, "pad": "' + b"x" * 20_000 + b'"}', "oversize"),
+    (
+        "oversize",
+        "safety/xingfu/gas-kitchen/telemetry",
+        b'{"values": {"lel": 1}, "pad": "' + b"x" * 20_000 + b'"}',
+        "oversize",
+    ),
 ]
 
 
-async def test_every_bad_input_is_rejected_counted_and_harmless(gateway: RunningGateway, probe: Probe) -> None:
+async def test_every_bad_input_is_rejected_counted_and_harmless(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     for _case, topic, payload, _reason in BAD_INPUTS:
         await probe.publish(topic, payload)
     expected: dict[str, int] = {}
@@ -121,9 +165,13 @@ async def test_every_bad_input_is_rejected_counted_and_harmless(gateway: Running
         expected[reason] = expected.get(reason, 0) + 1
 
     def counted() -> bool:
-        return all(gateway.gw.pipeline.rejected_by_reason.get(r, 0) >= n for r, n in expected.items())
+        return all(
+            gateway.gw.pipeline.rejected_by_reason.get(r, 0) >= n for r, n in expected.items()
+        )
 
-    await until(counted, what=f"rejections {expected}, got {gateway.gw.pipeline.rejected_by_reason}")
+    await until(
+        counted, what=f"rejections {expected}, got {gateway.gw.pipeline.rejected_by_reason}"
+    )
     assert gateway.gw.pipeline.rejected_by_reason == expected
     assert not list(gateway.gw.book.open_alarms()), "bad input raised no alarm"
 
@@ -139,23 +187,33 @@ async def test_every_bad_input_is_rejected_counted_and_harmless(gateway: Running
     await probe.wait_for("valve-kitchen/cmd")
 
 
-async def test_one_bad_channel_does_not_hide_the_good_ones(gateway: RunningGateway, probe: Probe) -> None:
+async def test_one_bad_channel_does_not_hide_the_good_ones(
+    gateway: RunningGateway, probe: Probe
+) -> None:
     await probe.publish(
         "safety/xingfu/efm-1/telemetry",
         b'{"values": {"temp_c_1": NaN, "residual_ma": 450, "rssi": -70}}',
     )
     # NaN makes the whole JSON invalid for a strict parser: that message is rejected whole...
-    await until(lambda: gateway.gw.pipeline.rejected_by_reason.get("not_finite"), what="nan counted")
+    await until(
+        lambda: gateway.gw.pipeline.rejected_by_reason.get("not_finite"), what="nan counted"
+    )
     # ...but a well-formed one with a bad quantity keeps the good quantity.
     await probe.publish(
-        "safety/xingfu/efm-1/telemetry", b'{"values": {"temp_c_1": "hot", "residual_ma": 450, "rssi": -70}}'
+        "safety/xingfu/efm-1/telemetry",
+        b'{"values": {"temp_c_1": "hot", "residual_ma": 450, "rssi": -70}}',
     )
-    await until(lambda: gateway.gw.engine.status(_ref("efm-1")).values.get("residual_ma"), what="residual kept")
+    await until(
+        lambda: gateway.gw.engine.status(_ref("efm-1")).values.get("residual_ma"),
+        what="residual kept",
+    )
     assert gateway.gw.pipeline.rejected_by_reason["wrong_type"] == 1
     assert gateway.gw.pipeline.rejected_by_reason["unknown_quantity"] == 1
 
 
-async def test_broker_outage_is_reported_and_survived(gateway: RunningGateway, broker: Mosquitto, probe: Probe) -> None:
+async def test_broker_outage_is_reported_and_survived(
+    gateway: RunningGateway, broker: Mosquitto, probe: Probe
+) -> None:
     broker.stop()
     await until(lambda: not gateway.gw.link.health.connected, what="disconnect noticed")
     health = (await gateway.api.get("/api/health")).json()

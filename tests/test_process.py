@@ -37,7 +37,9 @@ SAFETY_GATEWAY = str(VENV_BIN / "safety-gateway")
 
 
 @contextlib.contextmanager
-def gateway_process(config_path: Path, http_port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def gateway_process(
+    config_path: Path, http_port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen([SAFETY_GATEWAY, "run", "-c", str(config_path)], stdout=out, stderr=out)
     try:
@@ -69,7 +71,10 @@ async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, pro
     data = site_config(
         tmp_path / "data",
         broker.port,
-        rules={"valve_confirm_timeout": "30 s", "defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}}},
+        rules={
+            "valve_confirm_timeout": "30 s",
+            "defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}},
+        },
         http={"host": "127.0.0.1", "port": port},
     )
     cfg = write_config(tmp_path / "gateway.yaml", data)
@@ -94,19 +99,26 @@ async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, pro
     with gateway_process(cfg, port, log):
         await connected(base)
         async with httpx.AsyncClient(base_url=base) as c:
-            alarms = {a["id"]: a for a in (await c.get("/api/alarms", params={"state": "active"})).json()}
+            alarms = {
+                a["id"]: a for a in (await c.get("/api/alarms", params={"state": "active"})).json()
+            }
             assert set(alarms) == {button["id"], gas["id"]}
             assert alarms[gas["id"]]["acked_by"] == "王值班"
             assert alarms[gas["id"]]["peak"] == 28.0
             timeline = (await c.get(f"/api/alarms/{gas['id']}")).json()["timeline"]
             assert [e["action"] for e in timeline][:3] == ["raised", "command_sent", "acked"]
         # The restarted gateway re-asserts the shut-off of the still-open gas alarm...
-        await until(lambda: len(probe.messages("valve-kitchen/cmd")) > first_closes, what="close re-sent")
+        await until(
+            lambda: len(probe.messages("valve-kitchen/cmd")) > first_closes, what="close re-sent"
+        )
         # ...and its restored rule state lets the alarm clear when the gas is gone.
         await probe.telemetry("gas-kitchen", {"lel": 0.5})
         for _ in range(40):
             await probe.telemetry("gas-kitchen", {"lel": 0.5})
-            if any(m["id"] == gas["id"] and m["state"] == "cleared" for m in probe.messages("xingfu/alarms")):
+            if any(
+                m["id"] == gas["id"] and m["state"] == "cleared"
+                for m in probe.messages("xingfu/alarms")
+            ):
                 break
             await asyncio.sleep(0.1)
         else:
@@ -114,10 +126,16 @@ async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, pro
     assert "Traceback" not in log.read_text()
 
 
-async def test_run_refuses_non_loopback_bind_without_tokens(tmp_path: Path, broker: Mosquitto) -> None:
-    data = site_config(tmp_path / "data", broker.port, http={"host": "0.0.0.0", "port": free_port()})
+async def test_run_refuses_non_loopback_bind_without_tokens(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    data = site_config(
+        tmp_path / "data", broker.port, http={"host": "0.0.0.0", "port": free_port()}
+    )
     cfg = write_config(tmp_path / "gateway.yaml", data)
-    r = subprocess.run([SAFETY_GATEWAY, "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [SAFETY_GATEWAY, "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 2
     assert "http.host" in r.stderr
     assert "tokens" in r.stderr
@@ -126,7 +144,9 @@ async def test_run_refuses_non_loopback_bind_without_tokens(tmp_path: Path, brok
 @contextlib.asynccontextmanager
 async def served(app: Any) -> AsyncIterator[int]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started, what="http server started")
     try:
@@ -136,7 +156,9 @@ async def served(app: Any) -> AsyncIterator[int]:
         await task
 
 
-async def test_live_websocket_pushes_alarm_changes(tmp_path: Path, broker: Mosquitto, probe: Probe) -> None:
+async def test_live_websocket_pushes_alarm_changes(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
     config = parse_config(site_config(tmp_path / "data", broker.port))
     async with running_gateway(config) as rg, served(create_api(rg.gw)) as port:
         async with websockets.connect(f"ws://127.0.0.1:{port}/api/live") as ws:
@@ -156,15 +178,22 @@ async def test_live_websocket_pushes_alarm_changes(tmp_path: Path, broker: Mosqu
                 if msg["kind"] == "device" and msg["device"]["id"] == "gas-kitchen":
                     break
             assert msg["device"]["values"]["lel"] == 1.5
+            assert rg.gw.live.subscribers == 1
+        # A browser that leaves is forgotten at once, not at the next alarm.
+        await until(lambda: rg.gw.live.subscribers == 0, timeout=3, what="subscription dropped")
 
 
-async def test_tokens_and_roles(tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: Any) -> None:
+async def test_tokens_and_roles(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("TOK_ADMIN", "admin-secret")
     monkeypatch.setenv("TOK_DUTY", "duty-secret")
     monkeypatch.setenv("TOK_OTHER", "other-secret")
     monkeypatch.setenv("TOK_BUREAU", "bureau-secret")
     data = site_config(tmp_path / "data", broker.port)
-    data["sites"].append({"id": "anning", "name": "安宁福利院", "kind": "child_welfare", "devices": []})
+    data["sites"].append(
+        {"id": "anning", "name": "安宁福利院", "kind": "child_welfare", "devices": []}
+    )
     data["http"] = {
         "host": "0.0.0.0",
         "port": 8080,
@@ -191,13 +220,19 @@ async def test_tokens_and_roles(tmp_path: Path, broker: Mosquitto, probe: Probe,
         assert (await api.get("/api/alarms", headers=auth("other-secret"))).json() == []
         r = await api.get(f"/api/alarms/{alarm['id']}", headers=auth("other-secret"))
         assert r.status_code == 404, "another site's duty officer does not see this alarm"
-        r = await api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "局值班"}, headers=auth("bureau-secret"))
+        r = await api.post(
+            f"/api/alarms/{alarm['id']}/ack", json={"by": "局值班"}, headers=auth("bureau-secret")
+        )
         assert r.status_code == 403, "the bureau observes; it does not acknowledge for the site"
         r = await api.post(
-            "/api/devices/valve-kitchen/commands", json={"by": "x", "cmd": "close_valve"}, headers=auth("other-secret")
+            "/api/devices/valve-kitchen/commands",
+            json={"by": "x", "cmd": "close_valve"},
+            headers=auth("other-secret"),
         )
         assert r.status_code == 404
-        r = await api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "王值班"}, headers=auth("duty-secret"))
+        r = await api.post(
+            f"/api/alarms/{alarm['id']}/ack", json={"by": "王值班"}, headers=auth("duty-secret")
+        )
         assert r.status_code == 200
         sites = (await api.get("/api/sites", headers=auth("duty-secret"))).json()
         assert [s["id"] for s in sites] == ["xingfu"]
@@ -246,11 +281,14 @@ async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(tmp_path:
 
             alarm = await poll(critical, "critical gas alarm")
             await poll(valve_closed, "closed valve")
-            r = await c.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "王值班", "note": "到场"})
+            r = await c.post(
+                f"/api/alarms/{alarm['id']}/ack", json={"by": "王值班", "note": "到场"}
+            )
             assert r.status_code == 200
             await poll(cleared, "cleared gas alarm")
             r = await c.post(
-                f"/api/alarms/{alarm['id']}/close", json={"by": "王值班", "disposition": "real", "note": "通风"}
+                f"/api/alarms/{alarm['id']}/close",
+                json={"by": "王值班", "disposition": "real", "note": "通风"},
             )
             assert r.status_code == 200
             assert r.json()["state"] == "closed"

@@ -858,6 +858,7 @@ def _keep_talking(rig: Rig, until: float, start: float = 0.0, every: float = 20.
 
 def test_no_valid_reading_raises_device_fault_and_a_valid_reading_clears_it() -> None:
     rig = Rig()
+    rig.avail(0.5, GAS, True)  # talking from 0.5 s after start-up, never a valid lel
     _keep_talking(rig, GAS_STALE)
     assert rig.seen(AlarmType.DEVICE_FAULT) == []
     _keep_talking(rig, 200, start=GAS_STALE)
@@ -892,9 +893,9 @@ def test_readings_without_the_primary_quantity_do_not_count(
 ) -> None:
     stale = defaults.REPORT_INTERVAL_S[type_] * defaults.OFFLINE_AFTER_INTERVALS
     rig = Rig()
-    rig.run(stale + 30, feeds=[Feed(ref, 10, other)])
+    rig.run(stale + 30, feeds=[Feed(ref, 10, other)])  # first heard at 10
     got = [(t, c.reason) for t, c in rig.seen(AlarmType.DEVICE_FAULT, ref=ref)]
-    assert got == [(stale + 1, Reason.NO_VALID_READING)]
+    assert got == [(10 + stale + 1, Reason.NO_VALID_READING)]
 
 
 def test_reported_fault_and_no_valid_reading_both_must_end() -> None:
@@ -920,6 +921,18 @@ def test_coming_back_after_silence_is_not_a_missing_reading() -> None:
     rig.run(700, feeds=[Feed(GAS, 30, {"lel": 0.0}, start=540)])
     assert rig.seen(AlarmType.DEVICE_FAULT) == []
     assert rig.kinds(AlarmType.DEVICE_OFFLINE, GAS) == [ChangeKind.RAISE, ChangeKind.CLEAR]
+
+
+def test_first_contact_late_after_start_up_is_not_a_missing_reading() -> None:
+    """Booting detector: first a status message, its first lel a little later."""
+    rig = Rig()
+    rig.run(80)
+    rig.avail(80, GAS, True)
+    rig.run(95)
+    rig.reading(95.5, GAS, lel=0.0)
+    rig.run(300, feeds=[Feed(GAS, 30, {"lel": 0.0}, start=120)])
+    assert rig.seen(AlarmType.DEVICE_FAULT) == []
+    assert rig.seen(AlarmType.DEVICE_OFFLINE, ref=GAS) == []
 
 
 def test_back_from_silence_but_no_valid_reading_still_faults_after_the_window() -> None:
