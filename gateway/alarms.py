@@ -170,7 +170,7 @@ class AlarmBook:
     def _raise(self, change: AlarmChange, now: float) -> AlarmWrite:
         key = change.key
         alarm = Alarm(
-            id=self._reserved.pop(key, None) or self._new_id(),
+            id=self._reserved.pop(key, "") or self._new_id(),
             site=key.site,
             device=key.device,
             type=key.type,

@@ -266,7 +266,7 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue  # `<<: *anchor` is flattened (and may be overridden) by construct_mapping
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         try:
             duplicate = key in seen
         except TypeError:
@@ -282,7 +282,7 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
 
 _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _mapping_without_duplicates,  # type: ignore[arg-type]
+    _mapping_without_duplicates,
 )
 
 
@@ -408,6 +408,8 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
     for si, site in enumerate(config.sites):
         for di, dev in enumerate(site.devices):
             yield from _check_device(f"sites[{si}].devices[{di}]", dev)
+    for device_type, thresholds in config.rules.defaults.items():
+        yield from _check_thresholds(f"rules.defaults.{device_type.value}", device_type, thresholds)
     for ti, token in enumerate(config.http.tokens):
         for k, site_id in enumerate(token.sites):
             if site_id not in site_ids:
@@ -429,9 +431,33 @@ def _check_device(path: str, dev: DeviceConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem(f"{path}.modbus", "modbus section given but transport is mqtt")
     if dev.modbus is not None and (dev.modbus.host is None) == (dev.modbus.serial is None):
         yield ConfigProblem(f"{path}.modbus", "give exactly one of host (TCP) or serial (RTU)")
-    gas = dev.thresholds.gas_leak
-    if gas is not None and dev.type not in SHUTOFF_CAPABLE:
-        yield ConfigProblem(f"{path}.thresholds.gas_leak", f"a {dev.type} measures no gas")
+    yield from _check_thresholds(f"{path}.thresholds", dev.type, dev.thresholds)
+
+
+# Which threshold sections apply to which device type. A section for a rule the device
+# does not have would be silently ignored, so an integrator would believe in a protection
+# that does not exist: it is an error instead.
+RULES_OF_TYPE: dict[DeviceType, frozenset[str]] = {
+    DeviceType.GAS_DETECTOR: frozenset({"gas_leak"}),
+    DeviceType.GAS_ALARM_CONTROLLER: frozenset({"gas_leak"}),
+    DeviceType.CO_DETECTOR: frozenset({"co"}),
+    DeviceType.ELECTRICAL_FIRE_MONITOR: frozenset(
+        {"residual_current", "overtemperature", "overcurrent"}
+    ),
+}
+
+
+def _check_thresholds(
+    path: str, device_type: DeviceType, thresholds: Thresholds
+) -> Iterator[ConfigProblem]:
+    allowed = RULES_OF_TYPE.get(device_type, frozenset())
+    for name in Thresholds.model_fields:
+        if getattr(thresholds, name) is not None and name not in allowed:
+            have = ", ".join(sorted(allowed)) or "none"
+            yield ConfigProblem(
+                f"{path}.{name}",
+                f"a {device_type.value} has no {name} rule (its rules: {have})",
+            )
 
 
 def is_loopback(host: str) -> bool:

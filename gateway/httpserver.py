@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 class HttpServer(uvicorn.Server):
-    def __init__(self, app: Any, host: str, port: int, *, lifespan: str = "auto") -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, *, lifespan: Literal["auto", "on", "off"] = "auto"
+    ) -> None:
         super().__init__(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan)
         )

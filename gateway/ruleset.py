@@ -97,9 +97,9 @@ def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> Thresho
             continue
         levels = rule.levels
         if isinstance(o, GasLeakThresholds):
+            by_name: dict[str, float] = {str(k): v for k, v in o.levels.items()}
             levels = tuple(
-                Level(lv.name, o.levels.get(lv.name, lv.at), lv.severity)
-                for lv in levels  # type: ignore[call-overload]
+                Level(lv.name, by_name.get(lv.name, lv.at), lv.severity) for lv in levels
             )
         elif o.alarm is not None:
             levels = (Level(levels[0].name, o.alarm, levels[0].severity),)

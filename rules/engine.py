@@ -154,15 +154,15 @@ class RuleEngine:
         for rule in rules.thresholds:
             if not _has(reading, rule.quantity):
                 continue
-            value = self._current(d, rule.quantity, now)
-            if value is None:
+            current = self._current(d, rule.quantity, now)
+            if current is None:
                 continue
             cond = d.conditions.get(rule.alarm, th.NORMAL)
             if cond.phase is th.Phase.CLEARING and rule.alarm in was_stale:
                 # The low value that started the off-delay went stale: nothing says the
                 # value stayed low meanwhile, so the off-delay starts again from this one.
                 cond = replace(cond, since=now)
-            out.extend(self._apply_step(d, rule, th.step(rule, cond, value, now), value, now))
+            out.extend(self._apply_step(d, rule, th.step(rule, cond, current, now), current, now))
         if rules.co is not None and d.co is not None and "co_ppm" in reading.values:
             ppm = reading.values["co_ppm"]
             step = co_rule.measure(rules.co, d.co, ppm, now, rules.stale_after_s)

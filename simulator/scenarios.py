@@ -195,8 +195,9 @@ async def run_scenario(site: SimSite, name: str, linger_s: float | None = None) 
             telemetry = tg.create_task(site.run_telemetry(), name="sim-telemetry")
             await scenario(site)
             if linger_s is None:
-                await asyncio.Event().wait()
-            await site.sleep(linger_s)
+                await asyncio.Event().wait()  # keep reporting until stopped
+            else:
+                await site.sleep(linger_s)
             telemetry.cancel()
     finally:
         site.disconnect()

@@ -779,7 +779,20 @@ def test_gas_thresholds_on_a_device_that_measures_no_gas() -> None:
     data = base()
     device(data, 1)["thresholds"] = {"gas_leak": {"levels": {"level_1": 20}}}
     assert problems_of(data) == [
-        "sites[0].devices[1].thresholds.gas_leak: a gas_valve measures no gas"
+        "sites[0].devices[1].thresholds.gas_leak: a gas_valve has no gas_leak rule (its rules: none)"
+    ]
+
+
+def test_thresholds_for_a_rule_the_device_type_lacks_are_refused() -> None:
+    """A section that would be silently ignored would promise a protection that is not there."""
+    data = base()
+    device(data, 0)["thresholds"] = {"residual_current": {"alarm": "300 mA"}}
+    data["rules"] = {"defaults": {"co_detector": {"overtemperature": {"alarm": "70 C"}}}}
+    assert sorted(problems_of(data)) == [
+        "rules.defaults.co_detector.overtemperature: a co_detector has no overtemperature rule "
+        "(its rules: co)",
+        "sites[0].devices[0].thresholds.residual_current: a gas_detector has no residual_current "
+        "rule (its rules: gas_leak)",
     ]
 
 

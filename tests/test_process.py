@@ -40,7 +40,7 @@ SAFETY_GATEWAY = str(VENV_BIN / "safety-gateway")
 def gateway_process(
     config_path: Path, http_port: int, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    out = open(log, "ab")  # noqa: SIM115 - owned by the process
+    out = open(log, "ab")
     proc = subprocess.Popen([SAFETY_GATEWAY, "run", "-c", str(config_path)], stdout=out, stderr=out)
     try:
         wait_port(http_port, timeout=20)
@@ -242,7 +242,7 @@ async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(tmp_path:
     """The README's first command: a new user sees the story and can ack and close."""
     port = free_port()
     log = tmp_path / "demo.log"
-    out = open(log, "ab")  # noqa: SIM115
+    out = open(log, "ab")
     started = time.monotonic()
     proc = subprocess.Popen(
         [SAFETY_GATEWAY, "demo", "--port", str(port), "--data-dir", str(tmp_path / "demo")],

@@ -5,14 +5,14 @@ Time is a plain float passed as `now`: no sleeps, no real clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules import co
-from rules import defaults
+from rules import co, defaults
 from rules.co import CoRule, CoState
 from rules.model import ChangeKind, Reason
 
@@ -91,7 +91,7 @@ def test_time_to_alarm_interpolates_between_points() -> None:
 def test_time_to_alarm_is_monotonic_on_a_grid() -> None:
     ppms = [p / 4 for p in range(0, 4 * 2000)]
     times = [RULE.time_to_alarm(p) for p in ppms]
-    assert all(a >= b for a, b in zip(times, times[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(times))
 
 
 @settings(max_examples=500, deadline=None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
@@ -299,10 +299,7 @@ def test_flapping_across_the_deadband_raises_once_and_never_clears() -> None:
 def test_confirmation_before_the_deadline_means_no_valve_failure(how: str, after: float) -> None:
     rig = Rig()
     rig.reading(0, GAS, lel=25.0)
-    if how == "telemetry":
-        out = rig.reading(after, VALVE, open=0)
-    else:
-        out = rig.result(after, ok=True)
+    out = rig.reading(after, VALVE, open=0) if how == "telemetry" else rig.result(after, ok=True)
     assert out.changes == []  # nothing to clear: no failure was ever raised
     rig.run(300, feeds=[Feed(GAS, 10, {"lel": 25.0})])
     assert rig.seen(AlarmType.VALVE_FAILURE) == []
@@ -328,9 +325,7 @@ def test_unconfirmed_close_raises_valve_failure_and_retries(timeout: float, retr
     # the close is re-sent in the same tick: the first command may simply have been lost
     assert rig.closes() == [0, timeout]
     retried = [c for tt, c in rig.commands if tt == timeout]
-    assert retried == [
-        Command(VALVE, CommandKind.CLOSE_VALVE, GAS_KEY, Reason.VALVE_NOT_CONFIRMED)
-    ]
+    assert retried == [Command(VALVE, CommandKind.CLOSE_VALVE, GAS_KEY, Reason.VALVE_NOT_CONFIRMED)]
 
     rig.run(timeout + 3 * retry + 1, feeds=[Feed(GAS, 10, {"lel": 30.0})])
     assert rig.closes() == [0, timeout, timeout + retry, timeout + 2 * retry, timeout + 3 * retry]
@@ -450,6 +445,29 @@ def test_valve_reporting_open_while_close_pending_sends_nothing_more() -> None:
     assert rig.closes() == [0]
 
 
+def test_valve_reporting_open_while_close_overdue_leaves_it_to_the_retry_schedule() -> None:
+    rig = Rig()
+    rig.reading(0, GAS, lel=25.0)
+    rig.run(15)
+    assert rig.closes() == [0, 10]
+    assert rig.reading(15.5, VALVE, open=1).commands == []
+    rig.run(45)
+    assert rig.closes() == [0, 10, 40]
+
+
+def test_escalation_while_a_close_is_pending_does_not_send_it_twice() -> None:
+    rig = Rig()
+    out = rig.reading(0, GAS, lel=25.0)
+    assert len(out.commands) == 1
+    out = rig.reading(2, GAS, lel=60.0)
+    assert [c.kind for c in gas_changes(out)] == [ChangeKind.ESCALATE]
+    assert out.commands == []
+    rig.reading(3, VALVE, open=0)
+    rig.run(100)
+    assert rig.closes() == [0]
+    assert rig.seen(AlarmType.VALVE_FAILURE) == []
+
+
 @pytest.mark.parametrize(
     "gas_values",
     [
@@ -502,9 +520,7 @@ def test_open_valve_ack_clears_an_old_failure() -> None:
     assert rig.closes() == [0, 10, 40]
     rig.engine.on_manual_open(VALVE)
     out = rig.result(101, ok=True, cmd=CommandKind.OPEN_VALVE)
-    assert [(c.kind, c.reason) for c in out.changes] == [
-        (ChangeKind.CLEAR, Reason.VALVE_RESPONDED)
-    ]
+    assert [(c.kind, c.reason) for c in out.changes] == [(ChangeKind.CLEAR, Reason.VALVE_RESPONDED)]
     rig.run(400)
     assert rig.closes() == [0, 10, 40]
 
@@ -787,7 +803,14 @@ def test_co_from_a_silent_detector_stops_accumulating() -> None:
         ),
         (SMOKE, EventKind.SMOKE, AlarmType.SMOKE, Severity.CRITICAL, Reason.SMOKE_DETECTED, True),
         (SMOKE, EventKind.TAMPER, AlarmType.DEVICE_FAULT, Severity.MINOR, Reason.TAMPER, True),
-        (GAS, EventKind.FAULT, AlarmType.DEVICE_FAULT, Severity.MINOR, Reason.FAULT_REPORTED, False),
+        (
+            GAS,
+            EventKind.FAULT,
+            AlarmType.DEVICE_FAULT,
+            Severity.MINOR,
+            Reason.FAULT_REPORTED,
+            False,
+        ),
     ],
 )
 def test_events_raise_their_alarm(
@@ -992,16 +1015,17 @@ def test_restored_pre_alarm_does_not_close_the_valve() -> None:
         lambda rig, t: rig.avail(t, GAS, True),
     ],
 )
+@pytest.mark.parametrize("after", [5.0, 200.0])
 def test_restored_offline_clears_on_the_next_message(
-    message: Callable[[Rig, float], Outcome],
+    message: Callable[[Rig, float], Outcome], after: float
 ) -> None:
     rig = Rig()
     key = AlarmKey(SITE, GAS.device, AlarmType.DEVICE_OFFLINE)
     assert not rig.restore(0, key, None, Reason.SILENT)
     assert not rig.engine.status(GAS).online
-    rig.run(200)
+    rig.run(after)
     assert rig.seen(AlarmType.DEVICE_OFFLINE, ref=GAS) == []  # not raised a second time
-    out = message(rig, 200.5)
+    out = message(rig, after + 0.5)
     assert [(c.key, c.kind, c.reason) for c in out.changes] == [
         (key, ChangeKind.CLEAR, Reason.BACK_ONLINE)
     ]

@@ -183,7 +183,9 @@ def test_tick_runs_out_the_on_delay_only_while_fresh(
         (-3.0, True),
     ],
 )
-def test_deadband_no_clear_until_below_lowest_level_minus_deadband(low: float, clears: bool) -> None:
+def test_deadband_no_clear_until_below_lowest_level_minus_deadband(
+    low: float, clears: bool
+) -> None:
     assert GAS.clear_below == 8.0
     cond = active(GAS, 25)
     samples = [(float(t), low) for t in range(1, 300)]
