@@ -779,7 +779,8 @@ def test_gas_thresholds_on_a_device_that_measures_no_gas() -> None:
     data = base()
     device(data, 1)["thresholds"] = {"gas_leak": {"levels": {"level_1": 20}}}
     assert problems_of(data) == [
-        "sites[0].devices[1].thresholds.gas_leak: a gas_valve has no gas_leak rule (its rules: none)"
+        "sites[0].devices[1].thresholds.gas_leak: "
+        "a gas_valve has no gas_leak rule (its rules: none)"
     ]
 
 
