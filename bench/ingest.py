@@ -23,13 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import free_port  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
-from gateway.supervisor import Gateway  # noqa: E402
+from gateway.broker import free_port
+from gateway.config import parse_config
+from gateway.supervisor import Gateway
 
 
 def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -154,7 +154,8 @@ async def measure(args: argparse.Namespace) -> None:
                     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
                     print(
                         f"gas reading -> close_valve under load: n={len(lat)} "
-                        f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
+                        f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, "
+                        f"max {lat[-1]:.1f} ms"
                     )
         finally:
             broker.terminate()
