@@ -138,12 +138,10 @@ async def measure(args: argparse.Namespace) -> None:
                 proc.join()
                 got = gw.link.health.received - start_received
                 probe.loop_stop()
-                print(
-                    f"devices:                {args.devices} ({args.devices // 2} gas detectors + valves)"
-                )
-                print(
-                    f"messages:               {got} of {args.messages + 2 * args.probes} (QoS {args.qos})"
-                )
+                pairs = args.devices // 2
+                sent_total = args.messages + 2 * args.probes
+                print(f"devices:                {args.devices} ({pairs} gas detectors + valves)")
+                print(f"messages:               {got} of {sent_total} (QoS {args.qos})")
                 print(
                     f"ingest rate:            {got / elapsed:,.0f} readings/s through rules+alarms"
                 )
