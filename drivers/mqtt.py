@@ -87,6 +87,7 @@ class MqttLink:
         self._outbox: asyncio.PriorityQueue[_Queued] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._client: aiomqtt.Client | None = None
+        self._stopping = False
 
     # ------------------------------------------------------------ publishing
     def publish(self, pub: Publication, priority: int = PRIORITY_ALARM) -> None:
@@ -112,6 +113,11 @@ class MqttLink:
                 await self._session()
             except aiomqtt.MqttError as exc:
                 self._lost(exc)
+                # A cancel that lands while the connection fails can come back as MqttError
+                # (3.11 drops a CancelledError when a child task failed too): when we are
+                # stopping, stop, rather than reconnect through the shutdown.
+                if self._stopping:
+                    raise asyncio.CancelledError from exc
             failures = 0 if self.health.connected_since else failures
             failures += 1
             delay = min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(failures - 1, 10))
@@ -137,9 +143,12 @@ class MqttLink:
                 await client.subscribe(topic, qos=1)
             self._connected()
             try:
+                # The reader runs in the group's body, not as a child: in 3.11 a child that
+                # fails while the body is already waiting in __aexit__ leaves a cancel request
+                # on this task that is never withdrawn.
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._read(client), name="mqtt-read")
                     tg.create_task(self._write(client), name="mqtt-write")
+                    await self._read(client)
             except* aiomqtt.MqttError as group:
                 raise group.exceptions[0] from None
             finally:
@@ -181,6 +190,10 @@ class MqttLink:
                 self._outbox.put_nowait(item)  # same priority and seq: stays in order
                 raise
             self.health.published += 1
+            # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) loses a cancel that
+            # arrives as the PUBACK does; without this check shutdown would wait forever.
+            if self._stopping:
+                raise asyncio.CancelledError
 
     def _connected(self) -> None:
         h = self.health
@@ -222,7 +235,9 @@ class MqttLink:
         h.connected = False
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        """Give queued publications a moment to leave before the connection goes."""
+        """Give queued publications a moment to leave; the caller then cancels `run`."""
         deadline = time.monotonic() + grace_s
         while self._outbox.qsize() and self.health.connected and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a queue length, bounded by the grace period
             await asyncio.sleep(0.05)
+        # From here on a lost cancel (see _write and run) must not keep the link alive.
+        self._stopping = True
