@@ -6,6 +6,10 @@
   starts and once when it ends, and is visible in `LinkHealth`.
 - Incoming messages go to a synchronous handler, drained in bursts without a task per
   message; the handler is the alarm path and must not block.
+- Messages are acknowledged (PUBACK) only after the handler has run, and a message that
+  changed an alarm only once the store has committed that change (`durable`). Killed in
+  between, the gateway gets the message again from the broker on restart. While the store
+  is failing, acknowledgements are not held: ingestion must never wait on the disk.
 - Outgoing messages wait in a priority queue (commands before alarm publications) while
   the broker is away, and are sent in order once it is back. Nothing is dropped.
 """
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import random
@@ -70,7 +75,9 @@ class _Queued:
     pub: Publication = field(compare=False)
 
 
-MessageHandler = Callable[[str, bytes], None]
+# Returns None when the message may be acknowledged at once, or a token (the store's write
+# sequence) to acknowledge it only once `durable(token)` has been called.
+MessageHandler = Callable[[str, bytes], int | None]
 
 
 class MqttLink:
@@ -79,6 +86,7 @@ class MqttLink:
         settings: MqttSettings,
         handler: MessageHandler,
         on_connection_change: Callable[[bool], None] | None = None,
+        hold_acks: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.health = LinkHealth()
@@ -88,6 +96,9 @@ class MqttLink:
         self._seq = itertools.count()
         self._client: aiomqtt.Client | None = None
         self._stopping = False
+        self._paused = False
+        self._hold_acks = hold_acks
+        self._unacked: collections.deque[tuple[int, int, int]] = collections.deque()
 
     # ------------------------------------------------------------ publishing
     def publish(self, pub: Publication, priority: int = PRIORITY_ALARM) -> None:
@@ -136,6 +147,8 @@ class MqttLink:
             timeout=10,
             logger=logging.getLogger("aiomqtt"),
         )
+        # Acknowledge only after processing (and, for alarm changes, after the commit).
+        client._client.manual_ack_set(True)
         self.health.connected_since = None
         async with client:
             self._client = client
@@ -153,31 +166,46 @@ class MqttLink:
                 raise group.exceptions[0] from None
             finally:
                 self._client = None
+                # Unacknowledged messages of this session will be delivered again.
+                self._unacked.clear()
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        handler = self._handler
         # aiomqtt's iterator makes a task per message; drain the rest of a burst directly.
         queue: asyncio.Queue[aiomqtt.Message] = client._queue
-        try:
-            async for message in client.messages:
-                self._deliver(handler, message)
-                while True:
-                    try:
-                        self._deliver(handler, queue.get_nowait())
-                    except asyncio.QueueEmpty:
-                        break
-                await asyncio.sleep(0)  # let publishers and the API in between big bursts
-        except asyncio.CancelledError:
-            # Shutting down: the broker has acknowledged what is in the queue already, so
-            # it exists only here. Hand it over before going.
-            while not queue.empty():
-                self._deliver(handler, queue.get_nowait())
-            raise
+        async for message in client.messages:
+            self._deliver(client, message)
+            while True:
+                try:
+                    self._deliver(client, queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            await asyncio.sleep(0)  # let publishers and the API in between big bursts
 
-    def _deliver(self, handler: MessageHandler, m: aiomqtt.Message) -> None:
+    def _deliver(self, client: aiomqtt.Client, m: aiomqtt.Message) -> None:
+        if self._paused:
+            return  # not acknowledged: the broker keeps it for our next session
         self.health.received += 1
         payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-        handler(m.topic.value, payload)
+        token = self._handler(m.topic.value, payload)
+        if m.qos == 0:
+            return
+        if token is None or not self._hold_acks():
+            client._client.ack(m.mid, m.qos)
+        else:
+            self._unacked.append((token, m.mid, m.qos))
+
+    def durable(self, token: int) -> None:
+        """Everything up to `token` is on disk: acknowledge the messages that caused it."""
+        client = self._client
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= token:
+            _, mid, qos = unacked.popleft()
+            if client is not None:
+                client._client.ack(mid, qos)
+
+    def pause(self) -> None:
+        """Stop taking messages (shutdown): what is not taken stays queued at the broker."""
+        self._paused = True
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:

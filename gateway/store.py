@@ -126,12 +126,14 @@ class _AlarmOp:
     entries: list[tuple[Any, ...]]
     write: AlarmWrite
     snapshot: dict[str, Any]
+    seq: int
     done: asyncio.Future[None] | None = None
 
 
 @dataclass(slots=True)
 class _CommandOp:
     record: CommandRecord
+    seq: int
     done: asyncio.Future[None] | None = None
 
 
@@ -174,12 +176,24 @@ class AlarmStore:
         self,
         path: Path,
         on_committed: Callable[[Sequence[_AlarmOp]], Awaitable[None] | None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
     ) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
+        # A second connection for reads: WAL lets it read while the writer commits, and
+        # aiosqlite serialises work per connection, so a slow or locked commit would
+        # otherwise hold up every API query behind it.
+        self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._on_committed = on_committed
+        self._on_durable = on_durable
         self.stats = StoreStats()
+        # Every write gets a sequence number; `committed` is the highest one on disk. The
+        # MQTT link holds back the acknowledgement of a message until what it caused is
+        # committed, so a crash before the commit makes the broker deliver it again.
+        self.submitted = 0
+        self.committed = 0
+        self.healthy = True
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,11 +205,20 @@ class AlarmStore:
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.executescript(SCHEMA)
         await self._db.commit()
+        self._reader = await aiosqlite.connect(self._path)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = None
+        self._reader = None
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -215,15 +238,29 @@ class AlarmStore:
         a = write.alarm
         entries = [_entry_row(a.id, write.first_seq + i, e) for i, e in enumerate(write.entries)]
         done = asyncio.get_running_loop().create_future() if wait else None
-        self._queue.put_nowait(_AlarmOp(alarm_row(a), entries, write, snapshot, done))
+        self.submitted += 1
+        self._queue.put_nowait(
+            _AlarmOp(alarm_row(a), entries, write, snapshot, self.submitted, done)
+        )
         return done
 
     def submit_command(
         self, record: CommandRecord, wait: bool = False
     ) -> asyncio.Future[None] | None:
         done = asyncio.get_running_loop().create_future() if wait else None
-        self._queue.put_nowait(_CommandOp(record, done))
+        self.submitted += 1
+        self._queue.put_nowait(_CommandOp(record, self.submitted, done))
         return done
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until everything submitted so far is committed (or the store is failing)."""
+        target = self.submitted
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.committed < target and self.healthy:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return self.committed >= target
 
     async def run_writer(self) -> None:
         """Commit queued writes in batches until `stop()`; everything before it is kept.
@@ -286,13 +323,25 @@ class AlarmStore:
                 # we keep retrying so that nothing accepted is lost, and say so loudly.
                 self.stats.failed_batches += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("alarm store commit failed (%s); retrying in %.1fs", exc, delay)
+                if self.healthy:
+                    log.error("alarm store commit failed (%s); retrying with backoff", exc)
+                self.healthy = False
+                # Degraded: do not make the broker wait on a broken disk. Ingestion and
+                # alarms go on from memory; redelivery after a crash is what we give up.
+                if self._on_durable is not None:
+                    self._on_durable(self.submitted)
                 with contextlib.suppress(aiosqlite.Error):
                     await db.rollback()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if not self.healthy:
+            log.warning("alarm store commits again")
+        self.healthy = True
+        self.committed = batch[-1].seq
         self.stats.committed_batches += 1
         self.stats.committed_ops += len(batch)
+        if self._on_durable is not None:
+            self._on_durable(self.committed)
         for op in batch:
             if op.done is not None and not op.done.done():
                 op.done.set_result(None)
@@ -347,7 +396,7 @@ class AlarmStore:
         return [_alarm_from_row(r) for r in rows]
 
     async def commands(self, limit: int = 100) -> list[CommandRecord]:
-        async with self.db.execute(
+        async with self.reader.execute(
             "SELECT id, site, device, cmd, requested_by, alarm_id, reason, sent_at, result, "
             "result_at, detail FROM commands ORDER BY sent_at DESC LIMIT ?",
             (limit,),
@@ -355,13 +404,13 @@ class AlarmStore:
             return [CommandRecord(*row) for row in await cur.fetchall()]
 
     async def _select(self, tail: str, args: Sequence[Any]) -> list[Any]:
-        async with self.db.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms {tail}", args) as cur:
+        async with self.reader.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms {tail}", args) as cur:
             return list(await cur.fetchall())
 
     async def _with_timelines(self, rows: list[Any]) -> list[Alarm]:
         alarms = [_alarm_from_row(r) for r in rows]
         for alarm in alarms:
-            async with self.db.execute(
+            async with self.reader.execute(
                 "SELECT at, action, actor, reason, value, severity, note, detail "
                 "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
                 (alarm.id,),

@@ -62,7 +62,7 @@ class Gateway:
         self.engine = RuleEngine(build_rules(config), self.started_at)
         self.book = AlarmBook()
         self.store = AlarmStore(
-            Path(config.gateway.data_dir) / "alarms.sqlite3", self._on_committed
+            Path(config.gateway.data_dir) / "alarms.sqlite3", self._on_committed, self._on_durable
         )
         self.live = LiveHub(self.device_view)
 
@@ -86,6 +86,7 @@ class Gateway:
             ),
             handler=self._on_message,
             on_connection_change=self._on_connection_change,
+            hold_acks=lambda: self.store.healthy,
         )
         self.actuator = Actuator(self.link, prefix, self.store)
         self.pipeline = AlarmPipeline(
@@ -145,6 +146,8 @@ class Gateway:
         try:
             await self._cancel("rule-tick")
             await self._cancel("live-flush")
+            self.link.pause()  # take no more messages; the broker keeps them for us
+            await self.store.flush(timeout_s=5.0)  # commit, then acknowledge what we took
             await self.link.stop(grace_s=2.0)  # let queued commands and alarms leave
             await self._cancel("mqtt")
             self.store.stop()
@@ -196,8 +199,15 @@ class Gateway:
             self.pipeline.tick()
 
     # ------------------------------------------------------------------ plumbing
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes) -> int | None:
+        before = self.store.submitted
         self.pipeline.on_message(topic, payload)
+        # If the message changed an alarm, acknowledge it to the broker only once that
+        # change is on disk: a crash in between makes the broker deliver it again.
+        return self.store.submitted if self.store.submitted != before else None
+
+    def _on_durable(self, seq: int) -> None:
+        self.link.durable(seq)
 
     def _on_committed(self, ops: Any) -> None:
         self.pipeline.on_committed(ops)
@@ -234,7 +244,7 @@ class Gateway:
             if sample.name.endswith("_total")
         )
         statuses = [self.engine.status(ref) for ref in self.inventory.devices]
-        ok = h.connected and internal_errors == 0 and self.store.stats.last_error is None
+        ok = h.connected and internal_errors == 0 and self.store.healthy
         return {
             "status": "ok" if ok else "degraded",
             "gateway": self.config.gateway.id,
@@ -258,6 +268,7 @@ class Gateway:
                 "live_subscribers": self.live.subscribers,
             },
             "store": {
+                "healthy": self.store.healthy,
                 "committed_batches": self.store.stats.committed_batches,
                 "failed_batches": self.store.stats.failed_batches,
                 "last_error": self.store.stats.last_error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -194,3 +195,37 @@ async def test_bad_commands_are_refused_clearly(gateway: RunningGateway) -> None
     assert r.status_code == 422
     r = await api.post("/api/alarms/does-not-exist/ack", json={"by": "x"})
     assert r.status_code == 404
+
+
+async def test_shutoff_and_alarms_do_not_wait_on_a_failing_store(
+    gateway: RunningGateway, probe: Probe, tmp_path: Any
+) -> None:
+    """A locked database (another writer, a full disk) must not delay the valve or the
+    alarm; the store catches up when it can, and health says what is going on meanwhile."""
+    db = gateway.gw.store._path
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        await probe.event("btn-lobby", "pressed")
+        await until(lambda: not gateway.gw.store.healthy, timeout=15, what="store failing")
+        health = (await gateway.api.get("/api/health")).json()
+        assert health["status"] == "degraded"
+        assert health["store"]["healthy"] is False
+        assert "locked" in health["store"]["last_error"]
+        # With the store down, a gas leak still closes the valve at once...
+        await probe.telemetry("gas-kitchen", {"lel": 45.0})
+        cmd = await probe.wait_for("valve-kitchen/cmd", timeout=2)
+        assert cmd["cmd"] == "close_valve"
+        # ...the alarm is live in memory and in the API...
+        listed = (await gateway.api.get("/api/alarms", params={"state": "active"})).json()
+        assert {a["type"] for a in listed} == {"fire_button", "gas_leak"}
+        # ...but nothing is published as committed before it is.
+        assert probe.messages("xingfu/alarms") == []
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak", timeout=15)
+    await until(lambda: gateway.gw.store.healthy, what="store healthy again")
+    assert (await gateway.api.get("/api/health")).json()["status"] == "ok"
+    stored = await gateway.gw.store.query(states=["active"])
+    assert {a.type.value for a in stored} == {"fire_button", "gas_leak"}

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -305,3 +306,47 @@ async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(tmp_path:
     assert code == 0, text
     assert "curl -s -X POST" in text, "the demo tells the user how to acknowledge"
     assert "Traceback" not in text
+
+
+async def test_message_taken_but_not_yet_committed_survives_kill_9(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    """The gateway acknowledges an alarm-changing message only after the commit, so a crash
+    in between makes the broker deliver it again. Here the commit is held up by another
+    writer's lock on the database while the gateway is killed."""
+    port = free_port()
+    data = site_config(tmp_path / "data", broker.port, http={"host": "127.0.0.1", "port": port})
+    cfg = write_config(tmp_path / "gateway.yaml", data)
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "gateway.log"
+
+    with gateway_process(cfg, port, log) as proc:
+        await connected(base)
+        lock = sqlite3.connect(tmp_path / "data" / "alarms.sqlite3", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the gateway's next commit waits for this
+        try:
+            await probe.event("btn-lobby", "pressed")
+            async with httpx.AsyncClient(base_url=base) as c:
+                for _ in range(100):  # the API reads memory: the press was taken
+                    if (await c.get("/api/alarms", params={"type": "fire_button"})).json():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the gateway never took the button press")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(5)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+    assert not probe.messages("xingfu/alarms"), "nothing was published before the commit"
+
+    with gateway_process(cfg, port, log):
+        await connected(base)
+        async with httpx.AsyncClient(base_url=base) as c:
+            for _ in range(100):
+                alarms = (await c.get("/api/alarms", params={"type": "fire_button"})).json()
+                if alarms:
+                    break
+                await asyncio.sleep(0.05)
+        assert alarms, "the broker delivered the unacknowledged press again"
+        await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "fire_button")
