@@ -45,6 +45,10 @@ class MqttSettings:
     keepalive_s: int = 30
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    # Acknowledge after processing (see module docstring). Off only for brokers that
+    # mishandle it: amqtt (the demo's embedded broker) drops a PUBACK that arrives before
+    # it has registered its waiter, then times out and redelivers.
+    manual_acks: bool = True
 
 
 @dataclass(slots=True)
@@ -148,7 +152,7 @@ class MqttLink:
             logger=logging.getLogger("aiomqtt"),
         )
         # Acknowledge only after processing (and, for alarm changes, after the commit).
-        client._client.manual_ack_set(True)
+        client._client.manual_ack_set(s.manual_acks)
         self.health.connected_since = None
         async with client:
             self._client = client
@@ -187,7 +191,7 @@ class MqttLink:
         self.health.received += 1
         payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
         token = self._handler(m.topic.value, payload)
-        if m.qos == 0:
+        if m.qos == 0 or not self.settings.manual_acks:
             return
         if token is None or not self._hold_acks():
             client._client.ack(m.mid, m.qos)

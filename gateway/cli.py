@@ -74,13 +74,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- check
-def cmd_check(args: argparse.Namespace) -> int:
+def _load_or_report(path: Path) -> GatewayConfig | None:
+    """The configuration, or None after printing every problem with its path."""
     try:
-        config = load_config(args.config)
+        return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"{args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
         return EXIT_INVALID
     for problem in missing_secrets(config):
         print(f"warning: {problem}", file=sys.stderr)
@@ -91,11 +98,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ run
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = _load_or_report(args.config)
+    if config is None:
         return EXIT_INVALID
     secrets = missing_secrets(config)
     if secrets:
@@ -109,7 +113,10 @@ async def _run(config: GatewayConfig) -> int:
     from gateway.api import build_app
 
     async with _broker_for(config) as (host, port):
-        app = build_app(config, mqtt_host=host, mqtt_port=port)
+        # amqtt mishandles manual acknowledgement (see MqttSettings.manual_acks).
+        app = build_app(
+            config, mqtt_host=host, mqtt_port=port, durable_acks=config.mqtt is not None
+        )
         await HttpServer(app, config.http.host, config.http.port, lifespan="on").serve()
     return EXIT_OK
 
@@ -127,11 +134,8 @@ async def _broker_for(config: GatewayConfig) -> AsyncIterator[tuple[str, int]]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator import BrokerAddress, ScenarioError, run_scenario, site_from_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = _load_or_report(args.config)
+    if config is None:
         return EXIT_INVALID
     if args.broker:
         host, _, port = args.broker.rpartition(":")
@@ -179,7 +183,7 @@ async def _demo(config: GatewayConfig, scenario: str, duration: float | None) ->
 
     async with (
         EmbeddedBroker() as broker,
-        Gateway(config, mqtt_host=broker.host, mqtt_port=broker.port) as gw,
+        Gateway(config, mqtt_host=broker.host, mqtt_port=broker.port, durable_acks=False) as gw,
     ):
         url = f"http://{config.http.host}:{config.http.port}"
         server = HttpServer(create_api(gw), config.http.host, config.http.port, lifespan="off")

@@ -103,19 +103,30 @@ def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> Thresho
             )
         elif o.alarm is not None:
             levels = (Level(levels[0].name, o.alarm, levels[0].severity),)
-        try:
-            rule = replace(
-                rule,
-                levels=levels,
-                deadband=o.deadband if o.deadband is not None else rule.deadband,
-                on_delay_s=o.on_delay if o.on_delay is not None else rule.on_delay_s,
-                off_delay_s=o.off_delay if o.off_delay is not None else rule.off_delay_s,
-            )
-        except ValueError as exc:
-            raise _RuleProblem(f"{where}.{field}", str(exc)) from None
+        rule = _tuned(rule, o, f"{where}.{field}", levels)
     return rule if enabled else None
 
 
+def _tuned(
+    rule: ThresholdRule, o: _Tuning, where: str, levels: tuple[Level, ...] | None = None
+) -> ThresholdRule:
+    """`rule` with the levels, deadband and delays a layer sets, validated together;
+    an invalid result names the layer."""
+    try:
+        return replace(
+            rule,
+            levels=levels if levels is not None else rule.levels,
+            deadband=o.deadband if o.deadband is not None else rule.deadband,
+            on_delay_s=o.on_delay if o.on_delay is not None else rule.on_delay_s,
+            off_delay_s=o.off_delay if o.off_delay is not None else rule.off_delay_s,
+        )
+    except ValueError as exc:
+        raise _RuleProblem(where, str(exc)) from None
+
+
+_Tuning = (
+    GasLeakThresholds | ResidualCurrentThresholds | TemperatureThresholds | OvercurrentThresholds
+)
 _Toggle = (
     GasLeakThresholds
     | ResidualCurrentThresholds
@@ -146,15 +157,7 @@ def _overcurrent(layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:
             raise _RuleProblem(
                 f"{where}.overcurrent.alarm", "set the circuit's rated current to enable this rule"
             )
-        try:
-            rule = replace(
-                rule,
-                deadband=o.deadband if o.deadband is not None else rule.deadband,
-                on_delay_s=o.on_delay if o.on_delay is not None else rule.on_delay_s,
-                off_delay_s=o.off_delay if o.off_delay is not None else rule.off_delay_s,
-            )
-        except ValueError as exc:
-            raise _RuleProblem(f"{where}.overcurrent", str(exc)) from None
+        rule = _tuned(rule, o, f"{where}.overcurrent")
     return rule if enabled else None
 
 

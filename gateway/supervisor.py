@@ -51,6 +51,7 @@ class Gateway:
         mqtt_port: int | None = None,
         clock: Callable[[], float] = time.time,
         tick_interval_s: float = TICK_INTERVAL_S,
+        durable_acks: bool = True,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -83,6 +84,7 @@ class Gateway:
                 username=mq.username if mq else None,
                 password=password,
                 keepalive_s=mq.keepalive_s if mq else 30,
+                manual_acks=durable_acks,
             ),
             handler=self._on_message,
             on_connection_change=self._on_connection_change,

@@ -135,8 +135,10 @@ async def test_flapping_gives_one_alarm(tmp_path: Path, broker: Mosquitto) -> No
     cfg = write_config(tmp_path / "gateway.yaml", data)
     async with running_gateway(parse_config(data)) as rg:
         proc = await simulate(cfg, "flapping", linger=0)
-        out = await asyncio.to_thread(proc.communicate(timeout=60)[0].decode)
-        assert proc.returncode == 0, out
+        # Wait in a thread: the gateway's event loop must keep running meanwhile.
+        stdout, _ = await asyncio.to_thread(proc.communicate, None, 60)
+        assert proc.returncode == 0, stdout.decode()
+        assert await rg.gw.store.flush(timeout_s=5)
         stored = await rg.gw.store.query(types=["gas_leak"])
         assert len(stored) == 1, "flapping around 20 %LEL must be one alarm"
         gas = rg.gw.book.get(stored[0].id)
