@@ -202,7 +202,7 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
     good: dict[str, float] = {}
     bad: list[QuantityRejected] = []
     for name, value in values.items():
-        problem = _check_quantity(name, value)
+        problem = check_quantity(name, value)
         if problem is None:
             good[name] = float(value)
         else:
@@ -215,7 +215,7 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
     return DecodedTelemetry(Reading(ref, good, ts), tuple(bad))
 
 
-def _check_quantity(name: str, value: object) -> QuantityRejected | None:
+def check_quantity(name: str, value: object) -> QuantityRejected | None:
     # Quantity names are ASCII: `temp_c_²` would crash int() and `temp_c_١` alias channel 1.
     base = quantity_base(name) if name.isascii() else None
     if base is None:

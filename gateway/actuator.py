@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from drivers.codec import CommandAck, encode
 from drivers.mqtt import PRIORITY_COMMAND, MqttLink, Publication
@@ -48,6 +49,7 @@ class Actuator:
         self._store = store
         self._new_id = new_id
         self._pending: OrderedDict[str, SentCommand] = OrderedDict()
+        self.modbus: ModbusRoute | None = None  # set when the gateway polls Modbus devices
 
     def send(
         self,
@@ -60,11 +62,17 @@ class Actuator:
         now: float,
     ) -> SentCommand:
         sent = SentCommand(self._new_id(), ref, cmd, alarm_id, requested_by, reason, now)
-        payload: dict[str, str] = {"id": sent.id, "cmd": cmd.value}
-        if alarm_id is not None:
-            payload["reason"] = alarm_id
-        topic = f"{self._prefix}/{ref.site}/{ref.device}/cmd"
-        self._link.publish(Publication(topic, encode(payload), qos=1), PRIORITY_COMMAND)
+        if self.modbus is not None and self.modbus.handles(ref):
+            # Queued on the device's bus ahead of the next poll; the outcome comes back
+            # through `complete` once the feedback point is read back (or is not).
+            if not self.modbus.submit(ref, cmd, sent.id):
+                log.error("%s cannot do %s: its Modbus profile has no such command", ref, cmd.value)
+        else:
+            payload: dict[str, str] = {"id": sent.id, "cmd": cmd.value}
+            if alarm_id is not None:
+                payload["reason"] = alarm_id
+            topic = f"{self._prefix}/{ref.site}/{ref.device}/cmd"
+            self._link.publish(Publication(topic, encode(payload), qos=1), PRIORITY_COMMAND)
         self._pending[sent.id] = sent
         while len(self._pending) > self.MAX_PENDING:
             self._pending.popitem(last=False)
@@ -79,11 +87,17 @@ class Actuator:
     def on_ack(
         self, ref: DeviceRef, ack: CommandAck, now: float
     ) -> tuple[SentCommand, CommandResult] | None:
-        sent = self._pending.get(ack.command_id)
+        return self.complete(ack.command_id, ref, ack.ok, ack.detail, now)
+
+    def complete(
+        self, command_id: str, ref: DeviceRef, ok: bool, detail: str | None, now: float
+    ) -> tuple[SentCommand, CommandResult] | None:
+        """A command's outcome (MQTT ack, Modbus read-back): recorded, and handed back."""
+        sent = self._pending.get(command_id)
         if sent is None or sent.ref != ref:
-            log.warning("ack %s from %s matches no command we sent", ack.command_id, ref)
+            log.warning("result for command %s from %s matches no command we sent", command_id, ref)
             return None
-        del self._pending[ack.command_id]
+        del self._pending[command_id]
         self._store.submit_command(
             CommandRecord(
                 sent.id,
@@ -94,9 +108,16 @@ class Actuator:
                 sent.alarm_id,
                 sent.reason,
                 sent.sent_at,
-                "ok" if ack.ok else "refused",
+                "ok" if ok else "failed",
                 now,
-                ack.detail,
+                detail,
             )
         )
-        return sent, CommandResult(ref, sent.cmd, ack.ok)
+        if not ok:
+            log.warning("%s to %s failed: %s", sent.cmd.value, ref, detail)
+        return sent, CommandResult(ref, sent.cmd, ok)
+
+
+class ModbusRoute(Protocol):
+    def handles(self, ref: DeviceRef) -> bool: ...
+    def submit(self, ref: DeviceRef, cmd: CommandKind, command_id: str) -> bool: ...

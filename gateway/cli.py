@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("aiomqtt", "amqtt", "transitions", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pymodbus logs every timeout as an error; the poller logs state changes once instead.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     handler = {"check": cmd_check, "run": cmd_run, "simulate": cmd_simulate, "demo": cmd_demo}
     return int(handler[args.command](args))
 
@@ -137,14 +139,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
+    broker: BrokerAddress | None = None
     if args.broker:
         host, _, port = args.broker.rpartition(":")
         broker = BrokerAddress(host or "127.0.0.1", int(port), config.topic_prefix)
     elif config.mqtt is not None:
         broker = BrokerAddress(config.mqtt.host, config.mqtt.port, config.topic_prefix)
-    else:
-        print("no mqtt.url in the configuration: give --broker host:port", file=sys.stderr)
-        return EXIT_INVALID
     try:
         site = site_from_config(config, broker, args.site, args.interval, args.speed)
         asyncio.run(run_scenario(site, args.scenario, args.linger))

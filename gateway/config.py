@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.units import measure_parser
-from rules.model import DeviceType
+from rules.model import CommandKind, DeviceType
 
 IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # used in MQTT topics: no / + #
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
@@ -61,6 +61,7 @@ class GatewaySection(_Model):
     id: Ident
     data_dir: Path = Path("./data")
     timezone: str = "Asia/Shanghai"
+    profile_dirs: list[Path] = []  # extra Modbus profile directories, beside the built-in ones
 
     @field_validator("timezone")
     @classmethod
@@ -175,6 +176,16 @@ class ModbusEndpoint(_Model):
     baudrate: int = 9600
     unit: int = Field(1, ge=0, le=247)
     profile: str
+    timeout: PositiveSeconds = 1.0  # per request
+    retries: int = Field(
+        1, ge=0, le=5
+    )  # per poll, with a short backoff, before it counts as failed
+    offline_after_failures: int = Field(3, ge=1, le=100)  # consecutive failed polls
+
+    @property
+    def bus(self) -> str:
+        """Requests on one bus are serialised: a TCP host:port, or a serial port."""
+        return f"tcp://{self.host}:{self.port}" if self.host else f"rtu://{self.serial}"
 
 
 class DeviceConfig(_Model):
@@ -182,12 +193,22 @@ class DeviceConfig(_Model):
     type: DeviceType
     location: str = Field(min_length=1)
     name: str | None = None
-    transport: Literal["mqtt", "modbus"] = "mqtt"
+    # mqtt: publishes itself; modbus: polled; channel: a detector read through the
+    # gas_alarm_controller that lists it under `channels`.
+    transport: Literal["mqtt", "modbus", "channel"] = "mqtt"
     shutoff_valve: Ident | None = None
     modbus: ModbusEndpoint | None = None
+    channels: dict[int, Ident] = {}  # gas_alarm_controller: channel number -> detector id
     poll_interval_s: float | None = Field(None, gt=0)
     report_interval: PositiveSeconds | None = None
     thresholds: Thresholds = Thresholds()
+
+
+DEFAULT_POLL_INTERVAL_S = 2.0
+
+
+def poll_interval(dev: DeviceConfig) -> float:
+    return dev.poll_interval_s or DEFAULT_POLL_INTERVAL_S
 
 
 class Contact(_Model):
@@ -408,6 +429,7 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
     for si, site in enumerate(config.sites):
         for di, dev in enumerate(site.devices):
             yield from _check_device(f"sites[{si}].devices[{di}]", dev)
+    yield from _check_modbus(config)
     for device_type, thresholds in config.rules.defaults.items():
         yield from _check_thresholds(f"rules.defaults.{device_type.value}", device_type, thresholds)
     for ti, token in enumerate(config.http.tokens):
@@ -427,11 +449,82 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
 def _check_device(path: str, dev: DeviceConfig) -> Iterator[ConfigProblem]:
     if dev.transport == "modbus" and dev.modbus is None:
         yield ConfigProblem(f"{path}.modbus", "transport modbus needs a modbus section")
-    if dev.transport == "mqtt" and dev.modbus is not None:
-        yield ConfigProblem(f"{path}.modbus", "modbus section given but transport is mqtt")
+    if dev.transport != "modbus" and dev.modbus is not None:
+        yield ConfigProblem(
+            f"{path}.modbus", f"modbus section given but transport is {dev.transport}"
+        )
     if dev.modbus is not None and (dev.modbus.host is None) == (dev.modbus.serial is None):
         yield ConfigProblem(f"{path}.modbus", "give exactly one of host (TCP) or serial (RTU)")
+    if dev.channels and dev.type is not DeviceType.GAS_ALARM_CONTROLLER:
+        yield ConfigProblem(f"{path}.channels", "only a gas_alarm_controller has channels")
+    if dev.transport == "channel" and dev.type is not DeviceType.GAS_DETECTOR:
+        yield ConfigProblem(f"{path}.transport", "only a gas_detector can be a controller channel")
+    if dev.poll_interval_s is not None and dev.transport != "modbus":
+        yield ConfigProblem(f"{path}.poll_interval_s", "only modbus devices are polled")
     yield from _check_thresholds(f"{path}.thresholds", dev.type, dev.thresholds)
+
+
+def _check_modbus(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    """Profiles exist and fit the device; controller channels and their detectors match."""
+    from drivers.modbus_profile import ProfileError, all_profiles
+
+    try:
+        profiles = all_profiles(tuple(config.gateway.profile_dirs))
+    except ProfileError as exc:
+        yield ConfigProblem("gateway.profile_dirs", str(exc))
+        return
+    for si, site in enumerate(config.sites):
+        by_id = {d.id: (di, d) for di, d in enumerate(site.devices)}
+        claimed: dict[str, str] = {}
+        for di, dev in enumerate(site.devices):
+            path = f"sites[{si}].devices[{di}]"
+            if dev.modbus is not None:
+                profile = profiles.get(dev.modbus.profile)
+                if profile is None:
+                    known = ", ".join(sorted(profiles)) or "none"
+                    yield ConfigProblem(
+                        f"{path}.modbus.profile",
+                        f"unknown profile {dev.modbus.profile!r} (known: {known})",
+                    )
+                    continue
+                if profile.device_type is not dev.type:
+                    yield ConfigProblem(
+                        f"{path}.modbus.profile",
+                        f"profile {profile.name!r} describes a {profile.device_type.value}, "
+                        f"not a {dev.type.value}",
+                    )
+                if (
+                    dev.type is DeviceType.GAS_VALVE
+                    and profile.command(CommandKind.CLOSE_VALVE) is None
+                ):
+                    yield ConfigProblem(
+                        f"{path}.modbus.profile", f"profile {profile.name!r} cannot close the valve"
+                    )
+                for channel, detector in sorted(dev.channels.items()):
+                    where = f"{path}.channels.{channel}"
+                    if profile.channels is None or not 1 <= channel <= profile.channels:
+                        yield ConfigProblem(
+                            where, f"profile {profile.name!r} has no channel {channel}"
+                        )
+                    target = by_id.get(detector)
+                    if target is None:
+                        yield ConfigProblem(where, f"unknown device {detector!r}")
+                    elif target[1].transport != "channel":
+                        yield ConfigProblem(
+                            where, f"device {detector!r} must have transport: channel"
+                        )
+                    elif detector in claimed:
+                        yield ConfigProblem(
+                            where, f"device {detector!r} is already channel of {claimed[detector]}"
+                        )
+                    else:
+                        claimed[detector] = dev.id
+        for di, dev in enumerate(site.devices):
+            if dev.transport == "channel" and dev.id not in claimed:
+                yield ConfigProblem(
+                    f"sites[{si}].devices[{di}].transport",
+                    "no gas_alarm_controller lists this device in its channels",
+                )
 
 
 # Which threshold sections apply to which device type. A section for a rule the device

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
@@ -37,11 +37,16 @@ from gateway.store import AlarmStore, _AlarmOp
 from gateway.views import Clockface, alarm_json
 from rules.engine import RuleEngine
 from rules.model import (
+    DEFAULT_SEVERITY,
+    AlarmChange,
     AlarmKey,
     AlarmType,
+    Availability,
+    ChangeKind,
     CommandKind,
     DeviceRef,
     DeviceType,
+    FaultReport,
     Outcome,
     Reading,
     Reason,
@@ -61,6 +66,11 @@ COMMANDS_FOR: dict[DeviceType, frozenset[CommandKind]] = {
 
 class CommandNotApplicable(Exception):
     pass
+
+
+class ModbusCapabilities(Protocol):
+    def handles(self, ref: DeviceRef) -> bool: ...
+    def supports(self, ref: DeviceRef, cmd: CommandKind) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ class AlarmPipeline:
         self._clock = clock
         self._reading_sinks = list(reading_sinks)
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
+        self.modbus: ModbusCapabilities | None = None
         self.rejected_by_reason: dict[str, int] = {}
 
     @property
@@ -149,22 +160,7 @@ class AlarmPipeline:
         self.dispatch(outcome, now)
 
     def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
-        matched = self._actuator.on_ack(ref, ack, now)
-        if matched is None:
-            return Outcome()
-        sent, result = matched
-        self._metrics.commands.labels(sent.cmd.value, "ok" if ack.ok else "refused").inc()
-        if sent.alarm_id is not None:
-            detail = {
-                "cmd": sent.cmd.value,
-                "command_id": sent.id,
-                "device": ref.device,
-                "ok": ack.ok,
-            }
-            if ack.detail:
-                detail["detail"] = ack.detail
-            self._persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now, detail))
-        return self._engine.on_command_result(result, now)
+        return self._command_result(ack.command_id, ref, ack.ok, ack.detail, now)
 
     def _reject(self, now: float, topic: str, reason: RejectReason, detail: str) -> None:
         self._metrics.rejected.labels(reason.value).inc()
@@ -178,6 +174,92 @@ class AlarmPipeline:
             reason.value,
             detail,
         )
+
+    # ------------------------------------------------ polled devices (PollSink)
+    def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None:
+        now = self._clock()
+        try:
+            good: dict[str, float] = {}
+            for name, value in values.items():
+                problem = codec.check_quantity(name, value)
+                if problem is None:
+                    good[name] = float(value)
+                else:
+                    self._reject(now, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}")
+            if not good:
+                return
+            reading = Reading(ref, good, now)
+            outcome = self._engine.on_reading(reading, now)
+            self._live.device_changed(ref)
+            for sink in self._reading_sinks:
+                sink(reading)
+            self._metrics.messages.labels("modbus").inc()
+            self.dispatch(outcome, now)
+        except Exception:
+            self._metrics.internal_errors.labels("modbus").inc()
+            log.exception("internal error handling a poll of %s", ref)
+
+    def poll_unreachable(self, ref: DeviceRef) -> None:
+        now = self._clock()
+        av = Availability(ref, online=False, reason=Reason.POLL_FAILED)
+        self._guarded(ref, lambda: self._engine.on_availability(av, now), now)
+
+    def poll_fault(self, ref: DeviceRef, source: str, active: bool, detail: str) -> None:
+        now = self._clock()
+        if active:
+            reason = (
+                Reason.EXCEPTION_RESPONSE if source == "exception_response" else Reason.STATUS_BIT
+            )
+        else:
+            reason = Reason.FAULT_CLEARED
+        report = FaultReport(ref, source, active, reason)
+        self._guarded(ref, lambda: self._engine.on_fault(report, now), now)
+
+    def poll_command_result(self, job: Any, ok: bool, detail: str) -> None:
+        now = self._clock()
+        ref: DeviceRef = job.target.ref
+        self._guarded(ref, lambda: self._command_result(job.command_id, ref, ok, detail, now), now)
+
+    def _guarded(self, ref: DeviceRef, decide: Callable[[], Outcome], now: float) -> None:
+        try:
+            self.dispatch(decide(), now)
+            self._live.device_changed(ref)
+        except Exception:
+            self._metrics.internal_errors.labels("modbus").inc()
+            log.exception("internal error handling %s", ref)
+
+    def _command_result(
+        self, command_id: str, ref: DeviceRef, ok: bool, detail: str | None, now: float
+    ) -> Outcome:
+        """Shared by MQTT acks and Modbus read-backs: record, timeline, then the engine."""
+        matched = self._actuator.complete(command_id, ref, ok, detail, now)
+        if matched is None:
+            return Outcome()
+        sent, result = matched
+        self._metrics.commands.labels(sent.cmd.value, "ok" if ok else "failed").inc()
+        if sent.alarm_id is not None:
+            info: dict[str, Any] = {
+                "cmd": sent.cmd.value,
+                "command_id": sent.id,
+                "device": ref.device,
+                "ok": ok,
+            }
+            if detail:
+                info["detail"] = detail
+            self._persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now, info))
+        outcome = self._engine.on_command_result(result, now)
+        if sent.cmd is CommandKind.TRIP and not ok:
+            # Power was not cut although someone (or a rule) asked for it: a person must know.
+            outcome.changes.append(
+                AlarmChange(
+                    key=AlarmKey(ref.site, ref.device, AlarmType.TRIP_FAILURE),
+                    kind=ChangeKind.RAISE,
+                    severity=DEFAULT_SEVERITY[AlarmType.TRIP_FAILURE],
+                    reason=Reason.TRIP_NOT_CONFIRMED,
+                    latched=True,
+                )
+            )
+        return outcome
 
     # ------------------------------------------------------------- decisions
     def tick(self) -> None:
@@ -260,6 +342,12 @@ class AlarmPipeline:
         if cmd not in allowed:
             raise CommandNotApplicable(f"{cmd.value} is not a command for a {device.type.value}")
         ref = device.ref
+        if (
+            self.modbus is not None
+            and self.modbus.handles(ref)
+            and not self.modbus.supports(ref, cmd)
+        ):
+            raise CommandNotApplicable(f"the Modbus profile of {ref.device} has no {cmd.value}")
         if cmd is CommandKind.OPEN_VALVE:
             blocking = self._gas_alarms_on(ref)
             if blocking:

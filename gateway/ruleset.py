@@ -21,6 +21,7 @@ from gateway.config import (
     ResidualCurrentThresholds,
     TemperatureThresholds,
     Thresholds,
+    poll_interval,
 )
 from rules import defaults
 from rules.co import CoRule
@@ -69,7 +70,11 @@ def _device_rules(config: GatewayConfig, site_id: str, dev: DeviceConfig, path: 
     if oc is not None:
         thresholds.append(oc)
     kept = tuple(t for t in thresholds if t is not None)
-    report = dev.report_interval or dev.poll_interval_s or defaults.REPORT_INTERVAL_S[dev.type]
+    report = (
+        dev.report_interval
+        or _polled_every(config, site_id, dev)
+        or defaults.REPORT_INTERVAL_S[dev.type]
+    )
     return DeviceRules(
         ref=DeviceRef(site_id, dev.id),
         type=dev.type,
@@ -82,6 +87,17 @@ def _device_rules(config: GatewayConfig, site_id: str, dev: DeviceConfig, path: 
         valve_confirm_timeout_s=config.rules.valve_confirm_timeout,
         valve_retry_interval_s=config.rules.valve_retry_interval,
     )
+
+
+def _polled_every(config: GatewayConfig, site_id: str, dev: DeviceConfig) -> float | None:
+    """A polled device (or a controller channel) reports as often as it is polled."""
+    if dev.transport == "modbus":
+        return poll_interval(dev)
+    if dev.transport == "channel":
+        site = next(s for s in config.sites if s.id == site_id)
+        parent = next((d for d in site.devices if dev.id in d.channels.values()), None)
+        return poll_interval(parent) if parent is not None else None
+    return None
 
 
 def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:

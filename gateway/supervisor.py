@@ -30,6 +30,7 @@ from gateway.config import GatewayConfig
 from gateway.inventory import Inventory
 from gateway.live import LiveHub
 from gateway.metrics import Metrics
+from gateway.modbus_link import ModbusLink
 from gateway.pipeline import AlarmPipeline
 from gateway.ruleset import build_rules
 from gateway.store import AlarmStore
@@ -106,6 +107,10 @@ class Gateway:
             clock=clock,
         )
         self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
+        self.modbus = ModbusLink(config, sink=self.pipeline)
+        if self.modbus:
+            self.actuator.modbus = self.modbus
+            self.pipeline.modbus = self.modbus
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self.restarts: dict[str, int] = {}
@@ -126,6 +131,8 @@ class Gateway:
         self._start("mqtt", self.link.run)
         self._start("rule-tick", self._tick_loop)
         self._start("live-flush", self.live.run_flusher)
+        if self.modbus:
+            self._start("modbus", self.modbus.run)
         log.info(
             "gateway %s started: %d sites, %d devices, broker %s:%s",
             self.config.gateway.id,
@@ -148,6 +155,7 @@ class Gateway:
         try:
             await self._cancel("rule-tick")
             await self._cancel("live-flush")
+            await self._cancel("modbus")
             self.link.pause()  # take no more messages; the broker keeps them for us
             await self.store.flush(timeout_s=5.0)  # commit, then acknowledge what we took
             await self.link.stop(grace_s=2.0)  # let queued commands and alarms leave
@@ -281,6 +289,7 @@ class Gateway:
                 "offline": sum(1 for s in statuses if not s.online),
                 "fault": sum(1 for s in statuses if s.fault),
             },
+            "modbus": self.modbus.stats() if self.modbus else None,
             "open_alarms": self.pipeline.open_by_severity(),
             "rejected": dict(self.pipeline.rejected_by_reason),
             "internal_errors": internal_errors,

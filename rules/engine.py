@@ -32,6 +32,7 @@ from rules.model import (
     DeviceRef,
     DeviceType,
     EventKind,
+    FaultReport,
     Outcome,
     Reading,
     Reason,
@@ -82,6 +83,7 @@ class _Device:
     fault_reported: bool = False
     no_valid_reading: bool = False
     fault_active: bool = False
+    fault_sources: set[str] = field(default_factory=set)  # driver-seen faults, by source
     conditions: dict[AlarmType, th.Condition] = field(default_factory=dict)
     co: co_rule.CoState | None = None
     valve: _Valve | None = None
@@ -196,7 +198,17 @@ class RuleEngine:
             return self._seen(d, now)
         # A will is published by the broker, not the device: it is not a sign of life.
         d.said_offline = True
-        return self._update_offline(d, Reason.STATUS_OFFLINE)
+        return self._update_offline(d, av.reason or Reason.STATUS_OFFLINE)
+
+    def on_fault(self, report: FaultReport, now: float) -> Outcome:
+        """A driver saw a fault (status bit, exception response); the device did answer."""
+        d = self._devices[report.ref]
+        out = self._seen(d, now)
+        if report.active:
+            d.fault_sources.add(report.source)
+        else:
+            d.fault_sources.discard(report.source)
+        return out.extend_with(self._update_fault(d, report.reason))
 
     def on_command_result(self, result: CommandResult, now: float) -> Outcome:
         d = self._devices[result.ref]
@@ -379,7 +391,7 @@ class RuleEngine:
         return self._flag(d, AlarmType.DEVICE_OFFLINE, "offline_active", want, reason)
 
     def _update_fault(self, d: _Device, reason: Reason) -> Outcome:
-        want = d.fault_reported or d.no_valid_reading
+        want = d.fault_reported or d.no_valid_reading or bool(d.fault_sources)
         return self._flag(d, AlarmType.DEVICE_FAULT, "fault_active", want, reason)
 
     def _flag(self, d: _Device, alarm: AlarmType, attr: str, want: bool, reason: Reason) -> Outcome:

@@ -24,6 +24,7 @@ class AlarmType(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     DEVICE_FAULT = "device_fault"
     VALVE_FAILURE = "valve_failure"
+    TRIP_FAILURE = "trip_failure"  # extension: a trip (power cut) command not confirmed
 
 
 class Severity(StrEnum):
@@ -53,6 +54,7 @@ DEFAULT_SEVERITY: Mapping[AlarmType, Severity] = {
     AlarmType.SMOKE: Severity.CRITICAL,
     AlarmType.FIRE_BUTTON: Severity.CRITICAL,
     AlarmType.VALVE_FAILURE: Severity.CRITICAL,
+    AlarmType.TRIP_FAILURE: Severity.MAJOR,
     AlarmType.RESIDUAL_CURRENT: Severity.MAJOR,
     AlarmType.OVERTEMPERATURE: Severity.MAJOR,
     AlarmType.OVERCURRENT: Severity.MAJOR,
@@ -103,6 +105,9 @@ class Reason(StrEnum):
     NO_VALID_READING = "no_valid_reading"
     VALID_READING_RETURNED = "valid_reading_returned"
     STATUS_OFFLINE = "status_offline"
+    POLL_FAILED = "poll_failed"
+    EXCEPTION_RESPONSE = "exception_response"
+    STATUS_BIT = "status_bit"
     SILENT = "silent"
     BACK_ONLINE = "back_online"
     VALVE_NOT_CONFIRMED = "valve_not_confirmed"
@@ -110,6 +115,7 @@ class Reason(StrEnum):
     VALVE_REPORTED_OPEN = "valve_reported_open"
     VALVE_CONFIRMED = "valve_confirmed"
     VALVE_RESPONDED = "valve_responded"
+    TRIP_NOT_CONFIRMED = "trip_not_confirmed"
     GAS_ALARM = "gas_alarm"
     RESTORED = "restored"
 
@@ -190,10 +196,23 @@ class DeviceEvent:
 
 @dataclass(frozen=True, slots=True)
 class Availability:
-    """The device's own statement (MQTT status/will), not an inference from silence."""
+    """A statement about reachability: the device's own (MQTT status/will), or the poller's
+    after consecutive failed polls (`reason` POLL_FAILED). Not an inference from silence."""
 
     ref: DeviceRef
     online: bool
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultReport:
+    """A fault seen by a driver: a status bit set, exception responses. `source` names it,
+    so that several sources can hold one device_fault open and each clears only its own."""
+
+    ref: DeviceRef
+    source: str
+    active: bool
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -531,7 +531,7 @@ def test_transport_modbus_without_modbus_section() -> None:
 
 def test_modbus_section_with_mqtt_transport() -> None:
     data = base()
-    device(data, 2)["modbus"] = {"host": "10.0.0.5", "profile": "acrel"}
+    device(data, 2)["modbus"] = {"host": "10.0.0.5", "profile": "acrel_arcm300t_z"}
     assert problems_of(data) == [
         "sites[0].devices[2].modbus: modbus section given but transport is mqtt"
     ]
@@ -539,7 +539,10 @@ def test_modbus_section_with_mqtt_transport() -> None:
 
 @pytest.mark.parametrize(
     "endpoint",
-    [{"profile": "acrel"}, {"host": "10.0.0.5", "serial": "/dev/ttyUSB0", "profile": "x"}],
+    [
+        {"profile": "acrel_arcm300t_z"},
+        {"host": "10.0.0.5", "serial": "/dev/ttyUSB0", "profile": "acrel_arcm300t_z"},
+    ],
 )
 def test_modbus_needs_exactly_one_of_host_or_serial(endpoint: dict[str, Any]) -> None:
     data = base()
@@ -549,11 +552,57 @@ def test_modbus_needs_exactly_one_of_host_or_serial(endpoint: dict[str, Any]) ->
     ]
 
 
+def test_modbus_profile_must_exist_and_fit_the_device() -> None:
+    data = base()
+    device(data, 2).update(transport="modbus", modbus={"host": "10.0.0.5", "profile": "nope"})
+    found = problems_of(data)
+    assert len(found) == 1
+    assert found[0].startswith(
+        "sites[0].devices[2].modbus.profile: unknown profile 'nope' (known: "
+    )
+    assert "acrel_arcm300t_z" in found[0]
+    device(data, 2)["modbus"]["profile"] = "rotork_iq_pro"
+    assert problems_of(data) == [
+        "sites[0].devices[2].modbus.profile: profile 'rotork_iq_pro' describes a gas_valve, "
+        "not a electrical_fire_monitor"
+    ]
+
+
+def test_controller_channels_must_name_channel_detectors() -> None:
+    data = base()
+    devices = data["sites"][0]["devices"]
+    devices.append(
+        {
+            "id": "gac-1",
+            "type": "gas_alarm_controller",
+            "location": "gas room",
+            "transport": "modbus",
+            "modbus": {"host": "10.0.0.6", "profile": "igd_toc_635_plus"},
+            "channels": {1: "gas-c1", 9: "gas-c2", 2: "ghost", 3: "gas-1"},
+        }
+    )
+    devices.append(
+        {"id": "gas-c1", "type": "gas_detector", "location": "k", "transport": "channel"}
+    )
+    devices.append(
+        {"id": "gas-c2", "type": "gas_detector", "location": "k", "transport": "channel"}
+    )
+    devices.append(
+        {"id": "gas-c3", "type": "gas_detector", "location": "k", "transport": "channel"}
+    )
+    assert sorted(problems_of(data)) == [
+        "sites[0].devices[3].channels.2: unknown device 'ghost'",
+        "sites[0].devices[3].channels.3: device 'gas-1' must have transport: channel",
+        "sites[0].devices[3].channels.9: profile 'igd_toc_635_plus' has no channel 9",
+        "sites[0].devices[6].transport: no gas_alarm_controller lists this device in its channels",
+    ]
+
+
 def test_modbus_device_valid() -> None:
     data = base()
     device(data, 2).update(
         transport="modbus",
-        modbus={"host": "10.0.0.5", "port": 502, "unit": 1, "profile": "acrel"},
+        modbus={"host": "10.0.0.5", "port": 502, "unit": 1, "profile": "acrel_arcm300t_z"},
         poll_interval_s=2,
     )
     rules = rules_by_device(parse_config(data))
