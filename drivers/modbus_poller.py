@@ -155,6 +155,9 @@ class ModbusBus:
         self._wake = asyncio.Event()
         self.stats = BusStats()
         self._connected_logged: bool | None = None
+        # pymodbus waits with asyncio.wait_for, which in 3.11 can swallow a cancel; the
+        # flag makes the loop end anyway once the request in hand returns.
+        self.stopping = False
 
     def submit(self, job: CommandJob) -> None:
         """Queue a command; it goes out before the next poll on this bus."""
@@ -171,7 +174,7 @@ class ModbusBus:
             # Spread first polls over one interval so a bus is not hit by all at once.
             t.due = now + (i / max(1, len(self.targets))) * t.interval_s * 0.5
         try:
-            while True:
+            while not self.stopping:
                 if not self._commands.empty():
                     await self._execute(self._commands.get_nowait())
                     continue

@@ -90,6 +90,10 @@ class ModbusLink:
         self._bus_of[ref].submit(CommandJob(target, cmd, actuation, command_id))
         return True
 
+    def stop(self) -> None:
+        for bus in self.buses:
+            bus.stopping = True
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for bus in self.buses:

@@ -90,14 +90,22 @@ def _device_rules(config: GatewayConfig, site_id: str, dev: DeviceConfig, path: 
 
 
 def _polled_every(config: GatewayConfig, site_id: str, dev: DeviceConfig) -> float | None:
-    """A polled device (or a controller channel) reports as often as it is polled."""
-    if dev.transport == "modbus":
-        return poll_interval(dev)
+    """The report interval of a polled device (or of a controller's channel).
+
+    The poller declares a device offline after `offline_after_failures` failed polls, each
+    of which can take `timeout * (retries + 1)`. Silence (stale window = report interval x
+    `offline_after_intervals`) is only the backstop behind that, so the interval is chosen
+    to make the stale window half as long again as those failed polls take."""
     if dev.transport == "channel":
         site = next(s for s in config.sites if s.id == site_id)
         parent = next((d for d in site.devices if dev.id in d.channels.values()), None)
-        return poll_interval(parent) if parent is not None else None
-    return None
+        return _polled_every(config, site_id, parent) if parent is not None else None
+    if dev.transport != "modbus" or dev.modbus is None:
+        return None
+    ep = dev.modbus
+    per_poll = poll_interval(dev) + ep.timeout * (ep.retries + 1)
+    failing = per_poll * ep.offline_after_failures * 1.5
+    return max(poll_interval(dev), failing / config.rules.offline_after_intervals)
 
 
 def _merge(base: ThresholdRule, layers: list[tuple[str, Thresholds]]) -> ThresholdRule | None:

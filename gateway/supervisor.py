@@ -155,6 +155,8 @@ class Gateway:
         try:
             await self._cancel("rule-tick")
             await self._cancel("live-flush")
+            if self.modbus:
+                self.modbus.stop()
             await self._cancel("modbus")
             self.link.pause()  # take no more messages; the broker keeps them for us
             await self.store.flush(timeout_s=5.0)  # commit, then acknowledge what we took
@@ -195,13 +197,20 @@ class Gateway:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _cancel(self, name: str) -> None:
+    async def _cancel(self, name: str, grace_s: float = 10.0) -> None:
         task = self._tasks.pop(name, None)
         if task is None:
             return
         task.cancel()
+        # A library may swallow the cancel (3.11's wait_for race); shutdown must still end.
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            log.error(
+                "task %s did not stop within %.0fs of being cancelled; leaving it", name, grace_s
+            )
+            return
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            task.result()
 
     async def _tick_loop(self) -> None:
         while True:

@@ -49,9 +49,11 @@ def site_from_config(
                     f"{d.id}: only Modbus TCP devices on 127.0.0.1 can be simulated"
                 )
             device = SimModbusDevice(profiles[ep.profile], ep.unit, travel_s=travel_s)
+            channels = range(1, (device.profile.channels or 0) + 1)
             for quantity, value in {**BASELINE.get(d.type.value, {}), "open": 1.0}.items():
-                with contextlib.suppress(KeyError):  # the profile may not measure it
-                    device.set_quantity(quantity, value)
+                for channel in (None, *channels):
+                    with contextlib.suppress(KeyError):  # the profile may not measure it
+                        device.set_quantity(quantity, value, channel=channel)
             server = servers.setdefault(ep.port, SimModbusServer(port=ep.port))
             server.add(device)
             sim.modbus[d.id] = device

@@ -606,7 +606,9 @@ def test_modbus_device_valid() -> None:
         poll_interval_s=2,
     )
     rules = rules_by_device(parse_config(data))
-    assert rules["efm-1"].report_interval_s == 2.0  # the poll interval, when no report_interval
+    # Silence is the backstop behind the poller's own offline rule: 3 failed polls of
+    # (2 s interval + 1 s timeout x 2 attempts) take 12 s; x 1.5, over 3 intervals -> 6 s.
+    assert rules["efm-1"].report_interval_s == 6.0
 
 
 # -------------------------------------------------------------------- YAML

@@ -89,7 +89,8 @@ def test_shipped_profiles_cover_their_device_type() -> None:
     assert {s.meaning for s in efm.status_bits} >= {"alarm", "fault"}
     trip = efm.command(CommandKind.TRIP)
     assert trip is not None and trip.table in (Table.COIL, Table.HOLDING)
-    assert efm.point(trip.confirm.point).table is trip.table  # read back where it was written
+    # Confirmed by the relay's feedback input, not by reading back the coil just written.
+    assert efm.point(trip.confirm.point).table is Table.DISCRETE_INPUT
 
     gac = p["igd_toc_635_plus"]
     assert gac.device_type is DeviceType.GAS_ALARM_CONTROLLER
@@ -113,8 +114,8 @@ def test_shipped_profiles_cover_their_device_type() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # holding 0..6 (residual, T1-T4, alarm word, fault word) + the trip relay coil
-        ("acrel_arcm300t_z", [(Table.HOLDING, 0, 7), (Table.COIL, 0, 1)]),
+        # holding 0..6 (residual, T1-T4, alarm word, fault word) + the trip relay feedback
+        ("acrel_arcm300t_z", [(Table.HOLDING, 0, 7), (Table.DISCRETE_INPUT, 0, 1)]),
         # concentrations 30001-30008 and status words 33001-33008: far apart, two reads
         ("igd_toc_635_plus", [(Table.INPUT, 0, 8), (Table.INPUT, 3000, 8)]),
         # contactor count (2 regs), valve position, discrete inputs 0..16 across the 12..15 gap
@@ -154,7 +155,7 @@ def test_decode_acrel_block() -> None:
         (Table.HOLDING, 4): 0,
         (Table.HOLDING, 5): 0b0_1001,  # residual current alarm, T3 alarm
         (Table.HOLDING, 6): 0b1_0010,  # T1 and T4 sensor faults
-        (Table.COIL, 0): 1,
+        (Table.DISCRETE_INPUT, 0): 1,
     }
     d = decode(profile, read(profile, memory))
     assert d.values == {
