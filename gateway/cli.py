@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-c", "--config", type=Path, required=True)
     s.add_argument("--scenario", required=True, help="scenario name (see --list)")
     s.add_argument("--site", help="site id (default: the first site)")
+    s.add_argument("--device", help="the device the scenario acts on (default: the first fit)")
     s.add_argument("--broker", help="host:port (default: the config's mqtt.url)")
     s.add_argument("--interval", type=float, default=5.0, help="telemetry interval, seconds")
     s.add_argument("--speed", type=float, default=1.0, help="run the story this many times faster")
@@ -147,6 +148,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         broker = BrokerAddress(config.mqtt.host, config.mqtt.port, config.topic_prefix)
     try:
         site = site_from_config(config, broker, args.site, args.interval, args.speed)
+        if args.device is not None and args.device not in site.types:
+            raise ScenarioError(f"no device {args.device!r} in site {site.site}")
+        site.focus = args.device
         asyncio.run(run_scenario(site, args.scenario, args.linger))
     except ScenarioError as exc:
         print(exc, file=sys.stderr)

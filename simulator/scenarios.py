@@ -38,6 +38,7 @@ class SimSite:
     links: dict[str, str] = field(default_factory=dict)  # detector id -> valve id
     servers: list[SimModbusServer] = field(default_factory=list)
     speed: float = 1.0
+    focus: str | None = None  # the device the scenario should act on (--device)
 
     # ------------------------------------------------------------ lookups
     def ids_of_type(self, device_type: str) -> list[str]:
@@ -45,6 +46,8 @@ class SimSite:
 
     def first_id(self, device_type: str, *, where: Callable[[str], bool] = lambda _: True) -> str:
         found = [d for d in self.ids_of_type(device_type) if where(d)]
+        if self.focus in found:
+            return self.focus
         if not found:
             raise ScenarioError(f"site {self.site} has no suitable {device_type} for this scenario")
         return found[0]
@@ -150,6 +153,8 @@ def _detector_with_valve(site: SimSite, *, channel: bool | None = None) -> tuple
         return channel is None or (d in site.channels) == channel
 
     linked = [d for d in site.ids_of_type("gas_detector") if d in site.links and ok(d)]
+    if site.focus in linked:
+        return site.focus, site.links[site.focus]
     if linked:
         return linked[0], site.links[linked[0]]
     return site.first_id("gas_detector", where=ok), None
@@ -212,9 +217,15 @@ async def device_offline(site: SimSite) -> None:
     site.mqtt[det].crash()
 
 
+def _modbus_device(site: SimSite) -> str | None:
+    if site.focus in site.modbus:
+        return site.focus
+    return next(iter(site.modbus), None)
+
+
 async def modbus_silent(site: SimSite) -> None:
     """A polled device stops answering (power cut, broken RS-485 line)."""
-    dev = next(iter(site.modbus), None)
+    dev = _modbus_device(site)
     if dev is None:
         raise ScenarioError(f"site {site.site} has no Modbus device")
     await site.sleep(3)
@@ -224,7 +235,7 @@ async def modbus_silent(site: SimSite) -> None:
 
 async def exception_responses(site: SimSite) -> None:
     """A polled device answers every request with a Modbus exception (internal failure)."""
-    dev = next(iter(site.modbus), None)
+    dev = _modbus_device(site)
     if dev is None:
         raise ScenarioError(f"site {site.site} has no Modbus device")
     await site.sleep(3)

@@ -328,7 +328,7 @@ async def test_a_dead_device_does_not_delay_healthy_ones(tmp_path: Path, broker:
                     "timeout": "1 s",
                     "retries": 1,
                     "offline_after_failures": 100,
-                },  # fmt: skip
+                },
                 "poll_interval_s": 0.2,
             }
         )
