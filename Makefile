@@ -44,6 +44,7 @@ test: dev mosquitto check
 
 bench: dev mosquitto
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/modbus_poll.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
