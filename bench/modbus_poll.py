@@ -148,9 +148,8 @@ async def measure(args: argparse.Namespace) -> None:
                     p50 = samples[len(samples) // 2] * 1000
                     p99 = jitter_p99(targets) * 1000
                     worst = samples[-1] * 1000
-                    print(
-                        f"poll jitter:            p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
-                    )
+                    jitter = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
+                    print(f"poll jitter:            {jitter}")
                 rate = received / elapsed
                 print(
                     f"mqtt ingest meanwhile:  {rate:,.0f} readings/s (offered {args.mqtt_rate}/s)"
