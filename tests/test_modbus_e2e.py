@@ -347,3 +347,39 @@ async def test_a_dead_device_does_not_delay_healthy_ones(tmp_path: Path, broker:
             assert dead_targets[0].failures >= 1, "the dead device really timed out"
             assert polls >= 5 * 15, f"healthy devices kept polling (got {polls} polls in 4 s)"
             assert p99 < 0.25, f"p99 poll jitter of healthy devices {p99 * 1000:.0f} ms"
+
+
+async def test_rtu_device_on_a_missing_serial_port_goes_offline(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The RTU path (pyserial through pymodbus) is built and fails cleanly: no port, offline."""
+    device = {
+        "id": "efm-rtu",
+        "type": "electrical_fire_monitor",
+        "location": "配电室",
+        "transport": "modbus",
+        "modbus": {
+            "serial": str(tmp_path / "ttyUSB-missing"),
+            "baudrate": 9600,
+            "unit": 1,
+            "profile": "acrel_arcm300t_z",
+            "timeout": "0.2 s",
+            "retries": 0,
+            "offline_after_failures": 2,
+        },
+        "poll_interval_s": 0.2,
+    }
+    data = site_config(tmp_path / "data", broker.port, extra_devices=[device])
+    async with running_gateway(parse_config(data)) as rg:
+        assert rg.gw.modbus is not None
+        assert rg.gw.modbus.buses[0].name.startswith("rtu://")
+        offline = await until(
+            lambda: [
+                a
+                for a in rg.gw.book.open_alarms()
+                if a.device == "efm-rtu" and a.type.value == "device_offline"
+            ],
+            what="RTU device offline",
+        )
+        assert offline[0].reason == "poll_failed"
+        assert rg.gw.health()["internal_errors"] == 0
