@@ -47,6 +47,9 @@ class Action(StrEnum):
     CLOSED = "closed"
     COMMAND_SENT = "command_sent"
     COMMAND_RESULT = "command_result"
+    NOTIFY_ATTEMPT = "notify_attempt"  # one try to tell one person (or group) through one channel
+    NOTIFY_SUPPRESSED = "notify_suppressed"  # device in maintenance: recorded, not pushed
+    NOTIFY_CANCELLED = "notify_cancelled"  # acknowledged or closed: pending steps dropped
     RESTORED = "restored"
 
 

@@ -234,12 +234,113 @@ class RulesSection(_Model):
     valve_retry_interval: PositiveSeconds = 30.0
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class _Channel(_Model):
+    name: Ident
+
+
+class AliyunSmsChannel(_Channel):
+    kind: Literal["aliyun_sms"]
+    access_key_id_env: EnvName
+    access_key_secret_env: EnvName
+    sign_name: str = Field(min_length=1)
+    template_code: str = Field(min_length=1)  # template with ${site} ${location} ${alarm} ${time}
+    endpoint: str = "https://dysmsapi.aliyuncs.com"
+
+
+class TencentSmsChannel(_Channel):
+    kind: Literal["tencent_sms"]
+    secret_id_env: EnvName
+    secret_key_env: EnvName
+    sdk_app_id: str = Field(min_length=1)
+    sign_name: str = Field(min_length=1)
+    template_id: str = Field(min_length=1)  # template {1} site {2} location {3} alarm {4} time
+    region: str = "ap-guangzhou"
+    endpoint: str = "https://sms.tencentcloudapi.com"
+
+
+class AliyunVoiceChannel(_Channel):
+    kind: Literal["aliyun_voice"]
+    access_key_id_env: EnvName
+    access_key_secret_env: EnvName
+    called_show_number: str = Field(min_length=1)
+    tts_code: str = Field(min_length=1)
+    endpoint: str = "https://dyvmsapi.aliyuncs.com"
+
+
+class DingTalkChannel(_Channel):
+    kind: Literal["dingtalk"]
+    webhook_env: EnvName
+    secret_env: EnvName | None = None  # signed mode
+
+
+class WeComChannel(_Channel):
+    kind: Literal["wecom"]
+    webhook_env: EnvName
+
+
+class WebhookChannel(_Channel):
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    token_env: EnvName | None = None
+
+
+class SmtpChannel(_Channel):
+    kind: Literal["smtp"]
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password_env: EnvName | None = None
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+ChannelConfig = Annotated[
+    AliyunSmsChannel
+    | TencentSmsChannel
+    | AliyunVoiceChannel
+    | DingTalkChannel
+    | WeComChannel
+    | WebhookChannel
+    | SmtpChannel,
+    Field(discriminator="kind"),
+]
+
+
+class EscalationStepConfig(_Model):
+    after: Seconds = 0.0  # after the alarm is raised, if still unacknowledged
+    to: list[ContactRole] = Field(min_length=1)
+    channels: list[Ident] = Field(min_length=1)  # tried in order: the next is the fallback
+    repeat_every: PositiveSeconds | None = None  # reminders until acknowledged
+    max_repeats: int = Field(12, ge=0, le=1000)
+
+
+class NotifySection(_Model):
+    channels: list[ChannelConfig] = []
+    # Per severity; a severity left out uses the default policy (DESIGN section 7) when
+    # `default_policy` is on, else nobody is called for it.
+    policies: dict[
+        Literal["critical", "major", "minor", "warning"], list[EscalationStepConfig]
+    ] = {}
+    default_policy: bool = True
+    sms_channels: list[Ident] = []  # the default policy's SMS channels, in fallback order
+    voice_channels: list[Ident] = []  # the default policy's voice channels
+    group_window: Seconds = 30.0
+    attempts: int = Field(3, ge=1, le=10)  # per channel and recipient, with backoff
+    retry_backoff: PositiveSeconds = 2.0
+    bureau_contacts: list[Contact] = []  # role bureau_duty, for every site
+    timeout: PositiveSeconds = 10.0  # per provider request
+
+
 class GatewayConfig(_Model):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
     mqtt: MqttSection | None = None  # absent: run/demo start an embedded broker
     influx: InfluxSection | None = None
     rules: RulesSection = RulesSection()
+    notify: NotifySection = NotifySection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:
@@ -430,6 +531,7 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
         for di, dev in enumerate(site.devices):
             yield from _check_device(f"sites[{si}].devices[{di}]", dev)
     yield from _check_modbus(config)
+    yield from _check_notify(config)
     for device_type, thresholds in config.rules.defaults.items():
         yield from _check_thresholds(f"rules.defaults.{device_type.value}", device_type, thresholds)
     for ti, token in enumerate(config.http.tokens):
@@ -462,6 +564,33 @@ def _check_device(path: str, dev: DeviceConfig) -> Iterator[ConfigProblem]:
     if dev.poll_interval_s is not None and dev.transport != "modbus":
         yield ConfigProblem(f"{path}.poll_interval_s", "only modbus devices are polled")
     yield from _check_thresholds(f"{path}.thresholds", dev.type, dev.thresholds)
+
+
+def _check_notify(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    """Channel names are unique and every reference to one names a configured channel."""
+    n = config.notify
+    names: dict[str, int] = {}
+    for i, ch in enumerate(n.channels):
+        if ch.name in names:
+            yield ConfigProblem(f"notify.channels[{i}].name", f"duplicate channel {ch.name!r}")
+        names.setdefault(ch.name, i)
+    refs: list[tuple[str, str]] = []
+    for severity, steps in n.policies.items():
+        for si, step in enumerate(steps):
+            refs += [
+                (f"notify.policies.{severity}[{si}].channels[{k}]", c)
+                for k, c in enumerate(step.channels)
+            ]
+    refs += [(f"notify.sms_channels[{k}]", c) for k, c in enumerate(n.sms_channels)]
+    refs += [(f"notify.voice_channels[{k}]", c) for k, c in enumerate(n.voice_channels)]
+    for path, name in refs:
+        if name not in names:
+            yield ConfigProblem(path, f"undefined channel {name!r}")
+    for i, c in enumerate(n.bureau_contacts):
+        if c.role is not ContactRole.BUREAU_DUTY:
+            yield ConfigProblem(
+                f"notify.bureau_contacts[{i}].role", "bureau contacts have role bureau_duty"
+            )
 
 
 def _check_modbus(config: GatewayConfig) -> Iterator[ConfigProblem]:
@@ -571,6 +700,10 @@ def missing_secrets(config: GatewayConfig) -> list[ConfigProblem]:
         wanted.append(("mqtt.password_env", config.mqtt.password_env))
     if config.influx and config.influx.token_env:
         wanted.append(("influx.token_env", config.influx.token_env))
+    for i, ch in enumerate(config.notify.channels):
+        for field_name, value in ch:
+            if field_name.endswith("_env") and isinstance(value, str):
+                wanted.append((f"notify.channels[{i}].{field_name}", value))
     return [
         ConfigProblem(path, f"environment variable {name} is not set")
         for path, name in wanted

@@ -68,6 +68,10 @@ class CommandNotApplicable(Exception):
     pass
 
 
+class AlarmListener(Protocol):
+    def alarm_changed(self, snapshot: dict[str, Any]) -> None: ...
+
+
 class ModbusCapabilities(Protocol):
     def handles(self, ref: DeviceRef) -> bool: ...
     def supports(self, ref: DeviceRef, cmd: CommandKind) -> bool: ...
@@ -113,6 +117,8 @@ class AlarmPipeline:
         self._reading_sinks = list(reading_sinks)
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None
+        self.notifications: AlarmListener | None = None
+        self.in_maintenance: Callable[[str, str], bool] = lambda site, device: False
         self.rejected_by_reason: dict[str, int] = {}
 
     @property
@@ -323,6 +329,8 @@ class AlarmPipeline:
                 PRIORITY_ALARM,
             )
             self._live.alarm_changed(site, {"kind": "alarm", "alarm": op.snapshot})
+            if self.notifications is not None:
+                self.notifications.alarm_changed(op.snapshot)
 
     # ------------------------------------------------------------ people's actions
     async def ack(self, alarm_id: str, by: str, note: str | None) -> Alarm:
@@ -372,11 +380,21 @@ class AlarmPipeline:
                 found.append(alarm)
         return found
 
+    def record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
+        """A timeline entry from another part of the gateway (notification attempts)."""
+        self._persist(self._book.annotate(alarm_id, Action(action), self._clock(), detail))
+
+    def open_alarm_view(self, alarm_id: str) -> dict[str, Any] | None:
+        alarm = self._book.get(alarm_id)
+        return self.alarm_view(alarm, timeline=False) if alarm is not None else None
+
     # ------------------------------------------------------------------ views
     def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
         installed = self._inventory.get(DeviceRef(alarm.site, alarm.device))
         location = installed.config.location if installed else None
-        return alarm_json(alarm, self._clockface, timeline=timeline, location=location)
+        view = alarm_json(alarm, self._clockface, timeline=timeline, location=location)
+        view["maintenance"] = self.in_maintenance(alarm.site, alarm.device)
+        return view
 
     def open_by_severity(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Severity}

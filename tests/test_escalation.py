@@ -1,0 +1,147 @@
+"""Escalation policy with a fake clock: pure, no I/O, no sleeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.escalation import (
+    AlarmInfo,
+    Escalations,
+    SendState,
+    Step,
+    Why,
+    default_policies,
+)
+
+SMS = ("sms-aliyun", "sms-tencent")
+VOICE = ("voice",)
+T0 = 1_800_000_000.0
+
+
+def alarm(
+    id_: str = "a1", site: str = "xingfu", severity: str = "critical", count: int = 1,
+    raised: float = T0, acked: bool = False, closed: bool = False, device: str = "gas-kitchen",
+) -> AlarmInfo:  # fmt: skip
+    return AlarmInfo(id_, site, device, severity, count, raised, acked, closed)
+
+
+def engine(window: float = 30.0) -> Escalations:
+    return Escalations(default_policies(VOICE, SMS), group_window_s=window)
+
+
+def test_default_policy_follows_design_section_7() -> None:
+    p = default_policies(VOICE, SMS)
+    first, voice, bureau = p["critical"]
+    assert first == Step(0.0, ("legal_representative", "safety_manager"), SMS)
+    assert voice.after_s == 300.0 and voice.channels == VOICE and voice.repeat_every_s == 600.0
+    assert bureau.after_s == 300.0 and bureau.roles == ("bureau_duty",)
+    assert default_policies((), ()) == {}
+
+
+def test_critical_sms_at_once_voice_after_five_minutes_unacked() -> None:
+    e = engine()
+    added, why = e.on_alarm(alarm(), in_maintenance=False)
+    assert why is Why.SCHEDULED
+    assert [s.due_at - T0 for s in added] == [0.0, 300.0, 300.0]
+    batches = e.due(T0)
+    assert [b.step.channels for b in batches] == [SMS]
+    e.done(batches[0], T0, ok=True)
+    assert e.due(T0 + 299) == []
+    later = e.due(T0 + 300)
+    assert sorted(b.step.channels for b in later) == [SMS, VOICE]
+
+
+def test_ack_cancels_pending_steps_and_reminders() -> None:
+    e = engine()
+    e.on_alarm(alarm(), in_maintenance=False)
+    e.done(e.due(T0)[0], T0, ok=True)
+    cancelled, why = e.on_handled(alarm(acked=True))
+    assert why is Why.CANCELLED_ACKED
+    assert len(cancelled) == 2
+    assert e.due(T0 + 3600) == []
+    assert e.next_due() is None
+
+
+def test_voice_reminders_repeat_until_acknowledged() -> None:
+    e = engine()
+    e.on_alarm(alarm(), in_maintenance=False)
+    e.done(e.due(T0)[0], T0, ok=True)
+    for k in range(3):
+        now = T0 + 300 + 600 * k
+        voice = [b for b in e.due(now) if b.step.channels == VOICE]
+        assert len(voice) == 1, f"reminder {k}"
+        for b in e.due(now):
+            e.done(b, now, ok=True)
+    e.on_handled(alarm(acked=True))
+    assert e.due(T0 + 10_000) == []
+
+
+def test_restart_neither_repeats_a_sent_step_nor_skips_a_due_one() -> None:
+    e = engine()
+    e.on_alarm(alarm(), in_maintenance=False)
+    e.done(e.due(T0)[0], T0, ok=True)  # the SMS went out, then the gateway stopped
+    saved = list(e.sends.values())
+    restarted = engine()
+    restarted.load(saved)
+    assert restarted.on_alarm(alarm(), in_maintenance=False)[0] == [], "already scheduled"
+    assert restarted.due(T0 + 10) == [], "the SMS is not sent again"
+    # Down for 20 minutes: the 5-minute steps fell due meanwhile and go out at once.
+    due = restarted.due(T0 + 1200)
+    assert sorted(b.step.channels for b in due) == [SMS, VOICE]
+    assert all(s.state is SendState.PENDING for b in due for s in b.sends)
+
+
+def test_grouping_holds_later_alarms_but_never_the_first_critical() -> None:
+    e = engine(window=30.0)
+    e.on_alarm(alarm("a1", raised=T0), in_maintenance=False)
+    first = e.due(T0)
+    assert len(first) == 1 and first[0].alarm_ids == ("a1",), "the first goes at once"
+    e.done(first[0], T0, ok=True)
+    e.on_alarm(alarm("a2", raised=T0 + 5, device="btn"), in_maintenance=False)
+    e.on_alarm(alarm("a3", raised=T0 + 10, device="co"), in_maintenance=False)
+    assert e.due(T0 + 10) == [], "held inside the window"
+    assert e.next_due() == T0 + 30
+    grouped = e.due(T0 + 30)
+    assert len(grouped) == 1
+    assert grouped[0].alarm_ids == ("a2", "a3"), "one message for both"
+    # Another site is not held by this site's window.
+    e.on_alarm(alarm("b1", site="anning", raised=T0 + 11), in_maintenance=False)
+    assert [b.site for b in e.due(T0 + 11)] == ["anning"]
+
+
+def test_maintenance_records_but_does_not_push() -> None:
+    e = engine()
+    added, why = e.on_alarm(alarm(), in_maintenance=True)
+    assert added == [] and why is Why.SUPPRESSED_MAINTENANCE
+    assert e.due(T0 + 3600) == []
+
+
+def test_return_to_alarm_and_escalation_are_new_occurrences() -> None:
+    e = engine()
+    e.on_alarm(alarm(count=1), in_maintenance=False)
+    e.done(e.due(T0)[0], T0, ok=True)
+    assert e.on_alarm(alarm(count=1), in_maintenance=False)[0] == [], "a repeat is not news"
+    again, _ = e.on_alarm(alarm(count=2, raised=T0 + 100), in_maintenance=False)
+    assert len(again) == 3, "returned after clearing: told again"
+    assert e.on_alarm(alarm(severity="warning"), in_maintenance=False) == ([], Why.NO_POLICY)
+
+
+def test_failed_send_is_recorded_and_reminders_still_follow() -> None:
+    e = engine()
+    e.on_alarm(alarm(), in_maintenance=False)
+    e.done(e.due(T0)[0], T0, ok=True)
+    voice = next(b for b in e.due(T0 + 300) if b.step.channels == VOICE)
+    changed = e.done(voice, T0 + 300, ok=False)
+    assert changed[0].state is SendState.FAILED
+    assert changed[1].key.repeat == 1 and changed[1].due_at == T0 + 900
+
+
+@pytest.mark.parametrize("severity", ["critical", "major"])
+def test_critical_is_sent_before_lower_severities(severity: str) -> None:
+    e = engine()
+    e.on_alarm(alarm("m", severity="major", device="efm"), in_maintenance=False)
+    e.on_alarm(alarm("c", severity="critical"), in_maintenance=False)
+    batches = e.due(T0)
+    assert batches[0].severity == "critical"
+    assert {b.severity for b in batches} == {"critical", "major"}
+    assert severity in {b.severity for b in batches}
