@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,11 +28,13 @@ from gateway.alarms import AlarmNotFound, AlarmState, Disposition, TransitionRef
 from gateway.config import GatewayConfig
 from gateway.inventory import AmbiguousDevice, InstalledDevice
 from gateway.live import Subscriber
+from gateway.notifications import Maintenance
 from gateway.pipeline import CommandNotApplicable
 from gateway.supervisor import Gateway
 from rules.model import CommandKind
 
 MAX_LIMIT = 1000
+CONSOLE_DIR = Path(__file__).parent / "console"  # the duty-room console: static files
 
 
 class ApiError(Exception):
@@ -54,6 +58,27 @@ class CloseBody(_Body):
     by: str = Field(min_length=1, max_length=64)
     disposition: Disposition
     note: str = Field("", max_length=2000)
+
+
+MAX_MAINTENANCE_S = 7 * 24 * 3600
+
+
+class MaintenanceBody(_Body):
+    by: str = Field(min_length=1, max_length=64)
+    until: str | None = None  # ISO 8601 with offset
+    minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    note: str = Field("", max_length=2000)
+    site: str | None = None
+
+
+def _maintenance_json(gw: Gateway, m: Maintenance) -> dict[str, Any]:
+    return {
+        "site": m.site,
+        "device": m.device,
+        "until": gw.clockface.iso(m.until),
+        "by": m.by,
+        "note": m.note,
+    }
 
 
 class CommandBody(_Body):
@@ -124,7 +149,19 @@ def create_api(gw: Gateway, lifespan: Any = None) -> FastAPI:
         app.state.auth = Auth(gw.config)
     _install_error_handlers(app)
     _install_routes(app)
+    # The console is plain files (no build step); it talks to the API like any client.
+    app.mount("/console", _ConsoleFiles(directory=CONSOLE_DIR), name="console")
     return app
+
+
+class _ConsoleFiles(StaticFiles):
+    """Static files that the browser revalidates (ETag) on every load: after an upgrade,
+    a reload never mixes an old script with a new page."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = "no-cache"
+        return response
 
 
 def build_app(config: GatewayConfig, **gateway_kwargs: Any) -> FastAPI:
@@ -394,13 +431,63 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
                 task.cancel()
             await asyncio.gather(sender, listener, return_exceptions=True)
 
+    @app.put("/api/devices/{device_id}/maintenance")
+    async def maintenance_on(
+        gw: GatewayDep,
+        who: PrincipalDep,
+        device_id: str,
+        body: MaintenanceBody,
+        site: str | None = None,
+    ) -> dict[str, Any]:
+        installed = _device(gw, device_id, body.site or site, who)
+        if not who.may_act(installed.ref.site):
+            raise ApiError(
+                403, "not allowed", f"{who.name} may not act on site {installed.ref.site}"
+            )
+        now = gw.clock()
+        if (body.until is None) == (body.minutes is None):
+            raise ApiError(422, "invalid request", "give exactly one of until or minutes")
+        until = (
+            now + body.minutes * 60
+            if body.minutes is not None
+            else _parse_time(body.until, "until")
+        )
+        assert until is not None
+        if not now < until <= now + MAX_MAINTENANCE_S:
+            raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
+        m = Maintenance(installed.ref.site, installed.ref.device, until, body.by, body.note or None)
+        await gw.notifications.set_maintenance(m)
+        return _maintenance_json(gw, m)
+
+    @app.delete("/api/devices/{device_id}/maintenance")
+    async def maintenance_off(
+        gw: GatewayDep, who: PrincipalDep, device_id: str, site: str | None = None
+    ) -> dict[str, Any]:
+        installed = _device(gw, device_id, site, who)
+        if not who.may_act(installed.ref.site):
+            raise ApiError(
+                403, "not allowed", f"{who.name} may not act on site {installed.ref.site}"
+            )
+        cleared = await gw.notifications.clear_maintenance(installed.ref.site, installed.ref.device)
+        return {"site": installed.ref.site, "device": installed.ref.device, "cleared": cleared}
+
+    @app.get("/api/maintenance")
+    async def maintenance_list(gw: GatewayDep, who: PrincipalDep) -> list[dict[str, Any]]:
+        now = gw.clock()
+        return [
+            _maintenance_json(gw, m)
+            for m in gw.notifications.maintenance.values()
+            if who.may_read(m.site) and m.until > now
+        ]
+
     @app.get("/metrics")
     async def metrics(gw: GatewayDep) -> Response:
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index(gw: GatewayDep) -> str:
-        return _INDEX.replace("{gateway}", gw.config.gateway.id)
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        # no-cache: after an upgrade the duty room gets the new console on its next reload
+        return FileResponse(CONSOLE_DIR / "index.html", headers={"cache-control": "no-cache"})
 
 
 async def _send_live(ws: WebSocket, sub: Subscriber, snapshot: dict[str, Any]) -> None:
@@ -440,13 +527,3 @@ def _snapshot(gw: Gateway, who: Principal) -> dict[str, Any]:
         if who.may_read(ref.site) and (v := gw.device_view(ref)) is not None
     ]
     return {"kind": "snapshot", "alarms": alarms, "devices": devices}
-
-
-_INDEX = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>安全监测网关 {gateway}</title></head><body>
-<h1>安全监测网关 {gateway}</h1>
-<ul><li><a href="/api/alarms?state=active,cleared">未关闭报警 (open alarms)</a></li>
-<li><a href="/api/devices">设备 (devices)</a></li>
-<li><a href="/api/health">运行状态 (health)</a></li>
-<li><a href="/docs">API 文档 (OpenAPI)</a></li><li><a href="/metrics">metrics</a></li></ul>
-</body></html>"""

@@ -225,3 +225,26 @@ def default_policies(voice: tuple[str, ...], sms: tuple[str, ...]) -> dict[str, 
         critical.append(Step(300.0, ("bureau_duty",), sms))
     major = (Step(0.0, ("safety_manager",), sms),) if sms else ()
     return {"critical": tuple(critical), "major": major}
+
+
+def policies_from_config(notify: object) -> dict[str, Policy]:
+    """Configured steps per severity; severities not configured fall back to the default
+    policy when `default_policy` is on (DESIGN section 7)."""
+    from gateway.config import NotifySection
+
+    assert isinstance(notify, NotifySection)
+    policies: dict[str, Policy] = {}
+    if notify.default_policy:
+        policies.update(default_policies(tuple(notify.voice_channels), tuple(notify.sms_channels)))
+    for severity, steps in notify.policies.items():
+        policies[severity] = tuple(
+            Step(
+                after_s=s.after,
+                roles=tuple(r.value for r in s.to),
+                channels=tuple(s.channels),
+                repeat_every_s=s.repeat_every,
+                max_repeats=s.max_repeats,
+            )
+            for s in steps
+        )
+    return policies

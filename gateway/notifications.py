@@ -133,6 +133,17 @@ class NotificationWorker:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def pending(self) -> int:
+        return sum(1 for s in self.escalations.sends.values() if s.state is SendState.PENDING)
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self._notifiers)
+
+    def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        self._notifiers = notifiers
+
     # ----------------------------------------------------------- alarm input
     def alarm_changed(self, snapshot: dict[str, Any]) -> None:
         """Called after the commit of an alarm change; never blocks."""
@@ -146,7 +157,8 @@ class NotificationWorker:
     async def set_maintenance(self, m: Maintenance) -> None:
         assert self._db is not None
         await self._db.execute(
-            "INSERT OR REPLACE INTO maintenance (site, device, until, by, note) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO maintenance (site, device, until, by, note) "
+            "VALUES (?, ?, ?, ?, ?)",
             (m.site, m.device, m.until, m.by, m.note),
         )
         await self._db.commit()
@@ -261,7 +273,7 @@ class NotificationWorker:
                     s.sent_at,
                 )
                 for s in sends
-            ],  # fmt: skip
+            ],
         )
         await self._db.commit()
 

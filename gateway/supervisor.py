@@ -23,14 +23,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
+
 from drivers.mqtt import LinkHealth, MqttLink, MqttSettings
 from gateway.actuator import Actuator
 from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig
+from gateway.escalation import Escalations, policies_from_config
 from gateway.inventory import Inventory
 from gateway.live import LiveHub
 from gateway.metrics import Metrics
 from gateway.modbus_link import ModbusLink
+from gateway.notifications import NotificationWorker
+from gateway.notify.factory import build_notifiers
 from gateway.pipeline import AlarmPipeline
 from gateway.ruleset import build_rules
 from gateway.store import AlarmStore
@@ -107,6 +112,24 @@ class Gateway:
             clock=clock,
         )
         self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
+        self.escalations = Escalations(
+            policies_from_config(config.notify), group_window_s=config.notify.group_window
+        )
+        self.notifications = NotificationWorker(
+            config,
+            self.inventory,
+            self.escalations,
+            {},  # notifiers need the HTTP client: made in __aenter__
+            Path(config.gateway.data_dir) / "alarms.sqlite3",
+            record=self.pipeline.record,
+            alarm_view=self.pipeline.open_alarm_view,
+            clock=clock,
+        )
+        self.pipeline.notifications = self.notifications
+        self.pipeline.in_maintenance = lambda site, device: (
+            self.notifications.in_maintenance(site, device, self.clock()) is not None
+        )
+        self._http: httpx.AsyncClient | None = None
         self.modbus = ModbusLink(config, sink=self.pipeline)
         if self.modbus:
             self.actuator.modbus = self.modbus
@@ -119,6 +142,9 @@ class Gateway:
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Gateway:
         await self.store.open()
+        self._http = httpx.AsyncClient(timeout=self.config.notify.timeout)
+        self.notifications.set_notifiers(build_notifiers(self.config.notify, self._http))
+        await self.notifications.open()
         alarms = await self.store.load_open()
         self.book.load(alarms)
         self.pipeline.restore(alarms)
@@ -131,6 +157,7 @@ class Gateway:
         self._start("mqtt", self.link.run)
         self._start("rule-tick", self._tick_loop)
         self._start("live-flush", self.live.run_flusher)
+        self._start("notifications", self.notifications.run)
         if self.modbus:
             self._start("modbus", self.modbus.run)
         log.info(
@@ -165,6 +192,7 @@ class Gateway:
             self.store.stop()
             writer = self._tasks.pop("store-writer")
             await writer
+            await self._cancel("notifications")  # pending steps stay in the store
         finally:
             try:
                 for task in self._tasks.values():
@@ -173,6 +201,9 @@ class Gateway:
             finally:
                 self._tg = None
                 # Always, even when interrupted: the store's thread would keep the process alive.
+                await self.notifications.close()
+                if self._http is not None:
+                    await self._http.aclose()
                 await self.store.close()
                 log.info("gateway %s stopped", self.config.gateway.id)
 
@@ -299,6 +330,14 @@ class Gateway:
                 "fault": sum(1 for s in statuses if s.fault),
             },
             "modbus": self.modbus.stats() if self.modbus else None,
+            "notifications": {
+                "queue": self.notifications.depth,
+                "channels": sorted(self.notifications.channel_names),
+                "attempts": self.notifications.attempts,
+                "failed_attempts": self.notifications.failures,
+                "pending_steps": self.notifications.pending,
+                "devices_in_maintenance": len(self.notifications.maintenance),
+            },
             "open_alarms": self.pipeline.open_by_severity(),
             "rejected": dict(self.pipeline.rejected_by_reason),
             "internal_errors": internal_errors,
