@@ -21,11 +21,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-# Debian's broker: the tests start their own instances on free ports.
+# Debian's broker and browser: the tests start their own instances (mosquitto on free ports,
+# chromium headless for the console). Never `playwright install`: the system chromium is used.
+# fonts-wqy-microhei lets the console's screenshot artefact show Chinese text.
+SYSTEM_PACKAGES := mosquitto chromium fonts-wqy-microhei
 mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || { \
-	  echo "installing mosquitto (Debian package)"; \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto; }
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
 
 demo: install
 	$(BIN)/safety-gateway demo
