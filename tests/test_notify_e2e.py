@@ -107,7 +107,7 @@ def notify_config(p: Providers, **extra: Any) -> dict[str, Any]:
                 "tts_code": "TTS_900002",
                 "endpoint": p.voice.url,
             },
-        ],  # fmt: skip
+        ],
         "sms_channels": ["sms-aliyun", "sms-tencent"],
         "voice_channels": ["voice"],
         "bureau_contacts": [{"name": "局值班", "role": "bureau_duty", "phone": BUREAU}],
@@ -194,8 +194,8 @@ async def test_critical_alarm_sms_both_phones_then_voice_after_five_minutes(
         clock.advance(3600)
         await asyncio.sleep(1.5)
         assert len(p.calls_to(LEGAL)) == 1
-        steps = {e["detail"]["step"] for e in (await rg.api.get(f"/api/alarms/{alarm_id}")).json()["timeline"]
-                 if e["action"] == "notify_attempt"}  # fmt: skip
+        entries = (await rg.api.get(f"/api/alarms/{alarm_id}")).json()["timeline"]
+        steps = {e["detail"]["step"] for e in entries if e["action"] == "notify_attempt"}
         assert steps == {0, 1, 2}, "every send attempt is on the alarm's timeline"
 
 
