@@ -31,6 +31,7 @@ class Narrator:
     def banner(self, scenario: str) -> str:
         return (
             f"\n  Safety gateway demo: scenario '{scenario}'\n"
+            f"  Console:    {self._url}/   (值班台: open it in a browser, click to enable sound)\n"
             f"  API:        {self._url}/api/alarms?state=active,cleared\n"
             f"  API docs:   {self._url}/docs\n"
             f"  Health:     {self._url}/api/health\n"
