@@ -117,10 +117,16 @@ class MqttSection(_Model):
 
 
 class InfluxSection(_Model):
-    url: str
+    """The bureau's time-series server (InfluxDB v2 write API, line protocol)."""
+
+    url: str = Field(pattern=r"^https?://")
     org: str
     bucket: str
     token_env: str | None = None
+    batch_size: int = Field(500, ge=1, le=50_000)  # points per write
+    flush_interval: PositiveSeconds = 1.0  # a partial batch waits at most this long
+    outbox_max_points: int = Field(1_000_000, ge=1000)  # disk outbox bound while unreachable
+    timeout: PositiveSeconds = 10.0
 
 
 class GasLeakThresholds(_Model):
@@ -223,6 +229,10 @@ class SiteConfig(_Model):
     name: str = Field(min_length=1)
     kind: SiteKind
     address: str | None = None
+    # self: this gateway is the authority (actuates, notifies, writes time series).
+    # edge: an edge gateway at the site is (DESIGN section 2); this one, at the bureau,
+    # observes: it mirrors the edge's alarms and neither commands devices nor phones anyone.
+    served_by: Literal["self", "edge"] = "self"
     contacts: list[Contact] = []
     devices: list[DeviceConfig] = []
 
@@ -334,6 +344,21 @@ class NotifySection(_Model):
     timeout: PositiveSeconds = 10.0  # per provider request
 
 
+class ReportRecipient(_Model):
+    name: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    sites: list[Ident] = []  # empty: the county report (every site)
+
+
+class ReportSection(_Model):
+    """The daily safety report (seeds 003, 004: due at the bureau before 15:00)."""
+
+    time: str = Field("14:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local, gateway zone
+    mail_channel: Ident | None = None  # an smtp channel of notify.channels
+    recipients: list[ReportRecipient] = []
+    county: str = "县民政局"  # title of the all-sites report
+
+
 class GatewayConfig(_Model):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
@@ -341,6 +366,7 @@ class GatewayConfig(_Model):
     influx: InfluxSection | None = None
     rules: RulesSection = RulesSection()
     notify: NotifySection = NotifySection()
+    report: ReportSection = ReportSection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:
@@ -532,6 +558,7 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
             yield from _check_device(f"sites[{si}].devices[{di}]", dev)
     yield from _check_modbus(config)
     yield from _check_notify(config)
+    yield from _check_report(config)
     for device_type, thresholds in config.rules.defaults.items():
         yield from _check_thresholds(f"rules.defaults.{device_type.value}", device_type, thresholds)
     for ti, token in enumerate(config.http.tokens):
@@ -591,6 +618,23 @@ def _check_notify(config: GatewayConfig) -> Iterator[ConfigProblem]:
             yield ConfigProblem(
                 f"notify.bureau_contacts[{i}].role", "bureau contacts have role bureau_duty"
             )
+
+
+def _check_report(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    r = config.report
+    if r.mail_channel is not None:
+        channel = next((c for c in config.notify.channels if c.name == r.mail_channel), None)
+        if channel is None:
+            yield ConfigProblem("report.mail_channel", f"undefined channel {r.mail_channel!r}")
+        elif channel.kind != "smtp":
+            yield ConfigProblem("report.mail_channel", f"channel {r.mail_channel!r} is not smtp")
+    if r.recipients and r.mail_channel is None:
+        yield ConfigProblem("report.mail_channel", "report recipients need a mail channel")
+    site_ids = {s.id for s in config.sites}
+    for i, rec in enumerate(r.recipients):
+        for k, site in enumerate(rec.sites):
+            if site not in site_ids:
+                yield ConfigProblem(f"report.recipients[{i}].sites[{k}]", f"unknown site {site!r}")
 
 
 def _check_modbus(config: GatewayConfig) -> Iterator[ConfigProblem]:
