@@ -63,6 +63,7 @@ class Channel(StrEnum):
     EVENT = "event"
     STATUS = "status"
     CMD_ACK = "cmd/ack"
+    ALARMS = "alarms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +103,17 @@ class TopicParser:
         p = self._prefix
         return [f"{p}+/+/telemetry", f"{p}+/+/event", f"{p}+/+/status", f"{p}+/+/cmd/ack"]
 
+    def alarm_subscription(self, site: str) -> str:
+        """An edge gateway's alarm topic, mirrored by a central gateway observing that site."""
+        return f"{self._prefix}{site}/alarms"
+
     def parse(self, topic: str) -> Route:
         if not topic.startswith(self._prefix):
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         parts = topic[len(self._prefix) :].split("/")
+        if len(parts) == 2 and parts[0] and parts[1] == "alarms":
+            # A gateway's alarm publication (the edge's, bridged to the bureau).
+            return Route(DeviceRef(parts[0], ""), Channel.ALARMS)
         if len(parts) < 3 or not parts[0] or not parts[1]:  # `+` matches an empty level too
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         if len(parts) == 3 and parts[2] in _SINGLE:

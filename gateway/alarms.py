@@ -281,6 +281,83 @@ class AlarmBook:
             return None
         return self._record(alarm, action, now, actor, None, None, detail=detail)
 
+    def mirror(
+        self,
+        snap: dict[str, Any],
+        parse_time: Callable[[str | None], float | None],
+        now: float,
+    ) -> list[AlarmWrite]:
+        """Adopt another gateway's view of an alarm (central mode: the edge is the authority).
+
+        No lifecycle rule is applied: the snapshot is the truth. Returns the write to store,
+        or None for an update that changes nothing worth a row (unknown change, stale echo).
+        """
+        try:
+            key = AlarmKey(snap["site"], snap["device"], AlarmType(snap["type"]))
+            state = AlarmState(snap["state"])
+            severity = Severity(snap["severity"])
+            raised_at = parse_time(snap["raised_at"]) or now
+        except (KeyError, ValueError, TypeError):
+            return []
+        writes: list[AlarmWrite] = []
+        alarm = self._by_id.get(snap["id"])
+        if alarm is None:
+            stale = self._open.get(key)
+            if stale is not None and stale.id != snap["id"]:
+                # The edge has a newer alarm for this key (we missed the close): ours is over,
+                # or the store's one-open-per-key index would refuse the new one.
+                stale.state = AlarmState.CLOSED
+                stale.closed_at = now
+                stale.closed_by = "edge"
+                stale.note = f"superseded by {snap['id']} at the edge"
+                self._forget(stale)
+                writes.append(self._record(stale, Action.CLOSED, now, "edge", None, None))
+            alarm = Alarm(snap["id"], key.site, key.device, key.type, severity, state, raised_at)
+        alarm.severity = severity
+        alarm.state = state
+        alarm.level = snap.get("level")
+        alarm.latched = bool(snap.get("latched"))
+        alarm.acked = bool(snap.get("acked"))
+        alarm.value = snap.get("value")
+        alarm.peak = snap.get("peak")
+        alarm.count = int(snap.get("count") or 1)
+        alarm.reason = snap.get("reason")
+        alarm.acked_at = parse_time(snap.get("acked_at"))
+        alarm.acked_by = snap.get("acked_by")
+        alarm.cleared_at = parse_time(snap.get("cleared_at"))
+        alarm.closed_at = parse_time(snap.get("closed_at"))
+        alarm.closed_by = snap.get("closed_by")
+        disposition = snap.get("disposition")
+        known = {d.value for d in Disposition}
+        alarm.disposition = Disposition(str(disposition)) if disposition in known else None
+        alarm.note = snap.get("note")
+        alarm.updated_at = parse_time(snap.get("updated_at")) or now
+        if state is AlarmState.CLOSED:
+            self._forget(alarm)
+        else:
+            self._open[key] = alarm
+            self._by_id[alarm.id] = alarm
+        try:
+            action = Action(snap.get("change", "updated"))
+        except ValueError:
+            action = Action.UPDATED
+        if action is Action.UPDATED:
+            writes.append(AlarmWrite(alarm, (), len(alarm.timeline), action))
+            return writes
+        actor = {Action.ACKED: alarm.acked_by, Action.CLOSED: alarm.closed_by}.get(action) or "edge"
+        note = alarm.note if action is Action.CLOSED else None
+        writes.append(
+            self._record(
+                alarm, action, alarm.updated_at, actor, alarm.reason, alarm.value, note=note
+            )
+        )
+        return writes
+
+    def _forget(self, alarm: Alarm) -> None:
+        if self._open.get(alarm.key) is alarm:
+            del self._open[alarm.key]
+        self._by_id.pop(alarm.id, None)
+
     def _require(self, alarm_id: str) -> Alarm:
         alarm = self._by_id.get(alarm_id)
         if alarm is None:

@@ -223,6 +223,15 @@ def _split(raw: str | None) -> list[str]:
     return [p for p in (raw or "").split(",") if p]
 
 
+def _require_authority(gw: Gateway, site: str) -> None:
+    if not gw.pipeline.is_authority(site):
+        raise ApiError(
+            409,
+            f"site {site} is served by its edge gateway",
+            "acknowledge, close and command there; this gateway only observes it",
+        )
+
+
 def _device(gw: Gateway, device_id: str, site: str | None, who: Principal) -> InstalledDevice:
     try:
         installed = gw.inventory.resolve(device_id, site)
@@ -353,6 +362,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             raise ApiError(409, "alarm is already closed", {"closed_by": stored.closed_by})
         if not who.may_act(a.site):
             raise ApiError(403, "not allowed", f"{who.name} may not act on site {a.site}")
+        _require_authority(gw, a.site)
 
     @app.post("/api/alarms/{alarm_id}/ack")
     async def ack(
@@ -393,6 +403,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             raise ApiError(
                 403, "not allowed", f"{who.name} may not command devices of {installed.ref.site}"
             )
+        _require_authority(gw, installed.ref.site)
         try:
             sent = gw.pipeline.command(installed, body.cmd, body.by)
         except CommandNotApplicable as exc:
@@ -444,6 +455,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             raise ApiError(
                 403, "not allowed", f"{who.name} may not act on site {installed.ref.site}"
             )
+        _require_authority(gw, installed.ref.site)
         now = gw.clock()
         if (body.until is None) == (body.minutes is None):
             raise ApiError(422, "invalid request", "give exactly one of until or minutes")
@@ -468,6 +480,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             raise ApiError(
                 403, "not allowed", f"{who.name} may not act on site {installed.ref.site}"
             )
+        _require_authority(gw, installed.ref.site)
         cleared = await gw.notifications.clear_maintenance(installed.ref.site, installed.ref.device)
         return {"site": installed.ref.site, "device": installed.ref.device, "cleared": cleared}
 

@@ -115,6 +115,8 @@ class AlarmPipeline:
         self._max_payload = max_payload_bytes
         self._clock = clock
         self._reading_sinks = list(reading_sinks)
+        # Sites an edge gateway serves (DESIGN section 2): here we observe them only.
+        self.observed = frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None
         self.notifications: AlarmListener | None = None
@@ -123,7 +125,13 @@ class AlarmPipeline:
 
     @property
     def subscriptions(self) -> list[str]:
-        return self._topics.subscriptions
+        return self._topics.subscriptions + [
+            self._topics.alarm_subscription(s) for s in sorted(self.observed)
+        ]
+
+    def is_authority(self, site: str) -> bool:
+        """False for a site its edge gateway serves: acting here would bypass the edge."""
+        return site not in self.observed
 
     # ----------------------------------------------------------------- ingest
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -143,6 +151,9 @@ class AlarmPipeline:
             raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")
         route = self._topics.parse(topic)
         ref = route.ref
+        if route.channel is Channel.ALARMS:
+            self._mirror(ref.site, payload, now)
+            return
         if not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         channel = route.channel
@@ -164,6 +175,16 @@ class AlarmPipeline:
             outcome = self._on_ack(ref, codec.decode_ack(payload), now)
         self._metrics.messages.labels(channel.value).inc()
         self.dispatch(outcome, now)
+
+    def _mirror(self, site: str, payload: bytes, now: float) -> None:
+        if site not in self.observed:
+            return  # our own publication, echoed back by the broker
+        snap = codec.load_json(payload)
+        if not isinstance(snap, dict) or snap.get("site") != site:
+            raise Rejected(RejectReason.WRONG_TYPE, "an alarm object of this site expected")
+        for write in self._book.mirror(snap, self._clockface.parse, now):
+            self._persist(write)
+        self._metrics.messages.labels("alarms").inc()
 
     def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
         return self._command_result(ack.command_id, ref, ack.ok, ack.detail, now)
@@ -277,6 +298,13 @@ class AlarmPipeline:
             log.exception("internal error in rule tick")
 
     def dispatch(self, outcome: Outcome, now: float) -> None:
+        if self.observed and outcome:
+            # The edge decides for its sites: their alarms arrive mirrored, their devices
+            # are commanded from there. The engine still runs here for device status.
+            outcome = Outcome(
+                [c for c in outcome.changes if c.key.site not in self.observed],
+                [c for c in outcome.commands if c.ref.site not in self.observed],
+            )
         if not outcome:
             return
         sent: list[SentCommand] = []
@@ -324,6 +352,11 @@ class AlarmPipeline:
         """After the commit: tell the outside world (MQTT alarms topic, live console)."""
         for op in ops:
             site = op.write.alarm.site
+            if site in self.observed:
+                # Mirrored: shown here, but neither re-published (it would echo over the
+                # bridge) nor notified (the edge has phoned already).
+                self._live.alarm_changed(site, {"kind": "alarm", "alarm": op.snapshot})
+                continue
             self._link.publish(
                 Publication(f"{self._prefix}/{site}/alarms", codec.encode(op.snapshot), qos=1),
                 PRIORITY_ALARM,

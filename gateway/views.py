@@ -17,6 +17,18 @@ class Clockface:
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
 
+    def parse(self, iso: str | None) -> float | None:
+        """ISO 8601 (with offset; naive is taken in this zone) -> epoch seconds."""
+        if not iso:
+            return None
+        try:
+            dt = datetime.fromisoformat(iso)
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=self.zone)
+        return dt.timestamp()
+
     def iso(self, ts: float | None) -> str | None:
         if ts is None:
             return None

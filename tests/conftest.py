@@ -52,24 +52,25 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A real Mosquitto broker on loopback; `stop()`/`start()` keep the port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra: str = "", name: str = "mosquitto") -> None:
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto is not installed: run `make test`, which installs it")
         self.port = free_port()
         self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
+        self.name = name
+        self.conf = workdir / f"{name}.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
             # the default (1000) would drop a restarting gateway's queued QoS 1 messages
             "max_queued_messages 100000\n"
-            "log_type error\nlog_type warning\n"
+            "log_type error\nlog_type warning\n" + extra
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.workdir / "mosquitto.log", "ab")
+        log = open(self.workdir / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         wait_port(self.port)
 

@@ -1,0 +1,161 @@
+"""Central mode: two real Mosquitto brokers bridged on loopback, an edge gateway at the site
+and a central gateway at the bureau observing it (DESIGN section 2)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import parse_config
+from rules.model import DeviceRef
+from tests.conftest import (
+    Mosquitto,
+    Probe,
+    RunningGateway,
+    probe_client,
+    running_gateway,
+    site_config,
+    until,
+)
+
+pytestmark = pytest.mark.broker
+
+BRIDGED = ("+/telemetry", "+/event", "+/status", "+/cmd/ack", "alarms")
+
+
+@dataclass
+class Bureau:
+    bureau_broker: Mosquitto
+    edge_broker: Mosquitto
+    edge: RunningGateway
+    central: RunningGateway
+    at_site: Probe  # publishes as the site's devices do, on the edge broker
+    at_bureau: Probe  # watches the bureau broker
+
+
+def bridge_conf(remote_port: int, site: str = "xingfu") -> str:
+    """deploy/mosquitto-bridge.conf, pointed at the test's bureau broker, without TLS."""
+    lines = [
+        "connection bureau-test",
+        f"address 127.0.0.1:{remote_port}",
+        "bridge_protocol_version mqttv311",
+        f"remote_clientid edge-{site}",
+        "cleansession false",
+        "try_private true",
+        "restart_timeout 1 5",
+    ]
+    lines += [f"topic safety/{site}/{t} out 1" for t in BRIDGED]
+    return "\n".join(lines) + "\n"
+
+
+def central_config(data_dir: Path, port: int) -> dict[str, Any]:
+    data = site_config(data_dir, port)
+    data["gateway"]["id"] = "bureau-gw"
+    data["sites"][0]["served_by"] = "edge"
+    data["sites"].append(
+        {
+            "id": "anning",
+            "name": "安宁儿童福利院",
+            "kind": "child_welfare",
+            "devices": [{"id": "btn-a", "type": "alarm_button", "location": "门厅"}],
+        }
+    )
+    return data
+
+
+@contextlib.asynccontextmanager
+async def bureau(tmp_path: Path) -> AsyncIterator[Bureau]:
+    (tmp_path / "bureau").mkdir()
+    (tmp_path / "edge").mkdir()
+    central_broker = Mosquitto(tmp_path / "bureau", name="bureau")
+    central_broker.start()
+    edge_broker = Mosquitto(tmp_path / "edge", extra=bridge_conf(central_broker.port), name="edge")
+    edge_broker.start()
+    try:
+        edge_cfg = parse_config(site_config(tmp_path / "edge-data", edge_broker.port))
+        central_cfg = parse_config(central_config(tmp_path / "bureau-data", central_broker.port))
+        async with (
+            running_gateway(edge_cfg) as edge,
+            running_gateway(central_cfg) as central,
+            probe_client(edge_broker.port) as at_site,
+            probe_client(central_broker.port) as at_bureau,
+        ):
+            # The bridge connects asynchronously: wait until a message crosses it.
+            await at_site.event("btn-lobby", "self_test")
+            await at_bureau.wait_for("btn-lobby/event", timeout=15)
+            yield Bureau(central_broker, edge_broker, edge, central, at_site, at_bureau)
+    finally:
+        edge_broker.stop()
+        central_broker.stop()
+
+
+async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(tmp_path: Path) -> None:
+    async with bureau(tmp_path) as b:
+        await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
+        # The edge acts: it closes the valve and raises the alarm.
+        cmd = await b.at_site.wait_for("valve-kitchen/cmd")
+        assert cmd["cmd"] == "close_valve"
+        edge_alarm = await until(lambda: list(b.edge.gw.book.open_alarms()), what="edge alarm")
+        alarm_id = edge_alarm[0].id
+        # The bureau sees the same alarm, by the edge's id, without acting on it.
+        mirrored = await until(lambda: b.central.gw.book.get(alarm_id), timeout=15, what="mirror")
+        assert mirrored.type.value == "gas_leak"
+        assert mirrored.severity.value == "critical"
+        listed = (await b.central.api.get("/api/alarms", params={"site": "xingfu"})).json()
+        assert [a["id"] for a in listed] == [alarm_id]
+        assert listed[0]["location"] == "一楼厨房"
+        # Acknowledged at the edge: the bureau shows who did it.
+        r = await b.edge.api.post(f"/api/alarms/{alarm_id}/ack", json={"by": "王值班"})
+        assert r.status_code == 200
+        await until(lambda: mirrored.acked_by == "王值班", what="ack mirrored")
+        # The bureau may not act for the edge.
+        r = await b.central.api.post(
+            f"/api/alarms/{alarm_id}/close", json={"by": "局", "disposition": "real"}
+        )
+        assert r.status_code == 409
+        assert "edge" in r.json()["error"]
+        r = await b.central.api.post(
+            "/api/devices/valve-kitchen/commands", json={"by": "局", "cmd": "open_valve"}
+        )
+        assert r.status_code == 409
+        # Nothing but the edge commanded the valve; the bureau did not re-publish alarms.
+        assert not [t for t, _ in b.at_bureau.received if t.endswith("/cmd")]
+        at_edge = len([t for t, _ in b.at_site.received if t == "safety/xingfu/alarms"])
+        at_bureau = len([t for t, _ in b.at_bureau.received if t == "safety/xingfu/alarms"])
+        assert at_bureau <= at_edge, "the bureau's broker carries only the edge's alarm messages"
+        # The bureau stored it: survives the bureau gateway's restart.
+        stored = await b.central.gw.store.get(alarm_id)
+        assert stored is not None and stored.acked_by == "王值班"
+
+
+async def test_the_bureau_serves_its_own_sites_fully(tmp_path: Path) -> None:
+    async with bureau(tmp_path) as b:
+        await b.at_bureau.event("btn-a", "pressed", site="anning")
+        alarm = await until(
+            lambda: [a for a in b.central.gw.book.open_alarms() if a.site == "anning"],
+            what="the bureau's own alarm",
+        )
+        assert alarm[0].type.value == "fire_button"
+        r = await b.central.api.post(f"/api/alarms/{alarm[0].id}/ack", json={"by": "局值班"})
+        assert r.status_code == 200
+        await b.at_bureau.wait_for("anning/alarms", lambda m: m["change"] == "acked")
+        # Its own engine still tracks the edge site's devices (status only, no alarms).
+        await b.at_site.telemetry("gas-kitchen", {"lel": 3.0})
+        view = await until(
+            lambda: (
+                (v := b.central.gw.device_view(_ref("gas-kitchen")))
+                and v["values"].get("lel") == 3.0
+                and v
+            ),
+            what="device values at the bureau",
+        )
+        assert view["status"] == "online"
+
+
+def _ref(device: str) -> DeviceRef:
+    return DeviceRef("xingfu", device)
