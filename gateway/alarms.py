@@ -313,25 +313,7 @@ class AlarmBook:
                 self._forget(stale)
                 writes.append(self._record(stale, Action.CLOSED, now, "edge", None, None))
             alarm = Alarm(snap["id"], key.site, key.device, key.type, severity, state, raised_at)
-        alarm.severity = severity
-        alarm.state = state
-        alarm.level = snap.get("level")
-        alarm.latched = bool(snap.get("latched"))
-        alarm.acked = bool(snap.get("acked"))
-        alarm.value = snap.get("value")
-        alarm.peak = snap.get("peak")
-        alarm.count = int(snap.get("count") or 1)
-        alarm.reason = snap.get("reason")
-        alarm.acked_at = parse_time(snap.get("acked_at"))
-        alarm.acked_by = snap.get("acked_by")
-        alarm.cleared_at = parse_time(snap.get("cleared_at"))
-        alarm.closed_at = parse_time(snap.get("closed_at"))
-        alarm.closed_by = snap.get("closed_by")
-        disposition = snap.get("disposition")
-        known = {d.value for d in Disposition}
-        alarm.disposition = Disposition(str(disposition)) if disposition in known else None
-        alarm.note = snap.get("note")
-        alarm.updated_at = parse_time(snap.get("updated_at")) or now
+        _adopt(alarm, snap, severity, state, parse_time, now)
         if state is AlarmState.CLOSED:
             self._forget(alarm)
         else:
@@ -388,3 +370,33 @@ def _note_value(alarm: Alarm, value: float | None) -> None:
     alarm.value = value
     if alarm.peak is None or value > alarm.peak:
         alarm.peak = value
+
+
+def _adopt(
+    alarm: Alarm,
+    snap: dict[str, Any],
+    severity: Severity,
+    state: AlarmState,
+    parse_time: Callable[[str | None], float | None],
+    now: float,
+) -> None:
+    """Copy another gateway's snapshot of an alarm onto ours (central mirror)."""
+    alarm.severity = severity
+    alarm.state = state
+    alarm.level = snap.get("level")
+    alarm.latched = bool(snap.get("latched"))
+    alarm.acked = bool(snap.get("acked"))
+    alarm.value = snap.get("value")
+    alarm.peak = snap.get("peak")
+    alarm.count = int(snap.get("count") or 1)
+    alarm.reason = snap.get("reason")
+    alarm.acked_at = parse_time(snap.get("acked_at"))
+    alarm.acked_by = snap.get("acked_by")
+    alarm.cleared_at = parse_time(snap.get("cleared_at"))
+    alarm.closed_at = parse_time(snap.get("closed_at"))
+    alarm.closed_by = snap.get("closed_by")
+    disposition = snap.get("disposition")
+    known = {d.value for d in Disposition}
+    alarm.disposition = Disposition(str(disposition)) if disposition in known else None
+    alarm.note = snap.get("note")
+    alarm.updated_at = parse_time(snap.get("updated_at")) or now
