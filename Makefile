@@ -23,13 +23,14 @@ dev: $(VENV)/.installed-dev
 
 # Debian's broker and browser: the tests start their own instances (mosquitto on free ports,
 # chromium headless for the console). Never `playwright install`: the system chromium is used.
-# fonts-wqy-microhei lets the console's screenshot artefact show Chinese text.
-SYSTEM_PACKAGES := mosquitto chromium fonts-wqy-microhei
+# fonts-wqy-microhei lets the console's screenshot artefact show Chinese text;
+# victoria-metrics is the InfluxDB-compatible server the time-series feed is tested against.
 mosquitto:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
+	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \

@@ -9,6 +9,7 @@ import logging
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # pymodbus logs every timeout as an error; the poller logs state changes once instead.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    handler = {"check": cmd_check, "run": cmd_run, "simulate": cmd_simulate, "demo": cmd_demo}
+    handler = {
+        "check": cmd_check,
+        "run": cmd_run,
+        "simulate": cmd_simulate,
+        "demo": cmd_demo,
+        "report": cmd_report,
+    }
     return int(handler[args.command](args))
 
 
@@ -67,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=float, default=5.0, help="telemetry interval, seconds")
     s.add_argument("--speed", type=float, default=1.0, help="run the story this many times faster")
     s.add_argument("--linger", type=float, default=None, help="seconds to keep reporting after")
+
+    rep = sub.add_parser("report", help="reports")
+    rep_sub = rep.add_subparsers(dest="report", required=True)
+    daily = rep_sub.add_parser("daily", help="write the daily safety report (JSON, HTML, XLSX)")
+    daily.add_argument("-c", "--config", type=Path, required=True)
+    daily.add_argument(
+        "--date", required=True, help="YYYY-MM-DD: the day whose report time ends it"
+    )
+    daily.add_argument("--site", help="one site (default: the county report of every site)")
+    daily.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
 
     d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
     d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")
@@ -157,6 +174,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         pass
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from gateway.report import PeriodNotStarted, UnknownSite, write_report_files
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"--date: not a date: {args.date!r} (use YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_INVALID
+    if _load_or_report(args.config) is None:
+        return EXIT_INVALID
+    try:
+        paths = asyncio.run(write_report_files(args.config, day, args.out, args.site))
+    except FileNotFoundError as exc:
+        print(f"no alarm store yet: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (UnknownSite, PeriodNotStarted) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
+        print(path)
     return EXIT_OK
 
 

@@ -51,6 +51,11 @@ class Metrics:
         self.queue_depth = Gauge(
             "gateway_queue_depth", "Items waiting, by queue", ["queue"], registry=r
         )
+        self.timeseries_dropped = Gauge(
+            "gateway_timeseries_dropped_readings",
+            "Reading points dropped because the time-series outbox was full (never alarms)",
+            registry=r,
+        )
         self.open_alarms = Gauge(
             "gateway_open_alarms", "Open alarms, by severity", ["severity"], registry=r
         )

@@ -72,6 +72,17 @@ class AlarmListener(Protocol):
     def alarm_changed(self, snapshot: dict[str, Any]) -> None: ...
 
 
+class TimeSeriesSink(Protocol):
+    def reading(self, r: Reading, device_type: str) -> None: ...
+    def alarm(self, snapshot: dict[str, Any]) -> None: ...
+    def device_status(
+        self, site: str, device: str, online: bool, fault: bool, at: float
+    ) -> None: ...
+
+
+STATUS_ALARMS = frozenset({"device_offline", "device_fault"})
+
+
 class ModbusCapabilities(Protocol):
     def handles(self, ref: DeviceRef) -> bool: ...
     def supports(self, ref: DeviceRef, cmd: CommandKind) -> bool: ...
@@ -120,6 +131,7 @@ class AlarmPipeline:
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None
         self.notifications: AlarmListener | None = None
+        self.timeseries: TimeSeriesSink | None = None
         self.in_maintenance: Callable[[str, str], bool] = lambda site, device: False
         self.rejected_by_reason: dict[str, int] = {}
 
@@ -163,8 +175,7 @@ class AlarmPipeline:
                 self._reject(now, topic, q.reason, f"{q.quantity}: {q.detail}")
             outcome = self._engine.on_reading(decoded.reading, now)
             self._live.device_changed(ref)
-            for sink in self._reading_sinks:
-                sink(decoded.reading)
+            self._to_timeseries(decoded.reading)
         elif channel is Channel.EVENT:
             outcome = self._engine.on_event(codec.decode_event(ref, payload, now), now)
             self._live.device_changed(ref)
@@ -175,6 +186,14 @@ class AlarmPipeline:
             outcome = self._on_ack(ref, codec.decode_ack(payload), now)
         self._metrics.messages.labels(channel.value).inc()
         self.dispatch(outcome, now)
+
+    def _to_timeseries(self, reading: Reading) -> None:
+        # The authority for a site writes its time series; an observer would write it twice.
+        if self.timeseries is not None and reading.ref.site not in self.observed:
+            installed = self._inventory.get(reading.ref)
+            self.timeseries.reading(reading, installed.type.value if installed else "unknown")
+        for sink in self._reading_sinks:
+            sink(reading)
 
     def _mirror(self, site: str, payload: bytes, now: float) -> None:
         if site not in self.observed:
@@ -218,8 +237,7 @@ class AlarmPipeline:
             reading = Reading(ref, good, now)
             outcome = self._engine.on_reading(reading, now)
             self._live.device_changed(ref)
-            for sink in self._reading_sinks:
-                sink(reading)
+            self._to_timeseries(reading)
             self._metrics.messages.labels("modbus").inc()
             self.dispatch(outcome, now)
         except Exception:
@@ -361,6 +379,12 @@ class AlarmPipeline:
                 Publication(f"{self._prefix}/{site}/alarms", codec.encode(op.snapshot), qos=1),
                 PRIORITY_ALARM,
             )
+            if self.timeseries is not None:
+                self.timeseries.alarm(op.snapshot)
+                if op.snapshot["type"] in STATUS_ALARMS:
+                    self._status_point(
+                        DeviceRef(site, op.snapshot["device"]), op.write.alarm.updated_at
+                    )
             self._live.alarm_changed(site, {"kind": "alarm", "alarm": op.snapshot})
             if self.notifications is not None:
                 self.notifications.alarm_changed(op.snapshot)
@@ -412,6 +436,18 @@ class AlarmPipeline:
             if alarm is not None:
                 found.append(alarm)
         return found
+
+    def _status_point(self, ref: DeviceRef, at: float) -> None:
+        if self.timeseries is not None and self._engine.knows(ref):
+            st = self._engine.status(ref)
+            self.timeseries.device_status(ref.site, ref.device, st.online, st.fault, at)
+
+    def status_snapshot(self) -> None:
+        """Every device's status as a time-series point (periodic: for online-rate charts)."""
+        now = self._clock()
+        for installed in self._inventory:
+            if installed.ref.site not in self.observed:
+                self._status_point(installed.ref, now)
 
     def record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
         """A timeline entry from another part of the gateway (notification attempts)."""

@@ -37,8 +37,10 @@ from gateway.modbus_link import ModbusLink
 from gateway.notifications import NotificationWorker
 from gateway.notify.factory import build_notifiers
 from gateway.pipeline import AlarmPipeline
+from gateway.report import ReportMailer
 from gateway.ruleset import build_rules
 from gateway.store import AlarmStore
+from gateway.tsfeed import TimeSeriesFeed
 from gateway.views import Clockface, device_json
 from rules.engine import RuleEngine
 from rules.model import DeviceRef
@@ -130,6 +132,16 @@ class Gateway:
             self.notifications.in_maintenance(site, device, self.clock()) is not None
         )
         self._http: httpx.AsyncClient | None = None
+        self.timeseries: TimeSeriesFeed | None = None
+        if config.influx is not None:
+            token = os.environ.get(config.influx.token_env) if config.influx.token_env else None
+            self.timeseries = TimeSeriesFeed(
+                config.influx,
+                token,
+                Path(config.gateway.data_dir) / "timeseries-outbox.sqlite3",
+                clock,
+            )
+            self.pipeline.timeseries = self.timeseries
         self.modbus = ModbusLink(config, sink=self.pipeline)
         if self.modbus:
             self.actuator.modbus = self.modbus
@@ -145,6 +157,8 @@ class Gateway:
         self._http = httpx.AsyncClient(timeout=self.config.notify.timeout)
         self.notifications.set_notifiers(build_notifiers(self.config.notify, self._http))
         await self.notifications.open()
+        if self.timeseries is not None:
+            await self.timeseries.open()
         alarms = await self.store.load_open()
         self.book.load(alarms)
         self.pipeline.restore(alarms)
@@ -158,6 +172,12 @@ class Gateway:
         self._start("rule-tick", self._tick_loop)
         self._start("live-flush", self.live.run_flusher)
         self._start("notifications", self.notifications.run)
+        if self.timeseries is not None:
+            self._start("timeseries", self.timeseries.run)
+            self._start("status-points", self._status_points)
+        mailer = ReportMailer.from_gateway(self)
+        if mailer is not None:
+            self._start("daily-report", mailer.run)
         if self.modbus:
             self._start("modbus", self.modbus.run)
         log.info(
@@ -180,6 +200,7 @@ class Gateway:
         if tg is None:
             return
         try:
+            await self._cancel("daily-report")
             await self._cancel("rule-tick")
             await self._cancel("live-flush")
             if self.modbus:
@@ -193,6 +214,10 @@ class Gateway:
             writer = self._tasks.pop("store-writer")
             await writer
             await self._cancel("notifications")  # pending steps stay in the store
+            await self._cancel("status-points")
+            if self.timeseries is not None:
+                await self.timeseries.close()  # last points to the server, or to the outbox
+                await self._cancel("timeseries")
         finally:
             try:
                 for task in self._tasks.values():
@@ -243,6 +268,11 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             task.result()
 
+    async def _status_points(self, every_s: float = 60.0) -> None:
+        while True:
+            self.pipeline.status_snapshot()
+            await asyncio.sleep(every_s)
+
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
@@ -272,6 +302,11 @@ class Gateway:
         m.watch_depth("mqtt_incoming", lambda: self.link.incoming_depth)
         m.watch_depth("mqtt_outbox", lambda: self.link.outbox_depth)
         m.watch_depth("store", lambda: self.store.depth)
+        if self.timeseries is not None:
+            feed = self.timeseries
+            m.watch_depth("timeseries_buffer", lambda: int(feed.stats()["buffered"]))
+            m.watch_depth("timeseries_outbox", lambda: int(feed.stats()["outbox_points"]))
+            m.timeseries_dropped.set_function(lambda: float(feed.stats()["dropped_readings"]))
         for severity in ("critical", "major", "minor", "warning"):
             m.open_alarms.labels(severity).set_function(
                 lambda s=severity: self.pipeline.open_by_severity()[s]  # type: ignore[misc]
@@ -330,6 +365,7 @@ class Gateway:
                 "fault": sum(1 for s in statuses if s.fault),
             },
             "modbus": self.modbus.stats() if self.modbus else None,
+            "timeseries": self.timeseries.stats() if self.timeseries else None,
             "notifications": {
                 "queue": self.notifications.depth,
                 "channels": sorted(self.notifications.channel_names),

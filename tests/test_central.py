@@ -69,7 +69,7 @@ def central_config(data_dir: Path, port: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def bureau(tmp_path: Path) -> AsyncIterator[Bureau]:
+async def bureau(tmp_path: Path, influx: dict[str, Any] | None = None) -> AsyncIterator[Bureau]:
     (tmp_path / "bureau").mkdir()
     (tmp_path / "edge").mkdir()
     central_broker = Mosquitto(tmp_path / "bureau", name="bureau")
@@ -77,8 +77,12 @@ async def bureau(tmp_path: Path) -> AsyncIterator[Bureau]:
     edge_broker = Mosquitto(tmp_path / "edge", extra=bridge_conf(central_broker.port), name="edge")
     edge_broker.start()
     try:
-        edge_cfg = parse_config(site_config(tmp_path / "edge-data", edge_broker.port))
-        central_cfg = parse_config(central_config(tmp_path / "bureau-data", central_broker.port))
+        edge_data = site_config(tmp_path / "edge-data", edge_broker.port)
+        central_data = central_config(tmp_path / "bureau-data", central_broker.port)
+        if influx is not None:  # both feed the same bureau time-series server
+            edge_data["influx"] = central_data["influx"] = influx
+        edge_cfg = parse_config(edge_data)
+        central_cfg = parse_config(central_data)
         async with (
             running_gateway(edge_cfg) as edge,
             running_gateway(central_cfg) as central,
