@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -256,3 +257,87 @@ async def probe(broker: Mosquitto) -> AsyncIterator[Probe]:
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+# ------------------------------------------------------------ VictoriaMetrics
+VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+# (metric name, sorted labels, timestamp ms, value): one sample as VM exports it
+Sample = tuple[str, tuple[tuple[str, str], ...], int, float]
+
+
+class VictoriaMetrics:
+    """A real VictoriaMetrics on loopback; `stop()`/`start()` keep the port and the data."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not os.path.exists(VICTORIA_METRICS):
+            pytest.fail("victoria-metrics is not installed: run `make test`, which installs it")
+        self.port = free_port()
+        self.data = workdir / "vm-data"
+        self.log = workdir / "vm.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [
+                VICTORIA_METRICS,
+                # VM silently drops (while answering 204) points older than its retention,
+                # one month by default.
+                "-retentionPeriod=100y",
+                f"-storageDataPath={self.data}",
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+            ],
+            stdout=out,
+            stderr=out,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"victoria-metrics exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("victoria-metrics did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def samples(self, match: str) -> list[Sample]:
+        """Every stored sample of the matching series, duplicates included."""
+        # Freshly written points become visible to export only after a flush.
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
+        r = httpx.get(f"{self.url}/api/v1/export", params={"match[]": match}, timeout=30)
+        r.raise_for_status()
+        out: list[Sample] = []
+        for text in r.text.splitlines():
+            row = json.loads(text)
+            labels = dict(row["metric"])
+            name = labels.pop("__name__")
+            key = tuple(sorted(labels.items()))
+            for ts, value in zip(row["timestamps"], row["values"], strict=True):
+                out.append((name, key, int(ts), float(value)))
+        return sorted(out)
+
+
+@pytest.fixture
+def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    server = VictoriaMetrics(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

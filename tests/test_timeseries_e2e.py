@@ -14,9 +14,8 @@ import pytest
 
 from gateway.config import parse_config
 from rules.model import DeviceRef
-from tests.conftest import Mosquitto, Probe, running_gateway, site_config, until
+from tests.conftest import Mosquitto, Probe, VictoriaMetrics, running_gateway, site_config, until
 from tests.test_central import bureau
-from tests.test_tsfeed import VictoriaMetrics, vm  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.broker
 

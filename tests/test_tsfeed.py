@@ -15,12 +15,8 @@ import contextlib
 import json
 import logging
 import math
-import os
-import shutil
-import signal
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,99 +26,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from gateway.config import InfluxSection
 from gateway.tsfeed import TimeSeriesFeed, alarm_line, reading_line, status_line
 from rules.model import DeviceRef, Reading
-from tests.conftest import free_port, until
+from tests.conftest import Sample, VictoriaMetrics, free_port, until
 
-VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 ZONE = ZoneInfo("Asia/Shanghai")
-
-# (metric name, sorted labels, timestamp ms, value): one sample as VM exports it
-Sample = tuple[str, tuple[tuple[str, str], ...], int, float]
 
 
 # ------------------------------------------------------------------ servers
-class VictoriaMetrics:
-    """A real VictoriaMetrics on loopback; `stop()`/`start()` keep the port and the data."""
-
-    def __init__(self, workdir: Path) -> None:
-        if not os.path.exists(VICTORIA_METRICS):
-            pytest.fail("victoria-metrics is not installed: run `make test`, which installs it")
-        self.port = free_port()
-        self.data = workdir / "vm-data"
-        self.log = workdir / "vm.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [
-                VICTORIA_METRICS,
-                # VM silently drops (while answering 204) points older than its retention,
-                # one month by default.
-                "-retentionPeriod=100y",
-                f"-storageDataPath={self.data}",
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-            ],
-            stdout=out,
-            stderr=out,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError("victoria-metrics did not become healthy")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def samples(self, match: str) -> list[Sample]:
-        """Every stored sample of the matching series, duplicates included."""
-        # Freshly written points become visible to export only after a flush.
-        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
-        r = httpx.get(f"{self.url}/api/v1/export", params={"match[]": match}, timeout=30)
-        r.raise_for_status()
-        out: list[Sample] = []
-        for text in r.text.splitlines():
-            row = json.loads(text)
-            labels = dict(row["metric"])
-            name = labels.pop("__name__")
-            key = tuple(sorted(labels.items()))
-            for ts, value in zip(row["timestamps"], row["values"], strict=True):
-                out.append((name, key, int(ts), float(value)))
-        return sorted(out)
-
-
-@pytest.fixture
-def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class FakeInflux:
     """An InfluxDB v2 write endpoint whose answer the test chooses (`mode`).
 
