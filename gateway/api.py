@@ -29,6 +29,7 @@ from gateway.config import GatewayConfig
 from gateway.inventory import AmbiguousDevice, InstalledDevice
 from gateway.live import Subscriber
 from gateway.notifications import Maintenance
+from gateway.overview import register_overview_routes
 from gateway.pipeline import CommandNotApplicable
 from gateway.report import register_report_routes
 from gateway.supervisor import Gateway
@@ -151,6 +152,7 @@ def create_api(gw: Gateway, lifespan: Any = None) -> FastAPI:
     _install_error_handlers(app)
     _install_routes(app)
     register_report_routes(app)
+    register_overview_routes(app)
     # The console is plain files (no build step); it talks to the API like any client.
     app.mount("/console", _ConsoleFiles(directory=CONSOLE_DIR), name="console")
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,17 @@ async def wait_state(page: Page, what: str, timeout: float = 10.0, **expected: A
         if time.monotonic() > deadline:
             raise AssertionError(f"page never reached {what}: {expected}; state: {state}")
         await asyncio.sleep(0.05)
+
+
+async def wait_until(
+    page: Page, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not predicate(state := await bureau_state(page)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"page never reached {what}; state: {state}")
+        await asyncio.sleep(0.05)
+    return state
 
 
 async def order(page: Page) -> list[str]:
@@ -202,16 +214,22 @@ async def test_bureau_overview_page(
             await expect(detail).to_be_hidden()
 
             # A gas leak at xingfu: its row turns red within seconds, and it goes to the top.
+            requested = (await bureau_state(page))["requested"]
             await header("severity").locator("button").click()
             await wait_order(page, ["anning", "xingfu"])
-            refreshes = (await bureau_state(page))["refreshes"]
+            # no request under way when the leak happens: only the live feed can bring it
+            settled = await wait_until(
+                page,
+                "the sort's request answered",
+                lambda s: s["requested"] > requested and s["answered"] == s["requested"],
+            )
             leak_at = time.monotonic()
             await probe.telemetry("gas-kitchen", {"lel": 26.0})
             await expect(xingfu).to_have_attribute("data-status", "alarm", timeout=5000)
             turned_red_s = time.monotonic() - leak_at
             await answer_valve(probe)
             await wait_order(page, ["xingfu", "anning"])
-            assert (await bureau_state(page))["refreshes"] > refreshes
+            assert (await bureau_state(page))["refreshes"] > settled["refreshes"]
             await expect(xingfu.locator(".c-status")).to_contain_text("报警")
             await expect(xingfu.locator(".c-alarms [data-severity=critical]")).to_have_text(
                 "紧急 1"

@@ -113,10 +113,26 @@ async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(tmp_path: P
         listed = (await b.central.api.get("/api/alarms", params={"site": "xingfu"})).json()
         assert [a["id"] for a in listed] == [alarm_id]
         assert listed[0]["location"] == "一楼厨房"
+        # The bureau's overview puts the edge site first, red, with its unacknowledged alarm.
+        overview = (await b.central.api.get("/api/overview")).json()
+        assert [s["id"] for s in overview["sites"]] == ["xingfu", "anning"]
+        xingfu = overview["sites"][0]
+        assert xingfu["served_by"] == "edge"
+        assert xingfu["status"] == "alarm"
+        assert xingfu["open_alarms"]["critical"] == 1
+        assert xingfu["oldest_unacknowledged"]["id"] == alarm_id
+        assert xingfu["last_contact"] is not None
+        assert overview["sites"][1]["status"] == "ok"
+        assert overview["totals"]["open_alarms"]["critical"] == 1
+        detail = (await b.central.api.get("/api/overview/sites/xingfu")).json()
+        assert [a["id"] for a in detail["open_alarms"]] == [alarm_id]
         # Acknowledged at the edge: the bureau shows who did it.
         r = await b.edge.api.post(f"/api/alarms/{alarm_id}/ack", json={"by": "王值班"})
         assert r.status_code == 200
         await until(lambda: mirrored.acked_by == "王值班", what="ack mirrored")
+        overview = (await b.central.api.get("/api/overview")).json()
+        assert overview["sites"][0]["unacknowledged"] == 0
+        assert overview["sites"][0]["oldest_unacknowledged"] is None
         # The bureau may not act for the edge.
         r = await b.central.api.post(
             f"/api/alarms/{alarm_id}/close", json={"by": "局", "disposition": "real"}

@@ -693,7 +693,7 @@ def test_grafana_dashboard_loads_and_is_complete() -> None:
             assert q.count("(") == q.count(")") and q.count("[") == q.count("]"), p["title"]
             queries[p["title"]] = queries.get(p["title"], "") + q
     joined = "\n".join(queries.values())
-    for field in ('"lel"', '"co_ppm"', '"residual_ma"', "temp_c", "state_code", '"online"'):
+    for field in ('"lel"', '"co_ppm"', '"residual_ma"', "temp_c", '"state"', '"online"'):
         assert field in joined, field
     for measurement in ("reading", "alarm", "device_status"):
         assert f'r._measurement == "{measurement}"' in joined, measurement
