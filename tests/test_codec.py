@@ -63,6 +63,14 @@ def test_topic_parser_channels(topic: str, channel: Channel) -> None:
     assert TopicParser("safety").parse(topic) == Route(REF, channel)
 
 
+def test_topic_parser_site_alarms_topic() -> None:
+    """A gateway's own alarm topic, which a central gateway mirrors for sites at the edge."""
+    parser = TopicParser("safety")
+    assert parser.parse("safety/xingfu/alarms") == Route(DeviceRef("xingfu", ""), Channel.ALARMS)
+    assert parser.alarm_subscription("xingfu") == "safety/xingfu/alarms"
+    assert "safety/xingfu/alarms" not in parser.subscriptions  # only for observed sites
+
+
 def test_topic_parser_multi_level_prefix() -> None:
     parser = TopicParser("/zy/safety/")
     assert parser.parse("zy/safety/xingfu/gas-kitchen/event") == Route(REF, Channel.EVENT)
@@ -83,7 +91,7 @@ def test_topic_parser_multi_level_prefix() -> None:
         "xingfu/gas-kitchen/telemetry",  # no prefix
         "safety/xingfu/gas-kitchen/cmd",  # the gateway's own command topic
         "safety/xingfu/gas-kitchen/alarms",
-        "safety/xingfu/alarms",
+        "safety//alarms",  # empty site level
         "safety/xingfu/gas-kitchen/telemetry/extra",
         "safety/xingfu/gas-kitchen/cmd/ack/extra",
         "safety/xingfu/gas-kitchen/cmd/nack",
