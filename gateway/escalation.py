@@ -12,6 +12,11 @@ one message. A critical alarm is never held behind a non-critical one.
 
 Acknowledging or closing an alarm cancels its pending steps ("reminders until acknowledged").
 A device in maintenance has its alarms recorded but not pushed: no rows are made.
+
+Observed sites (central mode, DESIGN section 2): for a site an edge gateway serves, the edge
+has told the site's people already; the central gateway keeps only the bureau's part of each
+step (roles in `BUREAU_ROLES`), so an alarm the edge leaves unacknowledged still reaches the
+bureau's duty officer, from the bureau.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class Step:
 
 
 Policy = tuple[Step, ...]
+
+BUREAU_ROLES = frozenset({"bureau_duty"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,7 @@ class Batch:
 class Escalations:
     policies: Mapping[str, Policy]
     group_window_s: float = 30.0
+    observed: frozenset[str] = frozenset()  # sites an edge gateway serves: bureau steps only
     sends: dict[SendKey, Send] = field(default_factory=dict)
     _last_batch_at: dict[tuple[str, str, int], float] = field(default_factory=dict)
 
@@ -127,7 +135,10 @@ class Escalations:
             return [], Why.SUPPRESSED_MAINTENANCE
         occurrence = f"{a.count}:{a.severity}"
         added = []
-        for i, step in enumerate(policy):
+        for i in range(len(policy)):
+            step = self.step(a.site, a.severity, i)
+            if not step.roles:
+                continue  # the edge tells the site's people
             key = SendKey(a.id, occurrence, i, 0)
             if key not in self.sends:
                 s = Send(key, a.site, a.severity, a.raised_at + step.after_s)
@@ -158,11 +169,19 @@ class Escalations:
             last = self._last_batch_at.get(group)
             if last is not None and now < last + self.group_window_s:
                 continue  # inside the window: these go together when it ends
-            step = self.policies[group[1]][group[2]]
+            step = self.step(*group)
             batches.append(
                 Batch(group[0], group[1], step, tuple(sorted(sends, key=lambda s: s.due_at)))
             )
         return batches
+
+    def step(self, site: str, severity: str, index: int) -> Step:
+        """The policy's step as it applies to this site: for an observed site, only the
+        bureau's roles (possibly none)."""
+        step = self.policies[severity][index]
+        if site in self.observed:
+            return replace(step, roles=tuple(r for r in step.roles if r in BUREAU_ROLES))
+        return step
 
     def next_due(self) -> float | None:
         """When `due` may next return something (for the shell's sleep)."""

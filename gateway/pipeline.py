@@ -371,9 +371,11 @@ class AlarmPipeline:
         for op in ops:
             site = op.write.alarm.site
             if site in self.observed:
-                # Mirrored: shown here, but neither re-published (it would echo over the
-                # bridge) nor notified (the edge has phoned already).
+                # Mirrored: shown here, not re-published (it would echo over the bridge).
+                # Escalation keeps only the bureau's steps: the edge has phoned the site.
                 self._live.alarm_changed(site, {"kind": "alarm", "alarm": op.snapshot})
+                if self.notifications is not None:
+                    self.notifications.alarm_changed(op.snapshot)
                 continue
             self._link.publish(
                 Publication(f"{self._prefix}/{site}/alarms", codec.encode(op.snapshot), qos=1),

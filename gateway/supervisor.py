@@ -115,7 +115,9 @@ class Gateway:
         )
         self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
         self.escalations = Escalations(
-            policies_from_config(config.notify), group_window_s=config.notify.group_window
+            policies_from_config(config.notify),
+            group_window_s=config.notify.group_window,
+            observed=self.pipeline.observed,
         )
         self.notifications = NotificationWorker(
             config,

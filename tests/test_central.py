@@ -3,8 +3,10 @@ and a central gateway at the bureau observing it (DESIGN section 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.config import parse_config
+from gateway.escalation import SendState
 from rules.model import DeviceRef
 from tests.conftest import (
     Mosquitto,
@@ -21,6 +24,15 @@ from tests.conftest import (
     running_gateway,
     site_config,
     until,
+)
+from tests.test_notify_e2e import (
+    BUREAU,
+    LEGAL,
+    SAFETY,
+    FakeClock,
+    notify_config,
+    providers,
+    secrets,  # noqa: F401 - the provider secrets fixture, used below
 )
 
 pytestmark = pytest.mark.broker
@@ -69,7 +81,12 @@ def central_config(data_dir: Path, port: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def bureau(tmp_path: Path, influx: dict[str, Any] | None = None) -> AsyncIterator[Bureau]:
+async def bureau(
+    tmp_path: Path,
+    influx: dict[str, Any] | None = None,
+    central_notify: dict[str, Any] | None = None,
+    central_clock: Callable[[], float] | None = None,
+) -> AsyncIterator[Bureau]:
     (tmp_path / "bureau").mkdir()
     (tmp_path / "edge").mkdir()
     central_broker = Mosquitto(tmp_path / "bureau", name="bureau")
@@ -81,11 +98,14 @@ async def bureau(tmp_path: Path, influx: dict[str, Any] | None = None) -> AsyncI
         central_data = central_config(tmp_path / "bureau-data", central_broker.port)
         if influx is not None:  # both feed the same bureau time-series server
             edge_data["influx"] = central_data["influx"] = influx
+        if central_notify is not None:
+            central_data["notify"] = central_notify
         edge_cfg = parse_config(edge_data)
         central_cfg = parse_config(central_data)
+        central_kwargs = {"clock": central_clock} if central_clock is not None else {}
         async with (
             running_gateway(edge_cfg) as edge,
-            running_gateway(central_cfg) as central,
+            running_gateway(central_cfg, **central_kwargs) as central,
             probe_client(edge_broker.port) as at_site,
             probe_client(central_broker.port) as at_bureau,
         ):
@@ -175,6 +195,86 @@ async def test_the_bureau_serves_its_own_sites_fully(tmp_path: Path) -> None:
             what="device values at the bureau",
         )
         assert view["status"] == "online"
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_officer(
+    tmp_path: Path,
+) -> None:
+    """DESIGN section 2: the bureau does bureau-level escalation for an edge site and does
+    not repeat the edge's notifications. Default policy: the bureau's duty officer gets an
+    SMS when a critical alarm is unacknowledged after 5 minutes."""
+    clock = FakeClock()
+    clock.now = time.time()  # the mirrored alarms carry the edge's (real) times
+    async with (
+        providers() as p,
+        bureau(tmp_path, central_notify=notify_config(p), central_clock=clock) as b,
+    ):
+        await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
+        cmd = await b.at_site.wait_for("valve-kitchen/cmd")
+        await b.at_site.publish(
+            "safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True}
+        )
+        gas = await until(
+            lambda: [a for a in b.central.gw.book.open_alarms() if a.type.value == "gas_leak"],
+            timeout=15,
+            what="mirrored gas alarm",
+        )
+        alarm_id = gas[0].id
+        scheduled = await until(
+            lambda: [
+                s for s in b.central.gw.escalations.sends.values() if s.key.alarm_id == alarm_id
+            ],
+            what="the bureau's escalation scheduled",
+        )
+        assert len(scheduled) == 1, "only the bureau's step; the edge told the site's people"
+        await asyncio.sleep(1.0)
+        assert p.aliyun.requests == [] and p.voice.requests == [], "nothing before 5 minutes"
+
+        clock.advance(301)  # nobody at the edge acknowledged
+        await until(lambda: p.sms_to(BUREAU), what="SMS to the bureau's duty officer")
+        assert p.sms_to(LEGAL) == [] and p.sms_to(SAFETY) == [], "the edge phones the site"
+        assert p.voice.requests == [], "voice calls to the site's people are the edge's"
+        attempts = [
+            e.detail for e in gas[0].timeline if e.action.value == "notify_attempt" and e.detail
+        ]
+        assert {(d["to"], d["ok"]) for d in attempts} == {("局值班", True)}
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: Path) -> None:
+    clock = FakeClock()
+    clock.now = time.time()
+    async with (
+        providers() as p,
+        bureau(tmp_path, central_notify=notify_config(p), central_clock=clock) as b,
+    ):
+        await b.at_site.event("btn-lobby", "pressed")
+        alarm = await until(
+            lambda: [a for a in b.central.gw.book.open_alarms() if a.type.value == "fire_button"],
+            timeout=15,
+            what="mirrored button alarm",
+        )
+        alarm_id = alarm[0].id
+        await until(
+            lambda: [
+                s for s in b.central.gw.escalations.sends.values() if s.key.alarm_id == alarm_id
+            ],
+            what="the bureau's escalation scheduled",
+        )
+        r = await b.edge.api.post(f"/api/alarms/{alarm_id}/ack", json={"by": "王值班"})
+        assert r.status_code == 200
+        await until(
+            lambda: all(
+                s.state is SendState.CANCELLED
+                for s in b.central.gw.escalations.sends.values()
+                if s.key.alarm_id == alarm_id
+            ),
+            what="the bureau's step cancelled by the edge's acknowledgement",
+        )
+        clock.advance(3600)
+        await asyncio.sleep(1.5)
+        assert p.aliyun.requests == [] and p.tencent.requests == [] and p.voice.requests == []
 
 
 def _ref(device: str) -> DeviceRef:

@@ -145,3 +145,33 @@ def test_critical_is_sent_before_lower_severities(severity: str) -> None:
     assert batches[0].severity == "critical"
     assert {b.severity for b in batches} == {"critical", "major"}
     assert severity in {b.severity for b in batches}
+
+
+def test_observed_site_keeps_only_the_bureau_steps() -> None:
+    """Central mode: the edge has told the site's people; the bureau tells its duty officer
+    when the alarm is still unacknowledged after 5 minutes, and nobody else."""
+    e = Escalations(default_policies(VOICE, SMS), observed=frozenset({"xingfu"}))
+    added, why = e.on_alarm(alarm(), in_maintenance=False)
+    assert why is Why.SCHEDULED
+    assert [(s.key.step, s.due_at - T0) for s in added] == [(2, 300.0)]
+    assert e.due(T0 + 299) == []
+    (batch,) = e.due(T0 + 300)
+    assert batch.step.roles == ("bureau_duty",) and batch.step.channels == SMS
+    # A site the bureau serves itself keeps the whole policy.
+    added, _ = e.on_alarm(alarm("a2", site="anning"), in_maintenance=False)
+    assert len(added) == 3
+    # The edge's acknowledgement (mirrored) cancels the bureau's step.
+    cancelled, why = e.on_handled(alarm(acked=True))
+    assert why is Why.CANCELLED_ACKED and [s.key.step for s in cancelled] == [2]
+
+
+def test_observed_site_with_no_bureau_step_schedules_nothing() -> None:
+    major_only = {"major": (Step(0.0, ("safety_manager",), SMS),)}
+    e = Escalations(major_only, observed=frozenset({"xingfu"}))
+    assert e.on_alarm(alarm(severity="major"), in_maintenance=False) == ([], None)
+    # a step for both: only the bureau's part applies to the observed site
+    mixed = {"critical": (Step(0.0, ("safety_manager", "bureau_duty"), SMS),)}
+    e = Escalations(mixed, observed=frozenset({"xingfu"}))
+    e.on_alarm(alarm(), in_maintenance=False)
+    (batch,) = e.due(T0)
+    assert batch.step.roles == ("bureau_duty",)
