@@ -123,3 +123,47 @@ async def test_a_reading_bridged_to_the_bureau_is_written_once(
         await until(lambda: edge_feed.stats()["written"] >= 1, what="edge wrote")
         await asyncio.sleep(0.5)  # give the bureau's feed every chance to write it too
     assert lel_values(vm, 1) == [4.25], "exactly once"
+
+
+async def test_a_full_outbox_is_shown_in_health_and_metrics_and_keeps_the_alarms(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, vm: VictoriaMetrics
+) -> None:
+    """The server is down and the outbox bound is reached: the oldest readings are dropped,
+    counted in /api/health and /metrics; alarm points stay; protection goes on meanwhile."""
+    vm.stop()
+    data = site_config(tmp_path / "data", broker.port)
+    data["influx"] = influx(vm, timeout="1 s", outbox_max_points=1000, batch_size=200)
+    async with running_gateway(parse_config(data)) as rg:
+        assert rg.gw.timeseries is not None
+        feed = rg.gw.timeseries
+        await probe.telemetry("gas-kitchen", {"lel": 30.0})  # an alarm point, first of all
+        cmd = await probe.wait_for("valve-kitchen/cmd")
+        assert cmd["cmd"] == "close_valve", "shut-off does not wait on the feed"
+        for i in range(1500):
+            await probe.telemetry("efm-1", {"residual_ma": float(i % 100)})
+        await until(lambda: rg.gw.link.health.received >= 1501, timeout=30, what="all taken")
+        stats = await until(
+            lambda: (s := feed.stats())["dropped_readings"] > 0 and s["buffered"] == 0 and s,
+            timeout=30,
+            what="readings dropped from the full outbox",
+        )
+        assert stats["outbox"]["alarms"] >= 1, "alarm points are never dropped"
+        assert stats["outbox_points"] <= 1000 + stats["outbox"]["alarms"]
+        health = (await rg.api.get("/api/health")).json()["timeseries"]
+        assert health["connected"] is False
+        assert health["dropped_readings"] == stats["dropped_readings"]
+        assert health["outbox"]["alarms"] == stats["outbox"]["alarms"]
+        metrics = (await rg.api.get("/metrics")).text
+        line = next(
+            ln
+            for ln in metrics.splitlines()
+            if ln.startswith("gateway_timeseries_dropped_readings ")
+        )
+        assert float(line.split()[1]) == stats["dropped_readings"]
+        vm.start()  # back: what is left arrives, the alarm among it
+        await until(lambda: feed.stats()["outbox_points"] == 0, timeout=30, what="replayed")
+    # VictoriaMetrics makes a new series searchable a moment after the write
+    await until(
+        lambda: vm.samples('alarm_state_code{alarm_type="gas_leak"}'),
+        what="the alarm point arrived",
+    )
