@@ -64,6 +64,7 @@ class Channel(StrEnum):
     STATUS = "status"
     CMD_ACK = "cmd/ack"
     ALARMS = "alarms"
+    COMMANDS = "commands"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +108,17 @@ class TopicParser:
         """An edge gateway's alarm topic, mirrored by a central gateway observing that site."""
         return f"{self._prefix}{site}/alarms"
 
+    def commands_subscription(self, site: str) -> str:
+        """An edge gateway's command records (valve and trip actions, for the bureau)."""
+        return f"{self._prefix}{site}/commands"
+
     def parse(self, topic: str) -> Route:
         if not topic.startswith(self._prefix):
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         parts = topic[len(self._prefix) :].split("/")
-        if len(parts) == 2 and parts[0] and parts[1] == "alarms":
-            # A gateway's alarm publication (the edge's, bridged to the bureau).
-            return Route(DeviceRef(parts[0], ""), Channel.ALARMS)
+        if len(parts) == 2 and parts[0] and parts[1] in _SITE_LEVEL:
+            # A gateway's own publication (the edge's, bridged to the bureau).
+            return Route(DeviceRef(parts[0], ""), _SITE_LEVEL[parts[1]])
         if len(parts) < 3 or not parts[0] or not parts[1]:  # `+` matches an empty level too
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         if len(parts) == 3 and parts[2] in _SINGLE:
@@ -124,6 +129,7 @@ class TopicParser:
 
 
 _SINGLE = {"telemetry": Channel.TELEMETRY, "event": Channel.EVENT, "status": Channel.STATUS}
+_SITE_LEVEL = {"alarms": Channel.ALARMS, "commands": Channel.COMMANDS}
 
 
 def load_json(payload: bytes) -> Any:

@@ -2,7 +2,9 @@
 
 A command leaves the gateway the moment it is asked for: `send` queues it on the MQTT
 link's priority lane and returns; the record in the store and the alarm timeline entry
-are written after, off the critical path. Confirmation (ack or valve feedback) is judged
+are written after, off the critical path, and the record (sent, then with its result) is
+published on `{prefix}/{site}/commands` for the bureau (central mode), behind commands
+and alarms. Confirmation (ack or valve feedback) is judged
 by the rule engine, which owns the deadline; this module only matches ack ids.
 """
 
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from drivers.codec import CommandAck, encode
-from drivers.mqtt import PRIORITY_COMMAND, MqttLink, Publication
+from drivers.mqtt import PRIORITY_COMMAND, PRIORITY_INFO, MqttLink, Publication
 from gateway.store import AlarmStore, CommandRecord
+from gateway.views import Clockface, command_json
 from rules.model import CommandKind, CommandResult, DeviceRef
 
 log = logging.getLogger(__name__)
@@ -42,11 +45,13 @@ class Actuator:
         link: MqttLink,
         topic_prefix: str,
         store: AlarmStore,
+        clockface: Clockface,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._link = link
         self._prefix = topic_prefix
         self._store = store
+        self._clockface = clockface
         self._new_id = new_id
         self._pending: OrderedDict[str, SentCommand] = OrderedDict()
         self.modbus: ModbusRoute | None = None  # set when the gateway polls Modbus devices
@@ -76,7 +81,7 @@ class Actuator:
         self._pending[sent.id] = sent
         while len(self._pending) > self.MAX_PENDING:
             self._pending.popitem(last=False)
-        self._store.submit_command(
+        self._record(
             CommandRecord(
                 sent.id, ref.site, ref.device, cmd.value, requested_by, alarm_id, reason, now
             )
@@ -98,7 +103,7 @@ class Actuator:
             log.warning("result for command %s from %s matches no command we sent", command_id, ref)
             return None
         del self._pending[command_id]
-        self._store.submit_command(
+        self._record(
             CommandRecord(
                 sent.id,
                 ref.site,
@@ -116,6 +121,12 @@ class Actuator:
         if not ok:
             log.warning("%s to %s failed: %s", sent.cmd.value, ref, detail)
         return sent, CommandResult(ref, sent.cmd, ok)
+
+    def _record(self, record: CommandRecord) -> None:
+        self._store.submit_command(record)
+        topic = f"{self._prefix}/{record.site}/commands"
+        payload = encode(command_json(record, self._clockface))
+        self._link.publish(Publication(topic, payload, qos=1), PRIORITY_INFO)
 
 
 class ModbusRoute(Protocol):

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import PRIORITY_ALARM, MqttLink, Publication
@@ -34,7 +36,7 @@ from gateway.live import LiveHub
 from gateway.metrics import Metrics
 from gateway.ratelimit import OncePerInterval
 from gateway.store import AlarmStore, _AlarmOp
-from gateway.views import Clockface, alarm_json
+from gateway.views import Clockface, CommandMessage, alarm_json
 from rules.engine import RuleEngine
 from rules.model import (
     DEFAULT_SEVERITY,
@@ -137,9 +139,12 @@ class AlarmPipeline:
 
     @property
     def subscriptions(self) -> list[str]:
-        return self._topics.subscriptions + [
-            self._topics.alarm_subscription(s) for s in sorted(self.observed)
-        ]
+        observed = sorted(self.observed)
+        return (
+            self._topics.subscriptions
+            + [self._topics.alarm_subscription(s) for s in observed]
+            + [self._topics.commands_subscription(s) for s in observed]
+        )
 
     def is_authority(self, site: str) -> bool:
         """False for a site its edge gateway serves: acting here would bypass the edge."""
@@ -166,9 +171,16 @@ class AlarmPipeline:
         if route.channel is Channel.ALARMS:
             self._mirror(ref.site, payload, now)
             return
+        if route.channel is Channel.COMMANDS:
+            self._observe_command(ref.site, payload)
+            return
         if not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         channel = route.channel
+        if channel is Channel.CMD_ACK and ref.site in self.observed:
+            # The edge matches its own commands' acks; their outcome comes on `commands`.
+            self._metrics.messages.labels(channel.value).inc()
+            return
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now)
             for q in decoded.rejected:
@@ -204,6 +216,21 @@ class AlarmPipeline:
         for write in self._book.mirror(snap, self._clockface.parse, now):
             self._persist(write)
         self._metrics.messages.labels("alarms").inc()
+
+    def _observe_command(self, site: str, payload: bytes) -> None:
+        if site not in self.observed:
+            return  # our own publication, echoed back by the broker
+        try:
+            msg = CommandMessage.model_validate(codec.load_json(payload))
+        except ValidationError as exc:
+            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        ref = DeviceRef(msg.site, msg.device)
+        if msg.site != site:
+            raise Rejected(RejectReason.WRONG_TYPE, f"a command of site {site} expected")
+        if not self._engine.knows(ref):
+            raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        self._store.submit_command(msg.record())  # for the bureau's daily report
+        self._metrics.messages.labels(Channel.COMMANDS.value).inc()
 
     def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
         return self._command_result(ack.command_id, ref, ack.ok, ack.detail, now)
@@ -479,3 +506,9 @@ def _reason(raw: str | None) -> Reason | None:
         return Reason(raw) if raw else None
     except ValueError:
         return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    return f"{where}: {err['msg']}"

@@ -98,7 +98,7 @@ class Gateway:
             on_connection_change=self._on_connection_change,
             hold_acks=lambda: self.store.healthy,
         )
-        self.actuator = Actuator(self.link, prefix, self.store)
+        self.actuator = Actuator(self.link, prefix, self.store, self.clockface)
         self.pipeline = AlarmPipeline(
             inventory=self.inventory,
             engine=self.engine,

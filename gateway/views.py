@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.alarms import Alarm, TimelineEntry
 from gateway.inventory import InstalledDevice
+from gateway.store import CommandRecord
 from rules.engine import DeviceStatus
 
 
@@ -70,6 +73,56 @@ def alarm_json(
     if timeline:
         out["timeline"] = [entry_json(e, clock) for e in a.timeline]
     return out
+
+
+def command_json(c: CommandRecord, clock: Clockface) -> dict[str, Any]:
+    """A command and (once known) its result, as published on `{prefix}/{site}/commands`."""
+    return {
+        "id": c.id,
+        "site": c.site,
+        "device": c.device,
+        "cmd": c.cmd,
+        "requested_by": c.requested_by,
+        "alarm_id": c.alarm_id,
+        "reason": c.reason,
+        "sent_at": clock.iso(c.sent_at),
+        "result": c.result,
+        "result_at": clock.iso(c.result_at),
+        "detail": c.detail,
+    }
+
+
+class CommandMessage(BaseModel):
+    """Another gateway's command record (central mode: the edge's valve and trip actions)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=100)
+    site: str = Field(min_length=1)
+    device: str = Field(min_length=1)
+    cmd: str = Field(min_length=1, max_length=40)
+    requested_by: str = Field(max_length=200)
+    alarm_id: str | None = None
+    reason: str | None = None
+    sent_at: AwareDatetime
+    result: Literal["ok", "failed"] | None = None
+    result_at: AwareDatetime | None = None
+    detail: str | None = Field(None, max_length=2000)
+
+    def record(self) -> CommandRecord:
+        return CommandRecord(
+            self.id,
+            self.site,
+            self.device,
+            self.cmd,
+            self.requested_by,
+            self.alarm_id,
+            self.reason,
+            self.sent_at.timestamp(),
+            self.result,
+            self.result_at.timestamp() if self.result_at else None,
+            self.detail,
+        )
 
 
 def entry_json(e: TimelineEntry, clock: Clockface) -> dict[str, Any]:

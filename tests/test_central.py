@@ -8,8 +8,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -37,7 +39,7 @@ from tests.test_notify_e2e import (
 
 pytestmark = pytest.mark.broker
 
-BRIDGED = ("+/telemetry", "+/event", "+/status", "+/cmd/ack", "alarms")
+BRIDGED = ("+/telemetry", "+/event", "+/status", "+/cmd/ack", "alarms", "commands")
 
 
 @dataclass
@@ -275,6 +277,67 @@ async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: P
         clock.advance(3600)
         await asyncio.sleep(1.5)
         assert p.aliyun.requests == [] and p.tencent.requests == [] and p.voice.requests == []
+
+
+def _report_day(now: float, zone: str = "Asia/Shanghai") -> str:
+    """The daily report whose period (14:30 to 14:30) contains `now`."""
+    local = datetime.fromtimestamp(now, ZoneInfo(zone))
+    day = local.date() if (local.hour, local.minute) < (14, 30) else local.date() + timedelta(1)
+    return day.isoformat()
+
+
+async def test_the_edge_valve_action_is_in_the_bureau_daily_report(tmp_path: Path) -> None:
+    """The edge publishes its command records; the bureau keeps them for its report."""
+    async with bureau(tmp_path) as b:
+        await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
+        cmd = await b.at_site.wait_for("valve-kitchen/cmd")
+        await b.at_site.publish(
+            "safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True}
+        )
+        done = await b.at_bureau.wait_for(
+            "xingfu/commands", lambda m: m["id"] == cmd["id"] and m["result"] == "ok", timeout=15
+        )
+        assert done["cmd"] == "close_valve" and done["device"] == "valve-kitchen"
+
+        async def action() -> dict[str, Any] | None:
+            r = await b.central.api.get(
+                "/api/reports/daily", params={"site": "xingfu", "date": _report_day(time.time())}
+            )
+            assert r.status_code == 200, r.text
+            (site,) = r.json()["sites"]
+            return next((a for a in site["actions"] if a["id"] == cmd["id"]), None)
+
+        deadline = time.monotonic() + 10
+        while (found := await action()) is None or found["result"] != "ok":
+            assert time.monotonic() < deadline, f"not in the bureau's report: {found}"
+            await asyncio.sleep(0.1)
+        assert found["cmd"] == "close_valve"
+        assert found["location"] == "一楼厨房"
+        assert found["alarm_id"] is not None
+        assert b.central.gw.book.get(found["alarm_id"]) is not None, "the mirrored alarm"
+        # The bureau's copy is not re-published, and the bureau sent no command itself.
+        mine = [m for t, m in b.at_bureau.received if t == "safety/xingfu/commands"]
+        assert len(mine) == len([m for t, m in b.at_site.received if t == "safety/xingfu/commands"])
+        assert not [t for t, _ in b.at_bureau.received if t.endswith("/cmd")]
+
+
+async def test_a_malformed_command_record_is_rejected_and_counted(tmp_path: Path) -> None:
+    async with bureau(tmp_path) as b:
+        await b.at_bureau.publish("safety/xingfu/commands", {"id": "x", "site": "xingfu"})
+        await until(
+            lambda: b.central.gw.pipeline.rejected_by_reason.get("wrong_type", 0) >= 1,
+            what="rejected",
+        )
+        health = (await b.central.api.get("/api/health")).json()
+        assert health["rejected"]["wrong_type"] == 1
+        # A record for a device the bureau does not know is refused too, and nothing stored.
+        bad = {"id": "c1", "site": "xingfu", "device": "nope", "cmd": "close_valve",
+               "requested_by": "system", "sent_at": "2026-11-25T10:00:00+08:00"}  # fmt: skip
+        await b.at_bureau.publish("safety/xingfu/commands", bad)
+        await until(
+            lambda: b.central.gw.pipeline.rejected_by_reason.get("unknown_device", 0) >= 1,
+            what="unknown device rejected",
+        )
 
 
 def _ref(device: str) -> DeviceRef:

@@ -69,6 +69,10 @@ def test_topic_parser_site_alarms_topic() -> None:
     assert parser.parse("safety/xingfu/alarms") == Route(DeviceRef("xingfu", ""), Channel.ALARMS)
     assert parser.alarm_subscription("xingfu") == "safety/xingfu/alarms"
     assert "safety/xingfu/alarms" not in parser.subscriptions  # only for observed sites
+    assert parser.parse("safety/xingfu/commands") == Route(
+        DeviceRef("xingfu", ""), Channel.COMMANDS
+    )
+    assert parser.commands_subscription("xingfu") == "safety/xingfu/commands"
 
 
 def test_topic_parser_multi_level_prefix() -> None:
@@ -92,6 +96,8 @@ def test_topic_parser_multi_level_prefix() -> None:
         "safety/xingfu/gas-kitchen/cmd",  # the gateway's own command topic
         "safety/xingfu/gas-kitchen/alarms",
         "safety//alarms",  # empty site level
+        "safety//commands",
+        "safety/xingfu/gas-kitchen/commands",
         "safety/xingfu/gas-kitchen/telemetry/extra",
         "safety/xingfu/gas-kitchen/cmd/ack/extra",
         "safety/xingfu/gas-kitchen/cmd/nack",
