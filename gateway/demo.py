@@ -32,6 +32,8 @@ class Narrator:
         return (
             f"\n  Safety gateway demo: scenario '{scenario}'\n"
             f"  Console:    {self._url}/   (值班台: open it in a browser, click to enable sound)\n"
+            f"  Bureau:     {self._url}/bureau   (县局总览: every site, drill-down)\n"
+            f"  Report:     {self._url}/api/reports/daily?format=html   (每日安全报告)\n"
             f"  API:        {self._url}/api/alarms?state=active,cleared\n"
             f"  API docs:   {self._url}/docs\n"
             f"  Health:     {self._url}/api/health\n"
