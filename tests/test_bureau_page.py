@@ -229,7 +229,9 @@ async def test_bureau_overview_page(
             turned_red_s = time.monotonic() - leak_at
             await answer_valve(probe)
             await wait_order(page, ["xingfu", "anning"])
-            assert (await bureau_state(page))["refreshes"] > settled["refreshes"]
+            # pushed by the live feed's alarm message, not found by the 10 s poll
+            after = await bureau_state(page)
+            assert after["refreshesBy"].get("alarm", 0) > settled["refreshesBy"].get("alarm", 0)
             await expect(xingfu.locator(".c-status")).to_contain_text("报警")
             await expect(xingfu.locator(".c-alarms [data-severity=critical]")).to_have_text(
                 "紧急 1"
@@ -242,6 +244,4 @@ async def test_bureau_overview_page(
             await page.mouse.move(0, 0)
             save_screenshot(await page.screenshot(), tmp_path, "bureau.png")
             assert errors == [], errors
-    # The poll is every 10 s: a row that turned red this fast was pushed by the live feed.
-    assert turned_red_s < 5.0, turned_red_s
     print(f"bureau row turned red {turned_red_s:.2f} s after the leak was published")

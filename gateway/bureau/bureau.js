@@ -95,6 +95,8 @@
     refreshSeq: 0, // requests made
     appliedSeq: 0, // the newest request whose answer is shown
     refreshes: 0,
+    refreshesBy: {}, // cause -> refreshes applied
+    pendingCauses: new Set(),
     refreshTimer: null,
     pollOk: null, // null until the first answer
     lastError: '',
@@ -277,18 +279,23 @@
   }
 
   // Ask for the overview now (or within `delayMs`, several requests becoming one).
-  function scheduleRefresh(delayMs = 0) {
+  // `cause` says what asked for the refresh (poll, alarm, device, ...): requests merged into
+  // one refresh are all credited, so the page can tell a pushed change from a polled one.
+  function scheduleRefresh(delayMs = 0, cause = 'other') {
+    S.pendingCauses.add(cause);
     if (S.refreshTimer !== null) {
       if (delayMs > 0) return;
       clearTimeout(S.refreshTimer);
     }
     S.refreshTimer = setTimeout(() => {
       S.refreshTimer = null;
-      refresh();
+      const causes = [...S.pendingCauses];
+      S.pendingCauses.clear();
+      refresh(causes);
     }, delayMs);
   }
 
-  async function refresh() {
+  async function refresh(causes = ['other']) {
     const seq = ++S.refreshSeq;
     publishState();
     const query = new URLSearchParams({ sort: S.sort, reverse: String(S.reverse) });
@@ -314,6 +321,7 @@
     S.pollOk = true;
     S.lastError = '';
     S.refreshes += 1;
+    for (const c of causes) S.refreshesBy[c] = (S.refreshesBy[c] || 0) + 1;
     render();
     if (S.detail.siteId) loadDetail();
   }
@@ -380,17 +388,17 @@
       S.attempt = 0;
       S.deviceStatus.clear();
       for (const d of msg.devices || []) S.deviceStatus.set(`${d.site}/${d.id}`, d.status);
-      scheduleRefresh(); // whatever changed while the feed was down
+      scheduleRefresh(0, 'snapshot'); // whatever changed while the feed was down
       render();
     } else if (msg.kind === 'alarm') {
       // Within a moment: a site may have just turned red (a burst becomes one request).
-      scheduleRefresh(150);
+      scheduleRefresh(150, 'alarm');
     } else if (msg.kind === 'device' && msg.device) {
       // Values change all the time (the poll shows them); a change of status is worth asking.
       const key = `${msg.device.site}/${msg.device.id}`;
       if (S.deviceStatus.get(key) !== msg.device.status) {
         S.deviceStatus.set(key, msg.device.status);
-        scheduleRefresh(300);
+        scheduleRefresh(300, 'device');
       }
     }
   }
@@ -411,6 +419,7 @@
       pollOk: S.pollOk,
       authFailed: S.authFailed,
       refreshes: S.refreshes,
+      refreshesBy: { ...S.refreshesBy },
       requested: S.refreshSeq,
       answered: S.appliedSeq,
       sites: S.overview ? S.overview.sites.length : 0,
@@ -844,7 +853,7 @@
     render();
     tick();
     setInterval(tick, 1000);
-    setInterval(() => scheduleRefresh(), POLL_MS);
+    setInterval(() => scheduleRefresh(0, 'poll'), POLL_MS);
     refresh();
     connect();
   }
