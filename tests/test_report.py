@@ -15,7 +15,6 @@ import email.policy
 import io
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -888,9 +887,8 @@ async def test_unreachable_server_is_retried_then_recorded(
 ) -> None:
     config = parse_config(config_data(tmp_path / "data", free_port()))  # nothing listens
     mailer = mailer_for(store, config, FakeClock(END + 60), attempts=3)
-    started = time.monotonic()
-    await mailer.send_due(END + 60)
-    assert time.monotonic() - started < 5
+    async with asyncio.timeout(30):  # liveness: a refused connection must not hang the mailer
+        await mailer.send_due(END + 60)
     assert len(mailer.state.failures) == 2
     assert mailer.state.last_day == "2026-11-24"
 
