@@ -65,6 +65,8 @@ class Channel(StrEnum):
     CMD_ACK = "cmd/ack"
     ALARMS = "alarms"
     COMMANDS = "commands"
+    PRESENCE = "presence"  # {prefix}/gateways/{gateway id}: a gateway's online/offline
+    UPLINK = "bridge/state"  # {prefix}/{site}/bridge/state: the edge broker's bridge, 1/0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +114,23 @@ class TopicParser:
         """An edge gateway's command records (valve and trip actions, for the bureau)."""
         return f"{self._prefix}{site}/commands"
 
+    def presence_topic(self, gateway_id: str) -> str:
+        """A gateway's presence: `online` while connected, `offline` (its will) after."""
+        return f"{self._prefix}gateways/{gateway_id}"
+
+    def presence_subscription(self) -> str:
+        return f"{self._prefix}gateways/+"
+
+    def uplink_subscription(self, site: str) -> str:
+        """The Mosquitto bridge's notification topic of a site (deploy/mosquitto-bridge.conf)."""
+        return f"{self._prefix}{site}/bridge/state"
+
     def parse(self, topic: str) -> Route:
         if not topic.startswith(self._prefix):
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         parts = topic[len(self._prefix) :].split("/")
+        if len(parts) == 2 and parts[0] == "gateways" and parts[1]:
+            return Route(DeviceRef("", parts[1]), Channel.PRESENCE)
         if len(parts) == 2 and parts[0] and parts[1] in _SITE_LEVEL:
             # A gateway's own publication (the edge's, bridged to the bureau).
             return Route(DeviceRef(parts[0], ""), _SITE_LEVEL[parts[1]])
@@ -123,6 +138,8 @@ class TopicParser:
             raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)
         if len(parts) == 3 and parts[2] in _SINGLE:
             return Route(DeviceRef(parts[0], parts[1]), _SINGLE[parts[2]])
+        if len(parts) == 3 and parts[1] == "bridge" and parts[2] == "state":
+            return Route(DeviceRef(parts[0], ""), Channel.UPLINK)
         if len(parts) == 4 and parts[2] == "cmd" and parts[3] == "ack":
             return Route(DeviceRef(parts[0], parts[1]), Channel.CMD_ACK)
         raise Rejected(RejectReason.UNKNOWN_TOPIC, topic)

@@ -12,6 +12,10 @@
   is failing, acknowledgements are not held: ingestion must never wait on the disk.
 - Outgoing messages wait in a priority queue (commands before alarm publications) while
   the broker is away, and are sent in order once it is back. Nothing is dropped.
+- Presence: with `presence` set, every connection publishes the `online` message (retained)
+  and leaves the `offline` one with the broker as its will, so that whoever watches (the
+  bureau, through a bridge) learns that this gateway died or lost its broker. A clean stop
+  publishes `offline` itself, last of all, since a clean disconnect sends no will.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ log = logging.getLogger(__name__)
 PRIORITY_COMMAND = 0
 PRIORITY_ALARM = 1
 PRIORITY_INFO = 2
+_LAST = 9  # the clean stop's `offline` presence: after everything else
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    topic: str
+    online: bytes
+    offline: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,7 @@ class MqttSettings:
     # mishandle it: amqtt (the demo's embedded broker) drops a PUBACK that arrives before
     # it has registered its waiter, then times out and redelivers.
     manual_acks: bool = True
+    presence: Presence | None = None
 
 
 @dataclass(slots=True)
@@ -101,6 +114,7 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None
         self._stopping = False
         self._paused = False
+        self._in_flight = 0
         self._hold_acks = hold_acks
         self._unacked: collections.deque[tuple[int, int, int]] = collections.deque()
 
@@ -150,6 +164,11 @@ class MqttLink:
             keepalive=s.keepalive_s,
             timeout=10,
             logger=logging.getLogger("aiomqtt"),
+            will=(
+                aiomqtt.Will(s.presence.topic, s.presence.offline, qos=1, retain=True)
+                if s.presence
+                else None
+            ),
         )
         # Acknowledge only after processing (and, for alarm changes, after the commit).
         client._client.manual_ack_set(s.manual_acks)
@@ -158,6 +177,8 @@ class MqttLink:
             self._client = client
             for topic in s.subscriptions:
                 await client.subscribe(topic, qos=1)
+            if s.presence is not None:
+                await client.publish(s.presence.topic, s.presence.online, qos=1, retain=True)
             self._connected()
             try:
                 # The reader runs in the group's body, not as a child: in 3.11 a child that
@@ -214,6 +235,7 @@ class MqttLink:
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:
             item = await self._outbox.get()
+            self._in_flight += 1
             try:
                 await client.publish(
                     item.pub.topic, item.pub.payload, qos=item.pub.qos, retain=item.pub.retain
@@ -221,6 +243,8 @@ class MqttLink:
             except BaseException:
                 self._outbox.put_nowait(item)  # same priority and seq: stays in order
                 raise
+            finally:
+                self._in_flight -= 1
             self.health.published += 1
             # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) loses a cancel that
             # arrives as the PUBACK does; without this check shutdown would wait forever.
@@ -267,9 +291,17 @@ class MqttLink:
         h.connected = False
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        """Give queued publications a moment to leave; the caller then cancels `run`."""
+        """Give queued publications a moment to leave, `offline` last; the caller then
+        cancels `run`."""
+        presence = self.settings.presence
+        if presence is not None:
+            self.publish(Publication(presence.topic, presence.offline, retain=True), _LAST)
         deadline = time.monotonic() + grace_s
-        while self._outbox.qsize() and self.health.connected and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a queue length, bounded by the grace period
+        while (  # noqa: ASYNC110 - polling a queue length, bounded by the grace period
+            (self._outbox.qsize() or self._in_flight)
+            and self.health.connected
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
         # From here on a lost cancel (see _write and run) must not keep the link alive.
         self._stopping = True

@@ -224,6 +224,10 @@ class Contact(_Model):
     email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
+# `{prefix}/gateways/{gateway id}` is each gateway's presence (online/offline, retained).
+RESERVED_SITE_IDS = frozenset({"gateways"})
+
+
 class SiteConfig(_Model):
     id: Ident
     name: str = Field(min_length=1)
@@ -500,6 +504,10 @@ def check_references(data: object) -> Iterator[ConfigProblem]:
             continue
         sid = site.get("id")
         if isinstance(sid, str):
+            if sid in RESERVED_SITE_IDS:
+                yield ConfigProblem(
+                    f"sites[{si}].id", f"{sid!r} is reserved (gateway presence topics)"
+                )
             if sid in site_first:
                 yield ConfigProblem(
                     f"sites[{si}].id",

@@ -53,6 +53,11 @@ class LiveHub:
         return len(self._subscribers)
 
     def alarm_changed(self, site: str, message: dict[str, Any]) -> None:
+        self.push(site, message)
+
+    def push(self, site: str, message: dict[str, Any]) -> None:
+        """A message about one site to every subscriber of that site, never dropped: a
+        subscriber too slow to take it is disconnected (it reconnects to a fresh snapshot)."""
         for sub in list(self._subscribers):
             if not sub.wants(site):
                 continue

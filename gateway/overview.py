@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.alarms import Action, Alarm, AlarmState
 from gateway.config import SiteConfig, SiteKind
+from gateway.edges import EdgeLink, EdgeState, edge_json
 from gateway.supervisor import Gateway
 from gateway.views import Clockface
 from rules.model import AlarmType, DeviceRef, Severity
@@ -74,18 +75,28 @@ class StatusReason(StrEnum):
     DEVICES_OFFLINE = "devices_offline"
     DEVICES_FAULT = "devices_fault"
     NOTHING_OPEN = "nothing_open"
+    EDGE_GATEWAY_OFFLINE = "edge_gateway_offline"  # nothing protects the site
+    EDGE_UPLINK_DOWN = "edge_uplink_down"  # the bureau cannot see the site
 
 
 def site_status(
-    open_by_severity: Mapping[str, int], devices_by_status: Mapping[str, int]
+    open_by_severity: Mapping[str, int],
+    devices_by_status: Mapping[str, int],
+    edge: EdgeState | None = None,
 ) -> tuple[SiteStatus, StatusReason]:
-    """The site's colour, with the reason that decided it (the most serious one)."""
-    for severity, reason in (
-        ("critical", StatusReason.CRITICAL_OPEN),
-        ("major", StatusReason.MAJOR_OPEN),
-    ):
-        if open_by_severity.get(severity, 0) > 0:
-            return SiteStatus.ALARM, reason
+    """The site's colour, with the reason that decided it (the most serious one).
+
+    An edge site whose gateway is offline is red: its gas shut-off and phones are down,
+    and the bureau does not act for it. An edge site whose uplink is down is at least amber:
+    the bureau sees nothing of it, so its figures are stale."""
+    if open_by_severity.get("critical", 0) > 0:
+        return SiteStatus.ALARM, StatusReason.CRITICAL_OPEN
+    if edge is EdgeState.GATEWAY_OFFLINE:
+        return SiteStatus.ALARM, StatusReason.EDGE_GATEWAY_OFFLINE
+    if open_by_severity.get("major", 0) > 0:
+        return SiteStatus.ALARM, StatusReason.MAJOR_OPEN
+    if edge is EdgeState.UPLINK_DOWN:
+        return SiteStatus.WARNING, StatusReason.EDGE_UPLINK_DOWN
     for severity, reason in (
         ("minor", StatusReason.MINOR_OPEN),
         ("warning", StatusReason.WARNING_OPEN),
@@ -210,6 +221,7 @@ class SiteRow:
     status: SiteStatus
     status_reason: StatusReason
     locations: dict[str, str | None] = field(default_factory=dict)
+    edge: EdgeLink | None = None  # sites served by an edge gateway
 
     @property
     def online_rate(self) -> float | None:
@@ -221,6 +233,7 @@ def summarize_site(
     devices: Sequence[DeviceSnapshot],
     open_alarms: Iterable[Alarm],
     avail: Availability,
+    edge: EdgeLink | None = None,
 ) -> SiteRow:
     """One site's figures from its devices' states and its open (not closed) alarms."""
     by_status = dict.fromkeys(DEVICE_STATES, 0)
@@ -236,7 +249,7 @@ def summarize_site(
             unacked.append(a)
     oldest = min(unacked, key=lambda a: (a.raised_at, a.id)) if unacked else None
     seen = [d.last_seen for d in devices if d.last_seen is not None]
-    status, reason = site_status(by_severity, by_status)
+    status, reason = site_status(by_severity, by_status, edge.state if edge else None)
     return SiteRow(
         id=site.id,
         name=site.name,
@@ -251,6 +264,7 @@ def summarize_site(
         status=status,
         status_reason=reason,
         locations={d.device: d.location for d in devices},
+        edge=replace(edge) if edge else None,  # a copy: the figures of one moment
     )
 
 
@@ -342,6 +356,7 @@ def row_json(r: SiteRow, now: float, clock: Clockface) -> dict[str, Any]:
         ),
         "last_contact": clock.iso(r.last_contact),
         "online_rate_24h": r.online_rate,
+        "edge": edge_json(r.edge, clock),
     }
 
 
@@ -489,7 +504,8 @@ async def _rows(gw: Gateway, sites: Sequence[SiteConfig], now: float) -> list[Si
         devices = _device_snapshots(gw, site)
         known = [DeviceRef(site.id, d.device) for d in devices if d.state != "unknown"]
         avail = availability(known, offline, start, now)
-        rows.append(summarize_site(site, devices, alarms_by_site.get(site.id, []), avail))
+        edge = gw.pipeline.edges.get(site.id)
+        rows.append(summarize_site(site, devices, alarms_by_site.get(site.id, []), avail, edge))
     return rows
 
 

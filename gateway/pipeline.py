@@ -31,6 +31,15 @@ from gateway.alarms import (
     Disposition,
     TransitionRefused,
 )
+from gateway.edges import (
+    BadPresence,
+    EdgeLink,
+    EdgeState,
+    EdgeWatch,
+    describe,
+    edge_json,
+    parse_presence,
+)
 from gateway.inventory import InstalledDevice, Inventory
 from gateway.live import LiveHub
 from gateway.metrics import Metrics
@@ -110,6 +119,7 @@ class AlarmPipeline:
         metrics: Metrics,
         clockface: Clockface,
         topic_prefix: str,
+        gateway_id: str,
         max_payload_bytes: int,
         clock: Callable[[], float],
         reading_sinks: Sequence[Callable[[Reading], None]] = (),
@@ -130,6 +140,8 @@ class AlarmPipeline:
         self._reading_sinks = list(reading_sinks)
         # Sites an edge gateway serves (DESIGN section 2): here we observe them only.
         self.observed = frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
+        self.edges = EdgeWatch(self.observed)
+        self._gateway_id = gateway_id
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None
         self.notifications: AlarmListener | None = None
@@ -140,10 +152,14 @@ class AlarmPipeline:
     @property
     def subscriptions(self) -> list[str]:
         observed = sorted(self.observed)
+        if not observed:
+            return self._topics.subscriptions
         return (
             self._topics.subscriptions
             + [self._topics.alarm_subscription(s) for s in observed]
             + [self._topics.commands_subscription(s) for s in observed]
+            + [self._topics.uplink_subscription(s) for s in observed]
+            + [self._topics.presence_subscription()]
         )
 
     def is_authority(self, site: str) -> bool:
@@ -173,6 +189,12 @@ class AlarmPipeline:
             return
         if route.channel is Channel.COMMANDS:
             self._observe_command(ref.site, payload)
+            return
+        if route.channel is Channel.PRESENCE:
+            self._on_presence(ref.device, payload, now)
+            return
+        if route.channel is Channel.UPLINK:
+            self._on_uplink(ref.site, payload, now)
             return
         if not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
@@ -231,6 +253,29 @@ class AlarmPipeline:
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         self._store.submit_command(msg.record())  # for the bureau's daily report
         self._metrics.messages.labels(Channel.COMMANDS.value).inc()
+
+    def _on_presence(self, gateway_id: str, payload: bytes, now: float) -> None:
+        if gateway_id == self._gateway_id:
+            return  # our own, echoed back
+        try:
+            online, sites = parse_presence(gateway_id, codec.load_json(payload))
+        except BadPresence as exc:
+            raise Rejected(RejectReason.WRONG_TYPE, str(exc)) from None
+        self._edge_changed(self.edges.on_presence(gateway_id, online, sites, now))
+        self._metrics.messages.labels(Channel.PRESENCE.value).inc()
+
+    def _on_uplink(self, site: str, payload: bytes, now: float) -> None:
+        if payload.strip() not in (b"0", b"1"):
+            raise Rejected(RejectReason.WRONG_TYPE, "bridge state must be 1 or 0")
+        self._edge_changed(self.edges.on_uplink(site, payload.strip() == b"1", now))
+        self._metrics.messages.labels(Channel.UPLINK.value).inc()
+
+    def _edge_changed(self, changes: list[tuple[EdgeLink, EdgeState]]) -> None:
+        for link, before in changes:
+            level, line = describe(link, before)
+            log.log(level, line)
+            edge = edge_json(link, self._clockface)
+            self._live.push(link.site, {"kind": "edge", "site": link.site, "edge": edge})
 
     def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
         return self._command_result(ack.command_id, ref, ack.ok, ack.detail, now)

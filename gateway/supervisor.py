@@ -24,11 +24,14 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
-from drivers.mqtt import LinkHealth, MqttLink, MqttSettings
+from drivers.codec import TopicParser
+from drivers.mqtt import LinkHealth, MqttLink, MqttSettings, Presence
 from gateway.actuator import Actuator
 from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig
+from gateway.edges import edge_json, presence_message
 from gateway.escalation import Escalations, policies_from_config
 from gateway.inventory import Inventory
 from gateway.live import LiveHub
@@ -93,6 +96,7 @@ class Gateway:
                 password=password,
                 keepalive_s=mq.keepalive_s if mq else 30,
                 manual_acks=durable_acks,
+                presence=_presence(config, prefix),
             ),
             handler=self._on_message,
             on_connection_change=self._on_connection_change,
@@ -110,6 +114,7 @@ class Gateway:
             metrics=self.metrics,
             clockface=self.clockface,
             topic_prefix=prefix,
+            gateway_id=config.gateway.id,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
             clock=clock,
         )
@@ -368,6 +373,10 @@ class Gateway:
             },
             "modbus": self.modbus.stats() if self.modbus else None,
             "timeseries": self.timeseries.stats() if self.timeseries else None,
+            "edges": {
+                site: edge_json(link, self.clockface)
+                for site, link in sorted(self.pipeline.edges.links.items())
+            },
             "notifications": {
                 "queue": self.notifications.depth,
                 "channels": sorted(self.notifications.channel_names),
@@ -381,6 +390,17 @@ class Gateway:
             "internal_errors": internal_errors,
             "task_restarts": dict(self.restarts),
         }
+
+
+def _presence(config: GatewayConfig, prefix: str) -> Presence:
+    """This gateway's presence for the bureau: which sites it protects, online or not."""
+    gid = config.gateway.id
+    served = tuple(s.id for s in config.sites if s.served_by == "self")
+    return Presence(
+        TopicParser(prefix).presence_topic(gid),
+        orjson.dumps(presence_message(gid, True, served)),
+        orjson.dumps(presence_message(gid, False, served)),
+    )
 
 
 def _with_subscriptions(s: MqttSettings, subs: list[str]) -> MqttSettings:

@@ -75,6 +75,14 @@ class Mosquitto:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         wait_port(self.port)
 
+    def kill(self) -> None:
+        """Gone without a word (power cut, lost network): no wills, no clean disconnects."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is None:
             return

@@ -245,3 +245,44 @@ async def test_bureau_overview_page(
             save_screenshot(await page.screenshot(), tmp_path, "bureau.png")
             assert errors == [], errors
     print(f"bureau row turned red {turned_red_s:.2f} s after the leak was published")
+
+
+async def test_an_edge_site_turns_red_when_its_edge_gateway_goes_offline(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    """Central mode on the bureau's page: anning is served by its own edge gateway, whose
+    presence arrives (as over the bridge) on this broker."""
+    port = free_port()
+    data = two_sites(tmp_path / "data", broker.port)
+    data["sites"][1]["served_by"] = "edge"
+    data["http"] = {"host": "127.0.0.1", "port": port}
+    base = f"http://127.0.0.1:{port}"
+    presence = "safety/gateways/edge-anning"
+    async with (
+        running_gateway(parse_config(data)) as rg,
+        served(create_api(rg.gw), port),
+        chromium_page() as (page, errors),
+    ):
+        await page.goto(f"{base}/bureau")
+        await wait_state(page, "live and polled", live=True, pollOk=True)
+        anning = page.locator('tr[data-site="anning"]')
+        badge = anning.locator(".edge-badge")
+        await expect(badge).to_have_attribute("data-edge", "unknown")
+        await expect(badge).to_have_text("边缘网关状态未知")
+
+        online = {"gateway": "edge-anning", "status": "online", "sites": ["anning"]}
+        await probe.publish(presence, online, retain=True)
+        # pushed by the live feed (the poll is every 10 s)
+        await expect(badge).to_have_attribute("data-edge", "online")
+        await expect(badge).to_have_text("边缘网关在线")
+        await expect(anning).to_have_attribute("data-status", "ok")
+
+        await probe.publish(presence, online | {"status": "offline"}, retain=True)
+        await expect(anning).to_have_attribute("data-status", "alarm")
+        await expect(badge).to_have_text("边缘网关离线")
+        await expect(anning.locator(".c-status")).to_contain_text("边缘网关离线")
+        await wait_order(page, ["anning", "xingfu"])
+        assert (await bureau_state(page))["refreshesBy"].get("edge", 0) >= 2, "live, not polled"
+        await page.mouse.move(0, 0)
+        save_screenshot(await page.screenshot(), tmp_path, "bureau-edge-offline.png")
+        assert errors == [], errors

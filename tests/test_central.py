@@ -62,8 +62,11 @@ def bridge_conf(remote_port: int, site: str = "xingfu") -> str:
         "cleansession false",
         "try_private true",
         "restart_timeout 1 5",
+        "notifications true",
+        f"notification_topic safety/{site}/bridge/state",
     ]
     lines += [f"topic safety/{site}/{t} out 1" for t in BRIDGED]
+    lines += ["topic safety/gateways/+ out 1"]
     return "\n".join(lines) + "\n"
 
 
@@ -279,6 +282,49 @@ async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: P
         assert p.aliyun.requests == [] and p.tencent.requests == [] and p.voice.requests == []
 
 
+async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(tmp_path: Path) -> None:
+    """A site served by its edge has no protection at all while that edge gateway is down:
+    the bureau's overview turns it red at once, and amber while its uplink is down."""
+
+    async def edge_of_xingfu() -> dict[str, Any]:
+        overview = (await b.central.api.get("/api/overview")).json()
+        row: dict[str, Any] = next(s for s in overview["sites"] if s["id"] == "xingfu")
+        return row
+
+    async def wait_edge(state: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while (row := await edge_of_xingfu())["edge"]["state"] != state:
+            assert time.monotonic() < deadline, f"edge never {state}: {row['edge']}"
+            await asyncio.sleep(0.1)
+        return row
+
+    async with bureau(tmp_path) as b:
+        row = await wait_edge("online")
+        assert row["edge"]["gateway"] == "test-gw"
+        assert row["status"] == "ok"
+        health = (await b.central.api.get("/api/health")).json()
+        assert health["edges"]["xingfu"]["state"] == "online"
+        assert "anning" not in health["edges"], "a site the bureau serves has no edge"
+
+        # The site's uplink is cut: its broker vanishes without a word (the bureau broker
+        # publishes the bridge's will). A broker that stops cleanly would first send the
+        # edge gateway's will: a gateway without its broker serves no MQTT device.
+        b.edge_broker.kill()
+        row = await wait_edge("uplink_down")
+        assert (row["status"], row["status_reason"]) == ("warning", "edge_uplink_down")
+        assert row["edge"]["since"] is not None
+        b.edge_broker.start()  # back: the bridge and the edge gateway reconnect
+        row = await wait_edge("online")
+        assert row["status"] == "ok"
+
+        await b.edge.wait_connected()
+        await b.edge.gw.__aexit__(None, None, None)  # the edge gateway stops (cleanly)
+        row = await wait_edge("gateway_offline")
+        assert (row["status"], row["status_reason"]) == ("alarm", "edge_gateway_offline")
+        overview = (await b.central.api.get("/api/overview")).json()
+        assert overview["sites"][0]["id"] == "xingfu", "the unprotected site comes first"
+
+
 def _report_day(now: float, zone: str = "Asia/Shanghai") -> str:
     """The daily report whose period (14:30 to 14:30) contains `now`."""
     local = datetime.fromtimestamp(now, ZoneInfo(zone))
@@ -315,9 +361,13 @@ async def test_the_edge_valve_action_is_in_the_bureau_daily_report(tmp_path: Pat
         assert found["location"] == "一楼厨房"
         assert found["alarm_id"] is not None
         assert b.central.gw.book.get(found["alarm_id"]) is not None, "the mirrored alarm"
+
         # The bureau's copy is not re-published, and the bureau sent no command itself.
-        mine = [m for t, m in b.at_bureau.received if t == "safety/xingfu/commands"]
-        assert len(mine) == len([m for t, m in b.at_site.received if t == "safety/xingfu/commands"])
+        def records(probe: Probe) -> list[Any]:
+            return [m for t, m in probe.received if t == "safety/xingfu/commands"]
+
+        at_site = await until(lambda: len(records(b.at_site)) >= 2 and records(b.at_site))
+        assert records(b.at_bureau) == at_site, "each record crosses once, none echoed back"
         assert not [t for t, _ in b.at_bureau.received if t.endswith("/cmd")]
 
 

@@ -73,6 +73,14 @@ def test_topic_parser_site_alarms_topic() -> None:
         DeviceRef("xingfu", ""), Channel.COMMANDS
     )
     assert parser.commands_subscription("xingfu") == "safety/xingfu/commands"
+    # a gateway's presence, and the edge broker's bridge state
+    assert parser.parse("safety/gateways/gw-1") == Route(DeviceRef("", "gw-1"), Channel.PRESENCE)
+    assert parser.presence_topic("gw-1") == "safety/gateways/gw-1"
+    assert parser.presence_subscription() == "safety/gateways/+"
+    assert parser.parse("safety/xingfu/bridge/state") == Route(
+        DeviceRef("xingfu", ""), Channel.UPLINK
+    )
+    assert parser.uplink_subscription("xingfu") == "safety/xingfu/bridge/state"
 
 
 def test_topic_parser_multi_level_prefix() -> None:
@@ -97,6 +105,10 @@ def test_topic_parser_multi_level_prefix() -> None:
         "safety/xingfu/gas-kitchen/alarms",
         "safety//alarms",  # empty site level
         "safety//commands",
+        "safety/gateways/",
+        "safety/gateways/gw-1/extra",
+        "safety//bridge/state",
+        "safety/xingfu/bridge/status/x",
         "safety/xingfu/gas-kitchen/commands",
         "safety/xingfu/gas-kitchen/telemetry/extra",
         "safety/xingfu/gas-kitchen/cmd/ack/extra",

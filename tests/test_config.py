@@ -119,6 +119,12 @@ def test_config_error_message_lists_every_problem() -> None:
 
 
 # ------------------------------------------------------------ ids and valves
+def test_site_id_gateways_is_reserved_for_presence_topics() -> None:
+    data = base()
+    data["sites"][0]["id"] = "gateways"
+    assert problems_of(data) == ["sites[0].id: 'gateways' is reserved (gateway presence topics)"]
+
+
 def test_duplicate_site_ids() -> None:
     data = base()
     data["sites"].append(copy.deepcopy(data["sites"][0]))

@@ -456,6 +456,7 @@ async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe)
             },
             "last_contact": last_contact("xingfu"),
             "online_rate_24h": 1.0,  # two known devices, never offline; three unknown
+            "edge": None,  # served here, not by an edge gateway
         }
         a = sites["anning"]
         # gas-1: 4 h of its seeded 10 h outage lie in the window; smoke-1: offline since its
@@ -488,6 +489,7 @@ async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe)
                 "location": "二楼走廊",
             },
             "last_contact": devices[("anning", "gas-1")]["last_seen"],  # smoke-1's will: none
+            "edge": None,
         }
 
         totals = body["totals"]

@@ -94,11 +94,23 @@ async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, pro
             assert r.status_code == 200
         first_closes = len(probe.messages("valve-kitchen/cmd"))
         assert first_closes == 1
+        presence = probe.messages("gateways/test-gw")
+        assert presence[-1] == {"gateway": "test-gw", "status": "online", "sites": ["xingfu"]}
+        onlines = [m for m in presence if m["status"] == "online"]
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
+        # The broker tells the world with the gateway's will (the bureau, over the bridge).
+        await probe.wait_for("gateways/test-gw", lambda m: m["status"] == "offline")
 
     with gateway_process(cfg, port, log):
         await connected(base)
+        await until(
+            lambda: (
+                [m for m in probe.messages("gateways/test-gw") if m["status"] == "online"]
+                != onlines
+            ),
+            what="online again after the restart",
+        )
         async with httpx.AsyncClient(base_url=base) as c:
             alarms = {
                 a["id"]: a for a in (await c.get("/api/alarms", params={"state": "active"})).json()

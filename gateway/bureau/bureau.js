@@ -55,6 +55,15 @@
     devices_offline: '有设备离线',
     devices_fault: '有设备故障',
     nothing_open: '无未关闭报警',
+    edge_gateway_offline: '边缘网关离线：现场保护中断',
+    edge_uplink_down: '上行链路中断：数据未更新',
+  };
+  // The edge link of a site served by an edge gateway (overview `edge.state`).
+  const EDGE_STATES = {
+    online: { label: '边缘网关在线', cls: 'edge-online' },
+    gateway_offline: { label: '边缘网关离线', cls: 'edge-down' },
+    uplink_down: { label: '上行链路中断', cls: 'edge-down' },
+    unknown: { label: '边缘网关状态未知', cls: 'edge-unknown' },
   };
   const KINDS = ['elderly_care', 'child_welfare', 'relief_station', 'funeral', 'marriage_registry', 'other'];
   const CONTACT_ROLES = {
@@ -393,6 +402,9 @@
     } else if (msg.kind === 'alarm') {
       // Within a moment: a site may have just turned red (a burst becomes one request).
       scheduleRefresh(150, 'alarm');
+    } else if (msg.kind === 'edge') {
+      // An edge gateway or its uplink came or went: its site may have turned red.
+      scheduleRefresh(0, 'edge');
     } else if (msg.kind === 'device' && msg.device) {
       // Values change all the time (the poll shows them); a change of status is worth asking.
       const key = `${msg.device.site}/${msg.device.id}`;
@@ -506,8 +518,10 @@
 
     const name = el('div', 'site-name', s.name);
     if (s.served_by === 'edge') {
-      const badge = el('span', 'edge-badge', '边缘网关');
-      badge.title = '该场所由现场边缘网关值守，本页仅观察';
+      const edge = EDGE_STATES[s.edge && s.edge.state] || EDGE_STATES.unknown;
+      const badge = el('span', `edge-badge ${edge.cls}`, edge.label);
+      badge.dataset.edge = (s.edge && s.edge.state) || 'unknown';
+      badge.title = '该场所由现场边缘网关值守，本页仅观察' + (s.edge && s.edge.since ? `；状态自 ${s.edge.since}` : '');
       name.appendChild(badge);
     }
     c.name.replaceChildren(name, el('span', 'sub mono', s.id));
@@ -675,7 +689,8 @@
     if (!data) return;
     const s = data.site;
     $('detail-title').textContent = s.name;
-    const meta = [s.kind_label, s.served_by === 'edge' ? '由现场边缘网关值守（本页仅观察）' : '由本网关直接监控'];
+    const edge = s.served_by === 'edge' ? EDGE_STATES[s.edge && s.edge.state] || EDGE_STATES.unknown : null;
+    const meta = [s.kind_label, edge ? `由现场边缘网关值守（本页仅观察）· ${edge.label}` : '由本网关直接监控'];
     if (s.address) meta.push(s.address);
     meta.push(`编号 ${s.id}`);
     $('detail-meta').textContent = meta.join(' · ');
