@@ -27,7 +27,7 @@ def build_message(msg: Message, sender: str, to: str) -> EmailMessage:
     return mail
 
 
-def _smtp_failure(exc: aiosmtplib.SMTPException) -> SendResult:
+def smtp_failure(exc: aiosmtplib.SMTPException) -> SendResult:
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         # every recipient refused; only "try later" (4xx) refusals are worth a retry
@@ -87,7 +87,7 @@ class SmtpMail:
                 timeout=self._timeout,
             )
         except aiosmtplib.SMTPException as exc:
-            return _smtp_failure(exc)
+            return smtp_failure(exc)
         except OSError as exc:  # DNS failure, unreachable network
             return SendResult(False, True, f"{type(exc).__name__}: {exc}")
         if to.email in errors:

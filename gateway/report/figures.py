@@ -1,0 +1,449 @@
+"""The report's figures, computed by pure functions from rows (no I/O, no clock)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from gateway.alarms import Action, AlarmState, Disposition
+from gateway.config import GatewayConfig, SiteConfig
+from gateway.inventory import Inventory
+from gateway.report.model import (
+    ACTION_COMMANDS,
+    DISPOSITION_KEYS,
+    OPEN,
+    SEVERITY_KEYS,
+    SEVERITY_RANK,
+    TYPE_KEYS,
+    ActionRecord,
+    AlarmRow,
+    Counts,
+    DailyReport,
+    DeviceAvailability,
+    DeviceInfo,
+    FalseAlarmRate,
+    OpenAlarm,
+    Period,
+    SiteReport,
+    Totals,
+)
+from gateway.store import CommandRecord
+from rules.engine import DeviceStatus
+from rules.model import AlarmType
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmAt:
+    """An alarm as it was at one instant, rebuilt from its timeline."""
+
+    state: str  # active | cleared | closed
+    acked_by: str | None
+    acked_at: float | None
+    severity: str
+    top_severity: str  # the highest it had reached by then
+
+
+def _higher(a: str | None, b: str) -> str:
+    return b if a is None or SEVERITY_RANK.get(b, 0) > SEVERITY_RANK.get(a, 0) else a
+
+
+def alarm_at(row: AlarmRow, t: float) -> AlarmAt | None:
+    """The alarm's state at `t`, or None if it had not been raised yet.
+
+    The row only holds the latest state (a return to alarm keeps the old `acked_by`, for
+    instance), so the lifecycle entries are replayed: what the report says about a past
+    instant does not change when the alarm changes later.
+    """
+    if row.raised_at > t:
+        return None
+    state: str | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+    severity: str | None = None
+    top: str | None = None
+    for e in row.events:
+        if e.at > t:
+            break
+        if e.action in (Action.RAISED, Action.RETURNED, Action.REPEATED):
+            state, acked_by, acked_at = AlarmState.ACTIVE.value, None, None
+        elif e.action == Action.ESCALATED:
+            if (
+                severity is not None
+                and e.severity is not None
+                and _higher(severity, e.severity) != severity
+            ):
+                acked_by, acked_at = None, None  # got worse: must be acknowledged again
+        elif e.action == Action.CLEARED:
+            state = AlarmState.CLEARED.value
+        elif e.action == Action.ACKED:
+            acked_by, acked_at = e.actor, e.at
+        elif e.action == Action.CLOSED:
+            state = AlarmState.CLOSED.value
+            if acked_by is None:  # closing acknowledges too
+                acked_by, acked_at = e.actor, e.at
+        if e.severity is not None:
+            severity = e.severity
+            top = _higher(top, e.severity)
+    if state is None or severity is None:
+        return _alarm_at_from_row(row, t)
+    return AlarmAt(state, acked_by, acked_at, severity, top or severity)
+
+
+def _alarm_at_from_row(row: AlarmRow, t: float) -> AlarmAt:
+    """Without a timeline: the row's timestamps are all there is."""
+    if row.closed_at is not None and row.closed_at <= t:
+        state = AlarmState.CLOSED.value
+    elif row.cleared_at is not None and row.cleared_at <= t:
+        state = AlarmState.CLEARED.value
+    else:
+        state = AlarmState.ACTIVE.value
+    acked = row.acked_at is not None and row.acked_at <= t
+    return AlarmAt(
+        state,
+        row.acked_by if acked else None,
+        row.acked_at if acked else None,
+        row.severity,
+        row.severity,
+    )
+
+
+def active_spans(row: AlarmRow) -> list[tuple[float, float]]:
+    """The intervals during which the alarm's condition was present (end inf: still is).
+
+    From the timeline: raised/returned start one, cleared/closed end it. A device_offline
+    alarm that cleared and came back is one row but two spans.
+    """
+    spans: list[tuple[float, float]] = []
+    begin: float | None = None
+    for e in row.events:
+        if e.action in (Action.RAISED, Action.RETURNED, Action.REPEATED):
+            if begin is None:
+                begin = e.at
+        elif e.action in (Action.CLEARED, Action.CLOSED) and begin is not None:
+            spans.append((begin, e.at))
+            begin = None
+    if begin is not None:
+        spans.append((begin, math.inf))
+    if not row.events:
+        end = row.cleared_at if row.cleared_at is not None else row.closed_at
+        spans.append((row.raised_at, end if end is not None else math.inf))
+    return spans
+
+
+def covered_seconds(spans: Iterable[tuple[float, float]], start: float, end: float) -> float:
+    """Length of the union of `spans` within [start, end]."""
+    total = 0.0
+    reach = start
+    for begin, finish in sorted(spans):
+        a, b = max(begin, reach), min(finish, end)
+        if b > a:
+            total += b - a
+            reach = b
+    return total
+
+
+def _spans_by_device(
+    alarms: Iterable[AlarmRow], alarm_type: str
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in alarms:
+        if row.type == alarm_type:
+            out.setdefault((row.site, row.device), []).extend(active_spans(row))
+    return out
+
+
+def _present_at(spans: Iterable[tuple[float, float]], t: float) -> bool:
+    return any(a <= t < b for a, b in spans)
+
+
+def status_from_alarms(alarms: Sequence[AlarmRow], device: DeviceInfo, now: float) -> str:
+    """A device's status told by the store alone (no running engine): the engine raises
+    device_offline for a device silent past its stale window, counted from start-up, so
+    no offline alarm means it was heard."""
+    mine = [a for a in alarms if a.site == device.site and a.device == device.device]
+    if _present_at(
+        _spans_by_device(mine, AlarmType.DEVICE_OFFLINE).get(device_key(device), []), now
+    ):
+        return "offline"
+    if _present_at(_spans_by_device(mine, AlarmType.DEVICE_FAULT).get(device_key(device), []), now):
+        return "fault"
+    return "online"
+
+
+def status_from_engine(status: DeviceStatus) -> str:
+    """The same mapping as the API's device view (gateway/views.py)."""
+    if not status.online:
+        return "offline"
+    if status.last_seen is None:
+        return "unknown"  # not heard from since start-up, not yet overdue
+    if status.fault:
+        return "fault"
+    return "online"
+
+
+def device_key(d: DeviceInfo) -> tuple[str, str]:
+    return d.site, d.device
+
+
+def _counts(keys: Sequence[str], found: Iterable[str]) -> Counts:
+    tally: dict[str, int] = dict.fromkeys(keys, 0)
+    for k in found:
+        tally[k] = tally.get(k, 0) + 1  # a key we do not know (newer type) still counts
+    return tuple(tally.items())
+
+
+def _sum_counts(all_counts: Iterable[Counts]) -> Counts:
+    tally: dict[str, int] = {}
+    for counts in all_counts:
+        for k, n in counts:
+            tally[k] = tally.get(k, 0) + n
+    return tuple(tally.items())
+
+
+def raised_in_period(
+    alarms: Iterable[AlarmRow], period: Period
+) -> tuple[int, Counts, Counts, Counts]:
+    """(total, by type, by highest severity, by disposition) of alarms raised in the period.
+
+    Severity is the highest the alarm reached by the report time (a pre-alarm that became
+    a level-1 gas alarm counts as critical); disposition is the one it was closed with, or
+    "open" if it was not closed by the report time.
+    """
+    types: list[str] = []
+    severities: list[str] = []
+    dispositions: list[str] = []
+    for row in alarms:
+        if not period.start <= row.raised_at < period.end or row.raised_at > period.as_of:
+            continue
+        at = alarm_at(row, period.as_of)
+        assert at is not None
+        types.append(row.type)
+        severities.append(at.top_severity)
+        closed = at.state == AlarmState.CLOSED and row.disposition is not None
+        dispositions.append(row.disposition if closed and row.disposition else OPEN)
+    return (
+        len(types),
+        _counts(TYPE_KEYS, types),
+        _counts(SEVERITY_KEYS, severities),
+        _counts(DISPOSITION_KEYS, dispositions),
+    )
+
+
+def open_alarms_at(
+    alarms: Iterable[AlarmRow], t: float, locations: Mapping[tuple[str, str], str]
+) -> list[OpenAlarm]:
+    """Alarms not closed at `t`, raised at any time before it: most severe, then oldest first."""
+    out: list[OpenAlarm] = []
+    for row in alarms:
+        at = alarm_at(row, t)
+        if at is None or at.state == AlarmState.CLOSED:
+            continue
+        out.append(
+            OpenAlarm(
+                id=row.id,
+                site=row.site,
+                device=row.device,
+                location=locations.get((row.site, row.device), ""),
+                type=row.type,
+                severity=at.severity,
+                state=at.state,
+                acked_by=at.acked_by,
+                acked_at=at.acked_at,
+                raised_at=row.raised_at,
+                age_h=round((t - row.raised_at) / 3600, 2),
+            )
+        )
+    out.sort(key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.raised_at, a.id))
+    return out
+
+
+def availability(
+    devices: Sequence[DeviceInfo],
+    alarms: Iterable[AlarmRow],
+    period: Period,
+    status_now: Mapping[tuple[str, str], str],
+) -> tuple[list[DeviceAvailability], float | None]:
+    """Per device online rate over the part of the period seen, and the site's (device-time
+    weighted). Offline time is the union of the device's device_offline alarm spans."""
+    spans = _spans_by_device(alarms, AlarmType.DEVICE_OFFLINE)
+    covered = max(0.0, period.as_of - period.start)
+    rows: list[DeviceAvailability] = []
+    for d in devices:
+        offline = covered_seconds(spans.get(device_key(d), []), period.start, period.as_of)
+        rows.append(
+            DeviceAvailability(
+                site=d.site,
+                device=d.device,
+                type=d.type,
+                location=d.location,
+                offline_s=round(offline, 3),
+                covered_s=round(covered, 3),
+                online_rate=round(1 - offline / covered, 6) if covered > 0 else None,
+                status_now=status_now.get(device_key(d), "unknown"),
+            )
+        )
+    return rows, _weighted_rate(rows)
+
+
+def _weighted_rate(rows: Iterable[DeviceAvailability]) -> float | None:
+    seen = [r for r in rows if r.online_rate is not None]
+    total = sum(r.covered_s for r in seen)
+    if total <= 0:
+        return None
+    return round(1 - sum(r.offline_s for r in seen) / total, 6)
+
+
+def actions_in_period(
+    commands: Iterable[CommandRecord], period: Period, locations: Mapping[tuple[str, str], str]
+) -> list[ActionRecord]:
+    """Valve and trip commands sent in the period (by the rules or by a person)."""
+    out = [
+        ActionRecord(
+            id=c.id,
+            site=c.site,
+            device=c.device,
+            location=locations.get((c.site, c.device), ""),
+            cmd=c.cmd,
+            requested_by=c.requested_by,
+            sent_at=c.sent_at,
+            result=c.result if c.result_at is None or c.result_at <= period.as_of else None,
+            result_at=c.result_at if c.result_at is None or c.result_at <= period.as_of else None,
+            detail=c.detail,
+            alarm_id=c.alarm_id,
+        )
+        for c in commands
+        if c.cmd in ACTION_COMMANDS
+        and period.start <= c.sent_at < period.end
+        and c.sent_at <= period.as_of
+    ]
+    out.sort(key=lambda a: (a.sent_at, a.id))
+    return out
+
+
+def false_alarm_rates(
+    alarms: Iterable[AlarmRow], period: Period, locations: Mapping[tuple[str, str], str]
+) -> list[FalseAlarmRate]:
+    """Per device: false_alarm dispositions / alarms closed in the period (closing is when
+    a person decides what the alarm was). Only devices with closed alarms are listed."""
+    closed: dict[tuple[str, str], list[AlarmRow]] = {}
+    for row in alarms:
+        at = row.closed_at
+        if at is not None and period.start <= at < period.end and at <= period.as_of:
+            closed.setdefault((row.site, row.device), []).append(row)
+    out = []
+    for (site, device), rows in closed.items():
+        false = sum(1 for r in rows if r.disposition == Disposition.FALSE_ALARM)
+        out.append(
+            FalseAlarmRate(
+                site=site,
+                device=device,
+                location=locations.get((site, device), ""),
+                closed=len(rows),
+                false_alarms=false,
+                rate=round(false / len(rows), 6),
+            )
+        )
+    out.sort(key=lambda r: (-r.rate, -r.closed, r.device))
+    return out
+
+
+def site_report(
+    site: SiteConfig,
+    devices: Sequence[DeviceInfo],
+    alarms: Sequence[AlarmRow],
+    commands: Sequence[CommandRecord],
+    period: Period,
+    status_now: Mapping[tuple[str, str], str],
+) -> SiteReport:
+    """One site's section, from that site's rows (pure)."""
+    alarms = [a for a in alarms if a.site == site.id]
+    commands = [c for c in commands if c.site == site.id]
+    locations = {device_key(d): d.location for d in devices}
+    raised, by_type, by_severity, by_disposition = raised_in_period(alarms, period)
+    devs, rate = availability(devices, alarms, period, status_now)
+    rates = false_alarm_rates(alarms, period, locations)
+    return SiteReport(
+        site=site.id,
+        name=site.name,
+        kind=site.kind.value,
+        devices=len(devices),
+        raised=raised,
+        by_type=by_type,
+        by_severity=by_severity,
+        by_disposition=by_disposition,
+        open_alarms=tuple(open_alarms_at(alarms, period.as_of, locations)),
+        availability=tuple(devs),
+        online_rate=rate,
+        offline_now=tuple(d.device for d in devs if d.status_now == "offline"),
+        actions=tuple(actions_in_period(commands, period, locations)),
+        false_alarm_rates=tuple(rates),
+        closed=sum(r.closed for r in rates),
+        false_alarms=sum(r.false_alarms for r in rates),
+    )
+
+
+def totals(sites: Sequence[SiteReport]) -> Totals:
+    return Totals(
+        sites=len(sites),
+        devices=sum(s.devices for s in sites),
+        raised=sum(s.raised for s in sites),
+        by_type=_sum_counts(s.by_type for s in sites),
+        by_severity=_sum_counts(s.by_severity for s in sites),
+        by_disposition=_sum_counts(s.by_disposition for s in sites),
+        open_alarms=sum(len(s.open_alarms) for s in sites),
+        unacked_open=sum(s.unacked_open for s in sites),
+        online_rate=_weighted_rate(d for s in sites for d in s.availability),
+        offline_now=sum(len(s.offline_now) for s in sites),
+        actions=sum(len(s.actions) for s in sites),
+        closed=sum(s.closed for s in sites),
+        false_alarms=sum(s.false_alarms for s in sites),
+    )
+
+
+def report_title(config: GatewayConfig, day: date, site: SiteConfig | None) -> str:
+    if site is None:
+        return f"{config.report.county} 民政服务机构安全日报 {day.isoformat()}"
+    return f"{site.name} 安全日报 {day.isoformat()}"
+
+
+def compose_report(
+    config: GatewayConfig,
+    sites: Sequence[SiteConfig],
+    devices: Sequence[DeviceInfo],
+    alarms: Sequence[AlarmRow],
+    commands: Sequence[CommandRecord],
+    period: Period,
+    status_now: Mapping[tuple[str, str], str],
+    *,
+    county: bool,
+    generated_at: float,
+    status_source: Literal["engine", "alarms"],
+) -> DailyReport:
+    """The whole report from rows (pure): what `build_daily_report` calls after reading."""
+    reports = tuple(
+        site_report(s, [d for d in devices if d.site == s.id], alarms, commands, period, status_now)
+        for s in sites
+    )
+    return DailyReport(
+        scope="county" if county else "site",
+        title=report_title(config, period.day, None if county else sites[0]),
+        county=config.report.county,
+        timezone=config.gateway.timezone,
+        period=period,
+        generated_at=generated_at,
+        status_source=status_source,
+        sites=reports,
+        totals=totals(reports),
+    )
+
+
+def devices_of(inventory: Inventory, site_ids: Iterable[str]) -> list[DeviceInfo]:
+    wanted = set(site_ids)
+    return [
+        DeviceInfo(d.ref.site, d.ref.device, d.type.value, d.config.location, d.config.name)
+        for d in inventory
+        if d.ref.site in wanted
+    ]

@@ -1,0 +1,372 @@
+"""Mails the reports every day at the report time (aiosmtplib), once per day and recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+
+from gateway.config import GatewayConfig, ReportRecipient, SmtpChannel
+from gateway.inventory import Inventory
+from gateway.notify.base import SendResult
+from gateway.notify.mail import smtp_failure
+from gateway.report.model import STATE_FILE, XLSX_MIME, DailyReport
+from gateway.report.period import latest_report_day, next_report_time
+from gateway.report.reader import ReadableStore, build_daily_report
+from gateway.report.render_html import render_html, time_text
+from gateway.report.render_json import pct_text
+from gateway.report.render_xlsx import render_xlsx
+from gateway.views import Clockface
+from rules.engine import DeviceStatus
+from rules.model import DeviceRef
+
+if TYPE_CHECKING:
+    from gateway.supervisor import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def attachment_name(report: DailyReport) -> str:
+    """Chinese, as people file them (RFC 2231 encodes it in the mail)."""
+    return f"{report.title.replace(' ', '_')}.xlsx"
+
+
+def _text_summary(report: DailyReport) -> str:
+    """The plain-text part, for mail readers that do not show HTML."""
+    tz = ZoneInfo(report.timezone)
+    p = report.period
+    t = report.totals
+    lines = [
+        report.title,
+        f"统计时段：{time_text(p.start, tz)} 至 {time_text(p.end, tz)}（{report.timezone}）",
+        "",
+    ]
+    for s in report.sites:
+        lines.append(
+            f"{s.name}：报警 {s.raised} 起，未关闭 {len(s.open_alarms)} 起"
+            f"（未确认 {s.unacked_open}），"
+            f"在线率 {pct_text(s.online_rate)}，当前离线 {len(s.offline_now)} 台，"
+            f"阀门与脱扣操作 {len(s.actions)} 次"
+        )
+    if report.scope == "county":
+        lines.append(
+            f"合计：{t.sites} 家机构，报警 {t.raised} 起，未关闭 {t.open_alarms} 起，"
+            f"在线率 {pct_text(t.online_rate)}，当前离线 {t.offline_now} 台"
+        )
+    lines += ["", "详见附件表格。"]
+    return "\n".join(lines) + "\n"
+
+
+def build_report_mail(
+    report: DailyReport, sender: str, to: ReportRecipient, html_body: str, xlsx: bytes
+) -> EmailMessage:
+    """text/plain + text/html alternatives, the workbook attached."""
+    mail = EmailMessage()  # the default policy RFC 2047-encodes the Chinese subject and name
+    mail["From"] = sender
+    mail["To"] = email.utils.formataddr((to.name, to.email))
+    mail["Subject"] = report.title
+    mail["Date"] = email.utils.formatdate(report.generated_at, localtime=True)
+    mail["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
+    mail.set_content(_text_summary(report), charset="utf-8")
+    mail.add_alternative(html_body, subtype="html", charset="utf-8")
+    maintype, subtype = XLSX_MIME.split("/")
+    mail.add_attachment(xlsx, maintype=maintype, subtype=subtype, filename=attachment_name(report))
+    return mail
+
+
+class ReportSender(Protocol):
+    """Sends one mail; never raises for delivery trouble (a `SendResult` says what happened)."""
+
+    @property
+    def address(self) -> str: ...
+
+    async def send(self, mail: EmailMessage) -> SendResult: ...
+
+
+class SmtpReportSender:
+    """The report's channel: an smtp channel of `notify.channels` (one session per mail)."""
+
+    def __init__(self, channel: SmtpChannel, password: str | None, timeout: float = 60.0) -> None:
+        self._channel = channel
+        self._password = password
+        self._timeout = timeout
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> SmtpReportSender | None:
+        name = config.report.mail_channel
+        channel = next(
+            (c for c in config.notify.channels if c.name == name and isinstance(c, SmtpChannel)),
+            None,
+        )
+        if channel is None:
+            return None
+        password = os.environ.get(channel.password_env) if channel.password_env else None
+        return cls(channel, password)
+
+    @property
+    def address(self) -> str:
+        return self._channel.sender
+
+    async def send(self, mail: EmailMessage) -> SendResult:
+        to = email.utils.getaddresses([str(mail["To"])])[0][1]
+        try:
+            errors, reply = await aiosmtplib.send(
+                mail,
+                hostname=self._channel.host,
+                port=self._channel.port,
+                username=self._channel.username,
+                password=self._password,
+                start_tls=self._channel.starttls,  # False, not None: see notify/mail.py
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPException as exc:
+            return smtp_failure(exc)
+        except OSError as exc:  # DNS failure, unreachable network
+            return SendResult(False, True, f"{type(exc).__name__}: {exc}")
+        if to in errors:
+            refused = errors[to]
+            return SendResult(False, 400 <= refused.code < 500, f"refused: {refused}")
+        return SendResult(True, False, reply, str(mail["Message-ID"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One mail of one day: a recipient and the report they get (site id, or None: county)."""
+
+    recipient: ReportRecipient
+    site: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.site or '*county*'}|{self.recipient.email}"
+
+
+def deliveries(config: GatewayConfig) -> list[Delivery]:
+    """The county report to a recipient without sites, else one report per listed site."""
+    out: list[Delivery] = []
+    for r in config.report.recipients:
+        if not r.sites:
+            out.append(Delivery(r, None))
+        else:
+            out += [Delivery(r, s) for s in r.sites]
+    return out
+
+
+class ReportState:
+    """`report_state.json` under data_dir: the last day fully sent, what of the current day
+    has gone out (a restart part-way sends only the rest), and recent failures."""
+
+    MAX_FAILURES = 100
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_day: str | None = None
+        self.day: str | None = None
+        self.delivered: set[str] = set()
+        self.failures: list[dict[str, Any]] = []
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            # Losing the state risks one repeated report; refusing to start would lose all.
+            log.error("report state %s unreadable (%s); starting afresh", self.path, exc)
+            return
+        if isinstance(data, dict):
+            self.last_day = data.get("last_day")
+            self.day = data.get("day")
+            self.delivered = set(data.get("delivered") or [])
+            self.failures = list(data.get("failures") or [])
+
+    def save(self) -> None:
+        data = {
+            "last_day": self.last_day,
+            "day": self.day,
+            "delivered": sorted(self.delivered),
+            "failures": self.failures[-self.MAX_FAILURES :],
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)  # a crash mid-write leaves the old state, never half a file
+
+    def sent(self, day: date) -> bool:
+        return self.last_day is not None and self.last_day >= day.isoformat()
+
+    def begin(self, day: date) -> None:
+        if self.day != day.isoformat():
+            self.day = day.isoformat()
+            self.delivered = set()
+
+
+class ReportMailer:
+    """Mails the daily reports at the configured time, once per day.
+
+    The loop sleeps until the next report time by polling the (injectable) clock every
+    `poll_s`, so it follows a wall clock that is set late (a gateway that booted without
+    network time) and tests with a fake clock run in real milliseconds. A gateway that was
+    down at the report time sends that day's reports when it comes back, the same day
+    before midnight; a later day's start only logs the missed day (a report of yesterday
+    arriving tomorrow is not the daily report the bureau asked for).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: ReadableStore,
+        inventory: Inventory,
+        sender: ReportSender,
+        *,
+        engine_status: Callable[[DeviceRef], DeviceStatus] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        poll_s: float = 30.0,
+        attempts: int = 5,
+        retry_backoff_s: float = 30.0,  # doubling: 30 s .. 4 min, all within the 15:00 deadline
+        state_path: Path | None = None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._inventory = inventory
+        self._sender = sender
+        self._engine_status = engine_status
+        self._clock = clock
+        self._sleep = sleep
+        self._poll_s = poll_s
+        self._attempts = attempts
+        self._backoff = retry_backoff_s
+        self._tz = ZoneInfo(config.gateway.timezone)
+        self.state = ReportState(state_path or Path(config.gateway.data_dir) / STATE_FILE)
+
+    @classmethod
+    def from_gateway(cls, gw: Gateway) -> ReportMailer | None:
+        """The mailer of a running gateway, or None when no report is to be mailed."""
+        sender = SmtpReportSender.from_config(gw.config)
+        if sender is None or not gw.config.report.recipients:
+            return None
+        return cls(
+            gw.config,
+            gw.store,
+            gw.inventory,
+            sender,
+            engine_status=gw.engine.status,
+            clock=gw.clock,
+        )
+
+    async def run(self) -> None:
+        hhmm = self._config.report.time
+        while True:
+            now = self._clock()
+            await self.send_due(now)
+            await self._sleep_until(next_report_time(now, hhmm, self._tz))
+
+    async def _sleep_until(self, due: float) -> None:
+        while (left := due - self._clock()) > 0:
+            await self._sleep(min(left, self._poll_s))
+
+    async def send_due(self, now: float) -> date | None:
+        """Send the latest day's reports if due today and not yet sent; returns the day sent."""
+        day = latest_report_day(now, self._config.report.time, self._tz)
+        if self.state.sent(day):
+            return None
+        if day != datetime.fromtimestamp(now, self._tz).date():
+            if self.state.last_day is not None:  # a first start is not a missed report
+                log.error(
+                    "daily report for %s was not mailed: the gateway was not running "
+                    "between %s and midnight that day",
+                    day,
+                    self._config.report.time,
+                )
+            return None
+        await self.send_day(day)
+        return day
+
+    async def send_day(self, day: date) -> None:
+        self.state.begin(day)
+        todo = [d for d in deliveries(self._config) if d.key not in self.state.delivered]
+        reports: dict[str | None, tuple[DailyReport, str, bytes] | None] = {}
+        for site in dict.fromkeys(d.site for d in todo):
+            reports[site] = await self._render(day, site)
+        await asyncio.gather(*(self._deliver(day, d, reports[d.site]) for d in todo))
+        self.state.last_day = day.isoformat()
+        self.state.save()
+
+    async def _render(self, day: date, site: str | None) -> tuple[DailyReport, str, bytes] | None:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                report = await build_daily_report(
+                    self._store,
+                    self._config,
+                    self._inventory,
+                    self._engine_status,
+                    day,
+                    site,
+                    self._clock(),
+                )
+                return report, render_html(report), render_xlsx(report)
+            except Exception:  # a locked or failing disk: retried, then recorded
+                log.exception(
+                    "daily report for %s (%s): build failed (attempt %d)",
+                    day,
+                    site or "county",
+                    attempt,
+                )
+            if attempt < self._attempts:
+                await self._sleep(self._backoff * 2 ** (attempt - 1))
+        return None
+
+    async def _deliver(
+        self, day: date, delivery: Delivery, rendered: tuple[DailyReport, str, bytes] | None
+    ) -> None:
+        to = delivery.recipient
+        result = SendResult(False, False, "the report could not be built")
+        for attempt in range(1, self._attempts + 1):
+            if rendered is None:
+                break
+            report, html_body, xlsx = rendered
+            mail = build_report_mail(report, self._sender.address, to, html_body, xlsx)
+            try:
+                result = await self._sender.send(mail)
+            except Exception as exc:  # noqa: BLE001 - a sender that raises is one failed attempt
+                result = SendResult(False, True, f"{type(exc).__name__}: {exc}")
+            if result.ok:
+                log.info("daily report %s mailed to %s <%s>", report.title, to.name, to.email)
+                self.state.delivered.add(delivery.key)
+                self.state.save()
+                return
+            log.warning(
+                "daily report for %s to %s (attempt %d/%d): %s",
+                day, to.email, attempt, self._attempts, result.detail,
+            )  # fmt: skip
+            if not result.recoverable or attempt == self._attempts:
+                break
+            await self._sleep(self._backoff * 2 ** (attempt - 1))
+        log.error(
+            "daily report for %s (%s) could not be mailed to %s <%s>: %s",
+            day, delivery.site or "county", to.name, to.email, result.detail,
+        )  # fmt: skip
+        self.state.failures.append(
+            {
+                "day": day.isoformat(),
+                "site": delivery.site,
+                "to": to.email,
+                "error": result.detail,
+                "at": Clockface(self._config.gateway.timezone).iso(self._clock()),
+            }
+        )
+        self.state.save()
