@@ -246,6 +246,9 @@ class RulesSection(_Model):
     offline_after_intervals: int = Field(3, ge=1, le=100)
     valve_confirm_timeout: PositiveSeconds = 10.0
     valve_retry_interval: PositiveSeconds = 30.0
+    # central mode: an edge gateway offline this long raises `edge_offline` (a restart or an
+    # upgrade takes seconds and should not phone the bureau)
+    edge_offline_after: PositiveSeconds = 60.0
 
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]

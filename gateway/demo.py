@@ -18,6 +18,7 @@ TYPE_ZH = {
     "device_offline": "设备离线",
     "device_fault": "设备故障",
     "valve_failure": "切断阀未确认",
+    "edge_offline": "边缘网关离线",
 }
 SEVERITY_ZH = {"critical": "紧急", "major": "重要", "minor": "一般", "warning": "预警"}
 

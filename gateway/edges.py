@@ -11,16 +11,21 @@ Two signals arrive, both retained on the bureau broker:
   bureau, whatever the gateway is doing.
 
 Pure: messages and `now` in, states out. The shell (pipeline) feeds it and logs changes.
+An edge gateway offline for `edge_offline_after` raises a critical `edge_offline` alarm here,
+at the bureau (its own alarm, which the bureau acknowledges and closes): the duty officer's
+console sounds and the bureau's escalation runs. It clears when the gateway is back.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from gateway.views import Clockface
+from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
 
 
 class EdgeState(StrEnum):
@@ -135,3 +140,30 @@ def describe(link: EdgeLink, before: EdgeState) -> tuple[int, str]:
     if state is EdgeState.ONLINE:
         return logging.WARNING, f"{who} is online again (was {before.value})"
     return logging.INFO, f"{who}: {state.value}"
+
+
+def edge_alarm_changes(
+    links: Iterable[EdgeLink], active: Iterable[AlarmKey], now: float, offline_after_s: float
+) -> list[AlarmChange]:
+    """`edge_offline` alarms to raise (offline long enough, not yet active) and to clear
+    (the site's gateway is back; any gateway id, in case the edge was replaced)."""
+    active_by_site: dict[str, list[AlarmKey]] = {}
+    for key in active:
+        active_by_site.setdefault(key.site, []).append(key)
+    changes = []
+    severity = DEFAULT_SEVERITY[AlarmType.EDGE_OFFLINE]
+    for link in links:
+        site_active = active_by_site.get(link.site, [])
+        if link.gateway_online:
+            changes += [
+                AlarmChange(k, ChangeKind.CLEAR, severity, Reason.EDGE_GATEWAY_ONLINE)
+                for k in site_active
+            ]
+        elif link.gateway_online is False and link.gateway is not None:
+            key = AlarmKey(link.site, link.gateway, AlarmType.EDGE_OFFLINE)
+            since = link.gateway_since if link.gateway_since is not None else now
+            if key not in site_active and now - since >= offline_after_s:
+                changes.append(
+                    AlarmChange(key, ChangeKind.RAISE, severity, Reason.EDGE_GATEWAY_OFFLINE)
+                )
+    return changes

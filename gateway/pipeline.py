@@ -27,6 +27,7 @@ from gateway.alarms import (
     Action,
     Alarm,
     AlarmBook,
+    AlarmState,
     AlarmWrite,
     Disposition,
     TransitionRefused,
@@ -37,6 +38,7 @@ from gateway.edges import (
     EdgeState,
     EdgeWatch,
     describe,
+    edge_alarm_changes,
     edge_json,
     parse_presence,
 )
@@ -141,6 +143,7 @@ class AlarmPipeline:
         # Sites an edge gateway serves (DESIGN section 2): here we observe them only.
         self.observed = frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
         self.edges = EdgeWatch(self.observed)
+        self.edge_offline_after_s = 60.0
         self._gateway_id = gateway_id
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None
@@ -270,12 +273,33 @@ class AlarmPipeline:
         self._edge_changed(self.edges.on_uplink(site, payload.strip() == b"1", now))
         self._metrics.messages.labels(Channel.UPLINK.value).inc()
 
+    def _edge_alarms(self, now: float) -> None:
+        if not self.observed:
+            return
+        active = [
+            a.key
+            for a in self._book.open_alarms()
+            if a.type is AlarmType.EDGE_OFFLINE and a.state is AlarmState.ACTIVE
+        ]
+        changes = edge_alarm_changes(
+            self.edges.links.values(), active, now, self.edge_offline_after_s
+        )
+        for change in changes:  # this gateway's own alarms: not filtered like the edge's
+            self._persist(self._book.apply(change, now))
+
+    def acts_on(self, alarm: Alarm) -> bool:
+        """Whether people act on this alarm here: every alarm of a site this gateway serves,
+        and, for a site its edge serves, only the alarms raised here about that edge."""
+        return self.is_authority(alarm.site) or alarm.type is AlarmType.EDGE_OFFLINE
+
     def _edge_changed(self, changes: list[tuple[EdgeLink, EdgeState]]) -> None:
         for link, before in changes:
             level, line = describe(link, before)
             log.log(level, line)
             edge = edge_json(link, self._clockface)
             self._live.push(link.site, {"kind": "edge", "site": link.site, "edge": edge})
+        if changes:
+            self._edge_alarms(self._clock())  # a gateway back clears its alarm at once
 
     def _on_ack(self, ref: DeviceRef, ack: codec.CommandAck, now: float) -> Outcome:
         return self._command_result(ack.command_id, ref, ack.ok, ack.detail, now)
@@ -383,6 +407,7 @@ class AlarmPipeline:
         now = self._clock()
         try:
             self.dispatch(self._engine.tick(now), now)
+            self._edge_alarms(now)
         except Exception:
             self._metrics.internal_errors.labels("tick").inc()
             log.exception("internal error in rule tick")

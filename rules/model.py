@@ -25,6 +25,9 @@ class AlarmType(StrEnum):
     DEVICE_FAULT = "device_fault"
     VALVE_FAILURE = "valve_failure"
     TRIP_FAILURE = "trip_failure"  # extension: a trip (power cut) command not confirmed
+    # extension (central mode): the edge gateway serving a site is offline, so nothing at the
+    # site closes the gas or phones anyone; raised by the bureau's gateway, for the bureau
+    EDGE_OFFLINE = "edge_offline"
 
 
 class Severity(StrEnum):
@@ -60,6 +63,7 @@ DEFAULT_SEVERITY: Mapping[AlarmType, Severity] = {
     AlarmType.OVERCURRENT: Severity.MAJOR,
     AlarmType.DEVICE_OFFLINE: Severity.MINOR,
     AlarmType.DEVICE_FAULT: Severity.MINOR,
+    AlarmType.EDGE_OFFLINE: Severity.CRITICAL,
 }
 
 
@@ -115,6 +119,8 @@ class Reason(StrEnum):
     VALVE_REPORTED_OPEN = "valve_reported_open"
     VALVE_CONFIRMED = "valve_confirmed"
     VALVE_RESPONDED = "valve_responded"
+    EDGE_GATEWAY_OFFLINE = "edge_gateway_offline"
+    EDGE_GATEWAY_ONLINE = "edge_gateway_online"
     TRIP_NOT_CONFIRMED = "trip_not_confirmed"
     GAS_ALARM = "gas_alarm"
     RESTORED = "restored"

@@ -91,6 +91,7 @@ async def bureau(
     influx: dict[str, Any] | None = None,
     central_notify: dict[str, Any] | None = None,
     central_clock: Callable[[], float] | None = None,
+    central_rules: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bureau]:
     (tmp_path / "bureau").mkdir()
     (tmp_path / "edge").mkdir()
@@ -105,6 +106,8 @@ async def bureau(
             edge_data["influx"] = central_data["influx"] = influx
         if central_notify is not None:
             central_data["notify"] = central_notify
+        if central_rules is not None:
+            central_data["rules"] |= central_rules
         edge_cfg = parse_config(edge_data)
         central_cfg = parse_config(central_data)
         central_kwargs = {"clock": central_clock} if central_clock is not None else {}
@@ -323,6 +326,47 @@ async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(tmp_pat
         assert (row["status"], row["status_reason"]) == ("alarm", "edge_gateway_offline")
         overview = (await b.central.api.get("/api/overview")).json()
         assert overview["sites"][0]["id"] == "xingfu", "the unprotected site comes first"
+
+
+async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: Path) -> None:
+    """The bureau's own alarm about an edge: raised after `edge_offline_after`, acknowledged
+    and closed at the bureau (unlike the edge's alarms), cleared when the edge is back."""
+    async with bureau(tmp_path, central_rules={"edge_offline_after": "0.5 s"}) as b:
+        await until(
+            lambda: (link := b.central.gw.pipeline.edges.get("xingfu")) and link.gateway_online,
+            timeout=15,
+            what="edge online",
+        )
+        await b.edge.gw.__aexit__(None, None, None)  # the edge gateway stops
+        alarm = await until(
+            lambda: next(
+                (a for a in b.central.gw.book.open_alarms() if a.type.value == "edge_offline"),
+                None,
+            ),
+            what="edge_offline raised at the bureau",
+        )
+        assert (alarm.site, alarm.device, alarm.severity.value) == ("xingfu", "test-gw", "critical")
+        assert alarm.state.value == "active"
+        listed = (await b.central.api.get("/api/alarms", params={"state": "active"})).json()
+        assert [a["type"] for a in listed] == ["edge_offline"]
+        overview = (await b.central.api.get("/api/overview")).json()
+        assert overview["sites"][0]["open_alarms"]["critical"] == 1
+        # The bureau acts on its own alarm about the edge.
+        r = await b.central.api.post(f"/api/alarms/{alarm.id}/ack", json={"by": "局值班"})
+        assert r.status_code == 200, r.text
+        assert not [t for t, _ in b.at_bureau.received if t.endswith("/alarms")], (
+            "the bureau's alarm about an edge site is not published on that site's topic"
+        )
+
+        async with running_gateway(b.edge.config):  # the edge is back
+            await until(lambda: alarm.state.value == "cleared", what="edge_offline cleared")
+            r = await b.central.api.post(
+                f"/api/alarms/{alarm.id}/close",
+                json={"by": "局值班", "disposition": "real", "note": "现场断电，已恢复"},
+            )
+            assert r.status_code == 200, r.text
+        stored = await b.central.gw.store.get(alarm.id)
+        assert stored is not None and stored.closed_by == "局值班"
 
 
 def _report_day(now: float, zone: str = "Asia/Shanghai") -> str:

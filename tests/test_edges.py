@@ -8,10 +8,12 @@ from gateway.edges import (
     BadPresence,
     EdgeState,
     EdgeWatch,
+    edge_alarm_changes,
     parse_presence,
     presence_message,
 )
 from gateway.overview import SiteStatus, StatusReason, site_status
+from rules.model import AlarmKey, AlarmType, ChangeKind, Reason, Severity
 
 T0 = 1_800_000_000.0
 NO_ALARMS = {"critical": 0, "major": 0, "minor": 0, "warning": 0}
@@ -129,3 +131,38 @@ def test_site_status_with_the_edge(
     alarms: dict[str, int], edge: EdgeState, expected: tuple[SiteStatus, StatusReason]
 ) -> None:
     assert site_status(alarms, DEVICES_OK, edge) == expected
+
+
+# ------------------------------------------------------------ the edge_offline alarm
+def _key(site: str = "xingfu", gateway: str = "gw-x") -> AlarmKey:
+    return AlarmKey(site, gateway, AlarmType.EDGE_OFFLINE)
+
+
+def test_edge_offline_is_raised_only_after_the_delay() -> None:
+    w = watch()
+    w.on_presence("gw-x", True, ("xingfu",), T0)
+    assert edge_alarm_changes(w.links.values(), [], T0 + 1, 60.0) == []
+    w.on_presence("gw-x", False, ("xingfu",), T0 + 10)
+    assert edge_alarm_changes(w.links.values(), [], T0 + 69, 60.0) == [], "a restart is quick"
+    (raised,) = edge_alarm_changes(w.links.values(), [], T0 + 70, 60.0)
+    assert raised.key == _key() and raised.kind is ChangeKind.RAISE
+    assert raised.severity is Severity.CRITICAL
+    assert raised.reason is Reason.EDGE_GATEWAY_OFFLINE
+    assert edge_alarm_changes(w.links.values(), [_key()], T0 + 80, 60.0) == [], "raised once"
+
+
+def test_edge_offline_clears_when_the_site_has_a_gateway_again() -> None:
+    w = watch()
+    w.on_presence("gw-x", False, ("xingfu",), T0)
+    w.on_presence("gw-new", True, ("xingfu",), T0 + 600)  # the box was replaced
+    changes = edge_alarm_changes(w.links.values(), [_key(), _key("anning")], T0 + 601, 60.0)
+    assert [(c.key, c.kind) for c in changes] == [(_key(), ChangeKind.CLEAR)]
+    assert changes[0].reason is Reason.EDGE_GATEWAY_ONLINE
+
+
+def test_no_edge_offline_for_an_uplink_cut_or_an_unknown_edge() -> None:
+    """A cut line is not a dead gateway: the site may well be protected."""
+    w = watch()
+    w.on_presence("gw-x", True, ("xingfu",), T0)
+    w.on_uplink("xingfu", False, T0 + 1)
+    assert edge_alarm_changes(w.links.values(), [], T0 + 3600, 60.0) == []

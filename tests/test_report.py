@@ -849,7 +849,13 @@ async def test_mailer_retries_a_temporary_refusal(store: AlarmStore, tmp_path: P
         data["report"]["recipients"] = [{"name": "局安全科", "email": "bureau@minzheng.example.cn"}]
         config = parse_config(data)
         clock = FakeClock(END + 60)
-        await run_for(mailer_for(store, config, clock), lambda: len(handler.envelopes) == 1, "mail")
+        mailer = mailer_for(store, config, clock)
+        # done: the mail accepted and the day recorded (stopping between the two is a restart)
+        await run_for(
+            mailer,
+            lambda: len(handler.envelopes) == 1 and mailer.state.last_day == "2026-11-24",
+            "mail",
+        )
     finally:
         controller.stop()
     assert handler.refused == 2

@@ -23,6 +23,7 @@
     device_fault: '设备故障',
     valve_failure: '切断阀未关闭',
     trip_failure: '脱扣未确认',
+    edge_offline: '边缘网关离线',
   };
   const SEVERITIES = {
     critical: { label: '紧急', rank: 0 },

@@ -35,6 +35,7 @@ ALARM_LABELS: Mapping[str, str] = {
     AlarmType.DEVICE_FAULT.value: "设备故障",
     AlarmType.VALVE_FAILURE.value: "切断阀未关闭",
     AlarmType.TRIP_FAILURE.value: "脱扣未确认",
+    AlarmType.EDGE_OFFLINE.value: "边缘网关离线",
 }
 
 SEVERITY_LABELS: Mapping[str, str] = {
