@@ -27,6 +27,10 @@ from typing import Any
 from gateway.views import Clockface
 from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
 
+# Alarms a central gateway raises itself about a site its edge serves: the bureau acts on
+# them (ack, close) and they follow the whole escalation policy, since the edge tells nobody.
+CENTRAL_ALARM_TYPES = frozenset({AlarmType.EDGE_OFFLINE.value})
+
 
 class EdgeState(StrEnum):
     ONLINE = "online"  # the gateway is connected and the uplink is up (or not reported)

@@ -16,7 +16,10 @@ A device in maintenance has its alarms recorded but not pushed: no rows are made
 Observed sites (central mode, DESIGN section 2): for a site an edge gateway serves, the edge
 has told the site's people already; the central gateway keeps only the bureau's part of each
 step (roles in `BUREAU_ROLES`), so an alarm the edge leaves unacknowledged still reaches the
-bureau's duty officer, from the bureau.
+bureau's duty officer, from the bureau. An alarm the central gateway raises itself about such
+a site (`AlarmInfo.own`: its edge is offline) gets the whole policy, since the edge, being
+down, tells nobody; the scope is kept in the send's occurrence (`:whole`), so that a restart
+and the grouping of sends agree with it.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class AlarmInfo:
     raised_at: float
     acked: bool
     closed: bool
+    own: bool = False  # raised here about an observed site: the whole policy applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,13 @@ class SendKey:
 
     def __str__(self) -> str:
         return f"{self.alarm_id}/{self.occurrence}/{self.step}/{self.repeat}"
+
+    @property
+    def whole(self) -> bool:
+        return self.occurrence.endswith(WHOLE)
+
+
+WHOLE = ":whole"  # occurrence suffix: the whole policy, even on an observed site
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +125,13 @@ class Escalations:
     group_window_s: float = 30.0
     observed: frozenset[str] = frozenset()  # sites an edge gateway serves: bureau steps only
     sends: dict[SendKey, Send] = field(default_factory=dict)
-    _last_batch_at: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    _last_batch_at: dict[Group, float] = field(default_factory=dict)
 
     def load(self, sends: Iterable[Send]) -> None:
         for s in sends:
             self.sends[s.key] = s
             if s.state is SendState.SENT and s.sent_at is not None:
-                group = (s.site, s.severity, s.key.step)
+                group = _group(s)
                 self._last_batch_at[group] = max(self._last_batch_at.get(group, 0.0), s.sent_at)
 
     # ------------------------------------------------------------- changes
@@ -133,10 +144,11 @@ class Escalations:
             return [], Why.NO_POLICY
         if in_maintenance:
             return [], Why.SUPPRESSED_MAINTENANCE
-        occurrence = f"{a.count}:{a.severity}"
+        whole = a.own and a.site in self.observed
+        occurrence = f"{a.count}:{a.severity}" + (WHOLE if whole else "")
         added = []
         for i in range(len(policy)):
-            step = self.step(a.site, a.severity, i)
+            step = self.step(a.site, a.severity, i, whole)
             if not step.roles:
                 continue  # the edge tells the site's people
             key = SendKey(a.id, occurrence, i, 0)
@@ -160,10 +172,10 @@ class Escalations:
     # --------------------------------------------------------------- timing
     def due(self, now: float) -> list[Batch]:
         """Batches to send now. Held sends (inside a group window) wait for its end."""
-        groups: dict[tuple[str, str, int], list[Send]] = {}
+        groups: dict[Group, list[Send]] = {}
         for s in self.sends.values():
             if s.state is SendState.PENDING and s.due_at <= now:
-                groups.setdefault((s.site, s.severity, s.key.step), []).append(s)
+                groups.setdefault(_group(s), []).append(s)
         batches = []
         for group, sends in sorted(groups.items(), key=lambda kv: _rank(kv[0][1])):
             last = self._last_batch_at.get(group)
@@ -175,11 +187,11 @@ class Escalations:
             )
         return batches
 
-    def step(self, site: str, severity: str, index: int) -> Step:
+    def step(self, site: str, severity: str, index: int, whole: bool = False) -> Step:
         """The policy's step as it applies to this site: for an observed site, only the
-        bureau's roles (possibly none)."""
+        bureau's roles (possibly none), unless the whole policy applies."""
         step = self.policies[severity][index]
-        if site in self.observed:
+        if site in self.observed and not whole:
             return replace(step, roles=tuple(r for r in step.roles if r in BUREAU_ROLES))
         return step
 
@@ -188,8 +200,7 @@ class Escalations:
         times = []
         for s in self.sends.values():
             if s.state is SendState.PENDING:
-                group = (s.site, s.severity, s.key.step)
-                last = self._last_batch_at.get(group)
+                last = self._last_batch_at.get(_group(s))
                 held = last + self.group_window_s if last is not None else 0.0
                 times.append(max(s.due_at, held))
         return min(times) if times else None
@@ -197,7 +208,7 @@ class Escalations:
     def done(self, batch: Batch, now: float, ok: bool) -> list[Send]:
         """Record a batch's outcome; returns changed and newly scheduled (repeat) sends."""
         changed = []
-        self._last_batch_at[(batch.site, batch.severity, batch.sends[0].key.step)] = now
+        self._last_batch_at[_group(batch.sends[0])] = now
         for s in batch.sends:
             done = replace(s, state=SendState.SENT if ok else SendState.FAILED, sent_at=now)
             self.sends[s.key] = done
@@ -219,6 +230,13 @@ class Escalations:
             if s.state is not SendState.PENDING and s.due_at < cutoff
         ]:
             del self.sends[key]
+
+
+Group = tuple[str, str, int, bool]  # sends that go out together: site, severity, step, whole
+
+
+def _group(s: Send) -> Group:
+    return (s.site, s.severity, s.key.step, s.key.whole)
 
 
 _RANK = {"critical": 0, "major": 1, "minor": 2, "warning": 3}

@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from gateway.config import GatewayConfig
+from gateway.edges import CENTRAL_ALARM_TYPES
 from gateway.escalation import AlarmInfo, Batch, Escalations, Send, SendKey, SendState, Why
 from gateway.inventory import Inventory
 from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
@@ -234,6 +235,7 @@ class NotificationWorker:
             raised_at=_epoch(snap["raised_at"]),
             acked=bool(snap["acked"]),
             closed=snap["state"] == "closed",
+            own=snap["type"] in CENTRAL_ALARM_TYPES,
         )
         if change in ("acked", "closed"):
             sends, why = self.escalations.on_handled(info)

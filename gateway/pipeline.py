@@ -33,6 +33,7 @@ from gateway.alarms import (
     TransitionRefused,
 )
 from gateway.edges import (
+    CENTRAL_ALARM_TYPES,
     BadPresence,
     EdgeLink,
     EdgeState,
@@ -290,7 +291,7 @@ class AlarmPipeline:
     def acts_on(self, alarm: Alarm) -> bool:
         """Whether people act on this alarm here: every alarm of a site this gateway serves,
         and, for a site its edge serves, only the alarms raised here about that edge."""
-        return self.is_authority(alarm.site) or alarm.type is AlarmType.EDGE_OFFLINE
+        return self.is_authority(alarm.site) or alarm.type.value in CENTRAL_ALARM_TYPES
 
     def _edge_changed(self, changes: list[tuple[EdgeLink, EdgeState]]) -> None:
         for link, before in changes:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from gateway.config import parse_config
@@ -367,6 +368,35 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: P
             assert r.status_code == 200, r.text
         stored = await b.central.gw.store.get(alarm.id)
         assert stored is not None and stored.closed_by == "局值班"
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_edge_offline_phones_the_site_and_the_bureau(tmp_path: Path) -> None:
+    """The edge is down, so it phones nobody: the bureau's edge_offline alarm follows the
+    whole policy (the site's two phones at once, the bureau's duty officer after 5 min)."""
+    clock = FakeClock()
+    clock.now = time.time()
+    async with (
+        providers() as p,
+        bureau(
+            tmp_path,
+            central_notify=notify_config(p),
+            central_clock=clock,
+            central_rules={"edge_offline_after": "1 s"},
+        ) as b,
+    ):
+        edges = b.central.gw.pipeline.edges
+        await until(lambda: edges.links["xingfu"].gateway_online, timeout=15, what="online")
+        await b.edge.gw.__aexit__(None, None, None)
+        await until(lambda: edges.links["xingfu"].gateway_online is False, what="offline")
+        clock.advance(2)  # past edge_offline_after
+        await until(lambda: p.sms_to(LEGAL) and p.sms_to(SAFETY), what="SMS to the site's phones")
+        sms = orjson.loads(p.sms_to(LEGAL)[0].form()["TemplateParam"])
+        assert sms["alarm"] == "边缘网关离线"
+        assert p.sms_to(BUREAU) == []
+        clock.advance(301)  # nobody acknowledged
+        await until(lambda: p.sms_to(BUREAU), what="SMS to the bureau's duty officer")
+        await until(lambda: p.calls_to(LEGAL), what="voice call to the legal representative")
 
 
 def _report_day(now: float, zone: str = "Asia/Shanghai") -> str:

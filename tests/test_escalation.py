@@ -175,3 +175,28 @@ def test_observed_site_with_no_bureau_step_schedules_nothing() -> None:
     e.on_alarm(alarm(), in_maintenance=False)
     (batch,) = e.due(T0)
     assert batch.step.roles == ("bureau_duty",)
+
+
+def test_an_alarm_raised_here_about_an_observed_site_follows_the_whole_policy() -> None:
+    """edge_offline: the edge, being down, tells nobody; the bureau tells everyone."""
+    e = Escalations(default_policies(VOICE, SMS), observed=frozenset({"xingfu"}))
+    own = AlarmInfo("e1", "xingfu", "gw-x", "critical", 1, T0, False, False, own=True)
+    added, _ = e.on_alarm(own, in_maintenance=False)
+    assert [s.key.step for s in added] == [0, 1, 2]
+    assert all(s.key.whole for s in added)
+    (first,) = e.due(T0)
+    assert first.step.roles == ("legal_representative", "safety_manager")
+    e.done(first, T0, ok=True)
+    # a mirrored alarm of the same site at the same time is still the bureau's part only
+    e.on_alarm(alarm("m1"), in_maintenance=False)
+    later = e.due(T0 + 300)
+    roles = sorted((b.step.roles, b.alarm_ids) for b in later)
+    assert roles == [
+        (("bureau_duty",), ("e1",)),
+        (("bureau_duty",), ("m1",)),
+        (("legal_representative", "safety_manager"), ("e1",)),
+    ]
+    # the scope survives a restart: it is in the persisted key
+    reloaded = Escalations(default_policies(VOICE, SMS), observed=frozenset({"xingfu"}))
+    reloaded.load(e.sends.values())
+    assert sorted((b.step.roles, b.alarm_ids) for b in reloaded.due(T0 + 300)) == roles
