@@ -11,37 +11,21 @@
 
 (() => {
   // ------------------------------------------------------------------ labels (as the console)
-  const ALARM_TYPES = {
-    gas_leak: '燃气泄漏',
-    co: '一氧化碳超标',
-    smoke: '烟雾报警',
-    fire_button: '一键报警',
-    residual_current: '剩余电流超限',
-    overtemperature: '线缆超温',
-    overcurrent: '过流',
-    device_offline: '设备离线',
-    device_fault: '设备故障',
-    valve_failure: '切断阀未关闭',
-    trip_failure: '脱扣未确认',
-    edge_offline: '边缘网关离线',
-  };
-  const SEVERITIES = {
-    critical: { label: '紧急', rank: 0 },
-    major: { label: '重要', rank: 1 },
-    minor: { label: '一般', rank: 2 },
-    warning: { label: '预警', rank: 3 },
-  };
+  const {
+    DEVICE_TYPES,
+    DEVICE_STATUS,
+    DISPOSITIONS,
+    ALARM_QUANTITY,
+    el,
+    parseTime,
+    quantityInfo,
+    fmtQuantity,
+    fmtDuration,
+    fmtWallClock,
+    typeLabel,
+    severityLabel,
+  } = window.SafetyUi; // the console's common.js: labels and formatting shared with it
   const SEVERITY_ORDER = ['critical', 'major', 'minor', 'warning'];
-  const DEVICE_TYPES = {
-    gas_detector: '可燃气体探测器',
-    co_detector: '一氧化碳探测器',
-    gas_valve: '燃气切断阀',
-    alarm_button: '一键报警按钮',
-    smoke_detector: '烟雾探测器',
-    electrical_fire_monitor: '电气火灾监控探测器',
-    gas_alarm_controller: '可燃气体报警控制器',
-  };
-  const DEVICE_STATUS = { online: '在线', offline: '离线', fault: '故障', unknown: '未知' };
   const DEVICE_STATUS_ORDER = ['online', 'offline', 'fault', 'unknown'];
   const SITE_STATUS = {
     alarm: { label: '报警', rank: 0 },
@@ -74,22 +58,6 @@
     bureau_duty: '局值班',
     other: '联系人',
   };
-  const DISPOSITIONS = { real: '真实报警', false_alarm: '误报', test: '测试', maintenance: '维护' };
-  const QUANTITIES = {
-    lel: { label: '燃气浓度', unit: '%LEL', digits: 1 },
-    co_ppm: { label: '一氧化碳', unit: 'ppm', digits: 0 },
-    residual_ma: { label: '剩余电流', unit: 'mA', digits: 0 },
-    temp_c: { label: '温度', unit: '°C', digits: 1 },
-    current_a: { label: '电流', unit: 'A', digits: 1 },
-    voltage_v: { label: '电压', unit: 'V', digits: 0 },
-  };
-  const ALARM_QUANTITY = {
-    gas_leak: 'lel',
-    co: 'co_ppm',
-    residual_current: 'residual_ma',
-    overtemperature: 'temp_c',
-    overcurrent: 'current_a',
-  };
   const POLL_MS = 10000;
 
   // ------------------------------------------------------------------ state
@@ -121,61 +89,18 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  const el = (tag, className, text) => {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  };
   const now = () => Date.now() + S.skewMs;
-  const parseTime = (iso) => (iso ? Date.parse(iso) : NaN);
-  const pad2 = (n) => String(n).padStart(2, '0');
 
   // ------------------------------------------------------------------ formatting
-  function fmtDuration(ms) {
-    let s = Math.max(0, Math.floor(ms / 1000));
-    const d = Math.floor(s / 86400);
-    s -= d * 86400;
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    const sec = s % 60;
-    if (d) return `${d}天${h}小时`;
-    if (h) return `${h}小时${pad2(m)}分`;
-    if (m) return `${m}分${pad2(sec)}秒`;
-    return `${sec}秒`;
-  }
+  const fmtAgo = (iso) => window.SafetyUi.fmtAgo(iso, now());
+  const fmtClock = () => window.SafetyUi.fmtClock(now(), S.zoneOffsetMin);
 
-  function fmtAgo(iso) {
-    const t = parseTime(iso);
-    if (Number.isNaN(t)) return '从未';
-    const s = Math.max(0, Math.round((now() - t) / 1000));
-    if (s < 60) return `${s}秒前`;
-    if (s < 3600) return `${Math.floor(s / 60)}分钟前`;
-    if (s < 86400) return `${Math.floor(s / 3600)}小时前`;
-    return `${Math.floor(s / 86400)}天前`;
-  }
-
-  // The gateway's own wall-clock time (its zone), as written in the ISO string.
-  function fmtWallClock(iso) {
-    if (!iso) return '';
-    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(iso);
-    return m ? `${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}` : iso;
-  }
-
+  // The clock on the page shows the gateway's zone, learnt from the times it writes.
   function learnZone(iso) {
-    const m = typeof iso === 'string' ? /([+-])(\d{2}):(\d{2})$/.exec(iso) : null;
-    if (!m) return;
-    S.zoneOffsetMin = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+    const offset = window.SafetyUi.zoneOffsetOf(iso);
+    if (offset === null) return;
+    S.zoneOffsetMin = offset;
     $('clock').textContent = fmtClock();
-  }
-
-  function fmtClock() {
-    if (S.zoneOffsetMin === null) {
-      const t = new Date();
-      return `${pad2(t.getHours())}:${pad2(t.getMinutes())}:${pad2(t.getSeconds())}`;
-    }
-    const t = new Date(now() + S.zoneOffsetMin * 60000);
-    return `${pad2(t.getUTCHours())}:${pad2(t.getUTCMinutes())}:${pad2(t.getUTCSeconds())}`;
   }
 
   function fmtRate(rate) {
@@ -189,23 +114,6 @@
     if (rate >= 0.95) return 'rate-fair';
     return 'rate-poor';
   }
-
-  function quantityInfo(name) {
-    if (QUANTITIES[name]) return QUANTITIES[name];
-    const m = /^temp_c_(\d+)$/.exec(name);
-    if (m) return { label: `温度${m[1]}`, unit: '°C', digits: 1 };
-    return { label: name, unit: '', digits: 2 };
-  }
-
-  function fmtQuantity(name, value) {
-    const q = quantityInfo(name);
-    if (typeof value !== 'number' || !Number.isFinite(value)) return '—';
-    const n = value.toFixed(q.digits);
-    return q.unit ? `${n} ${q.unit}` : n;
-  }
-
-  const typeLabel = (type) => ALARM_TYPES[type] || type;
-  const severityLabel = (sev) => (SEVERITIES[sev] ? SEVERITIES[sev].label : sev);
 
   function alarmStateLabel(a) {
     if (a.state === 'closed') return { text: '已关闭', cls: 'state-cleared' };
@@ -337,19 +245,13 @@
   }
 
   // ------------------------------------------------------------------ live feed
-  function wsUrl() {
-    const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = token ? `?token=${encodeURIComponent(token)}` : '';
-    return `${scheme}://${window.location.host}/api/live${query}`;
-  }
-
   function connect() {
     clearTimeout(S.reconnectTimer);
     S.reconnectTimer = null;
     if (S.ws) return;
     let ws;
     try {
-      ws = new WebSocket(wsUrl());
+      ws = new WebSocket(window.SafetyUi.liveUrl(token));
     } catch (_) {
       scheduleReconnect();
       return;
