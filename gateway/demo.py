@@ -5,22 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.notify.render import alarm_label, severity_label
 from gateway.supervisor import Gateway
-
-TYPE_ZH = {
-    "gas_leak": "燃气泄漏",
-    "co": "一氧化碳",
-    "smoke": "烟雾",
-    "fire_button": "一键报警",
-    "residual_current": "剩余电流",
-    "overtemperature": "线缆超温",
-    "overcurrent": "过流",
-    "device_offline": "设备离线",
-    "device_fault": "设备故障",
-    "valve_failure": "切断阀未确认",
-    "edge_offline": "边缘网关离线",
-}
-SEVERITY_ZH = {"critical": "紧急", "major": "重要", "minor": "一般", "warning": "预警"}
 
 
 class Narrator:
@@ -54,8 +40,8 @@ class Narrator:
             self._gw.live.unsubscribe(sub)
 
     def describe(self, a: dict[str, Any]) -> str:
-        kind = TYPE_ZH.get(a["type"], a["type"])
-        sev = SEVERITY_ZH.get(a["severity"], a["severity"])
+        kind = alarm_label(a["type"])
+        sev = severity_label(a["severity"])
         value = f" value {a['value']}" if a.get("value") is not None else ""
         line = (
             f"[{a['updated_at'][11:19]}] {a['change']:<13} {sev} {kind} ({a['type']}) "

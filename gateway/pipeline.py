@@ -123,6 +123,7 @@ class AlarmPipeline:
         clockface: Clockface,
         topic_prefix: str,
         gateway_id: str,
+        edge_offline_after_s: float,
         max_payload_bytes: int,
         clock: Callable[[], float],
         reading_sinks: Sequence[Callable[[Reading], None]] = (),
@@ -144,7 +145,7 @@ class AlarmPipeline:
         # Sites an edge gateway serves (DESIGN section 2): here we observe them only.
         self.observed = frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
         self.edges = EdgeWatch(self.observed)
-        self.edge_offline_after_s = 60.0
+        self.edge_offline_after_s = edge_offline_after_s
         self._gateway_id = gateway_id
         self._reject_log = OncePerInterval(logging.getLogger("gateway.rejected"))
         self.modbus: ModbusCapabilities | None = None

@@ -115,10 +115,10 @@ class Gateway:
             clockface=self.clockface,
             topic_prefix=prefix,
             gateway_id=config.gateway.id,
+            edge_offline_after_s=config.rules.edge_offline_after,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
             clock=clock,
         )
-        self.pipeline.edge_offline_after_s = config.rules.edge_offline_after
         self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
         self.escalations = Escalations(
             policies_from_config(config.notify),

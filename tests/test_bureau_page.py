@@ -39,17 +39,6 @@ async def bureau_state(page: Page) -> dict[str, Any]:
     return state
 
 
-async def wait_state(page: Page, what: str, timeout: float = 10.0, **expected: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await bureau_state(page)
-        if all(state.get(k) == v for k, v in expected.items()):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"page never reached {what}: {expected}; state: {state}")
-        await asyncio.sleep(0.05)
-
-
 async def wait_until(
     page: Page, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
 ) -> dict[str, Any]:
@@ -59,6 +48,16 @@ async def wait_until(
             raise AssertionError(f"page never reached {what}; state: {state}")
         await asyncio.sleep(0.05)
     return state
+
+
+async def wait_state(page: Page, what: str, timeout: float = 10.0, **expected: Any) -> None:
+    """Wait until window.__bureauState has every expected value."""
+    await wait_until(
+        page,
+        f"{what}: {expected}",
+        lambda state: all(state.get(k) == v for k, v in expected.items()),
+        timeout,
+    )
 
 
 async def order(page: Page) -> list[str]:
