@@ -86,6 +86,7 @@ class QuantityRejected:
 class DecodedTelemetry:
     reading: Reading
     rejected: tuple[QuantityRejected, ...]
+    device_time: bool = False  # the reading's time is the device's (else the receipt time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,18 @@ class TopicParser:
 
     @property
     def subscriptions(self) -> list[str]:
+        return self.bulk_subscriptions + self.control_subscriptions
+
+    @property
+    def bulk_subscriptions(self) -> list[str]:
+        """Telemetry: the bulk of the traffic, taken on a connection of its own."""
+        return [f"{self._prefix}+/+/telemetry"]
+
+    @property
+    def control_subscriptions(self) -> list[str]:
+        """What must never queue behind telemetry: events, statuses, command acks."""
         p = self._prefix
-        return [f"{p}+/+/telemetry", f"{p}+/+/event", f"{p}+/+/status", f"{p}+/+/cmd/ack"]
+        return [f"{p}+/+/event", f"{p}+/+/status", f"{p}+/+/cmd/ack"]
 
     def alarm_subscription(self, site: str) -> str:
         """An edge gateway's alarm topic, mirrored by a central gateway observing that site."""
@@ -243,7 +254,7 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
             first = bad[0]
             raise Rejected(first.reason, f"{first.quantity}: {first.detail}")
         raise Rejected(RejectReason.EMPTY, "values is empty")
-    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad))
+    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received)
 
 
 def check_quantity(name: str, value: object) -> QuantityRejected | None:

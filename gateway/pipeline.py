@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
-from drivers.mqtt import PRIORITY_ALARM, MqttLink, Publication
+from drivers.mqtt import PRIORITY_ALARM, Delivery, MqttLink, Publication
 from gateway.actuator import Actuator, SentCommand
 from gateway.alarms import (
     SYSTEM,
@@ -108,6 +108,26 @@ class AlarmChangeMessage:
     payload: dict[str, Any]
 
 
+def control_subscriptions(topics: TopicParser, observed: frozenset[str]) -> list[str]:
+    """The control lane's topics: device events, statuses and acks; in central mode also
+    what the edge gateways publish about the sites they serve."""
+    sites = sorted(observed)
+    if not sites:
+        return topics.control_subscriptions
+    return (
+        topics.control_subscriptions
+        + [topics.alarm_subscription(s) for s in sites]
+        + [topics.commands_subscription(s) for s in sites]
+        + [topics.uplink_subscription(s) for s in sites]
+        + [topics.presence_subscription()]
+    )
+
+
+def observed_sites(inventory: Inventory) -> frozenset[str]:
+    """Sites an edge gateway serves (DESIGN section 2): here we observe them only."""
+    return frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
+
+
 class AlarmPipeline:
     def __init__(
         self,
@@ -142,8 +162,7 @@ class AlarmPipeline:
         self._max_payload = max_payload_bytes
         self._clock = clock
         self._reading_sinks = list(reading_sinks)
-        # Sites an edge gateway serves (DESIGN section 2): here we observe them only.
-        self.observed = frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
+        self.observed = observed_sites(inventory)
         self.edges = EdgeWatch(self.observed)
         self.edge_offline_after_s = edge_offline_after_s
         self._gateway_id = gateway_id
@@ -153,29 +172,19 @@ class AlarmPipeline:
         self.timeseries: TimeSeriesSink | None = None
         self.in_maintenance: Callable[[str, str], bool] = lambda site, device: False
         self.rejected_by_reason: dict[str, int] = {}
-
-    @property
-    def subscriptions(self) -> list[str]:
-        observed = sorted(self.observed)
-        if not observed:
-            return self._topics.subscriptions
-        return (
-            self._topics.subscriptions
-            + [self._topics.alarm_subscription(s) for s in observed]
-            + [self._topics.commands_subscription(s) for s in observed]
-            + [self._topics.uplink_subscription(s) for s in observed]
-            + [self._topics.presence_subscription()]
-        )
+        # The newest device time of each device's readings that came live during catch-up
+        # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
+        self._live_ts: dict[DeviceRef, float] = {}
 
     def is_authority(self, site: str) -> bool:
         """False for a site its edge gateway serves: acting here would bypass the edge."""
         return site not in self.observed
 
     # ----------------------------------------------------------------- ingest
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
         now = self._clock()
         try:
-            self._ingest(topic, payload, now)
+            self._ingest(topic, payload, now, delivery)
         except Rejected as r:
             self._reject(now, topic, r.reason, r.detail)
         except Exception:
@@ -184,7 +193,11 @@ class AlarmPipeline:
             self._metrics.internal_errors.labels("ingest").inc()
             log.exception("internal error handling %s", topic)
 
-    def _ingest(self, topic: str, payload: bytes, now: float) -> None:
+    def on_catchup(self, behind: bool) -> None:
+        """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
+        self._live_ts.clear()
+
+    def _ingest(self, topic: str, payload: bytes, now: float, delivery: Delivery) -> None:
         if len(payload) > self._max_payload:
             raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")
         route = self._topics.parse(topic)
@@ -212,6 +225,17 @@ class AlarmPipeline:
             decoded = codec.decode_telemetry(ref, payload, now)
             for q in decoded.rejected:
                 self._reject(now, topic, q.reason, f"{q.quantity}: {q.detail}")
+            if delivery is not Delivery.CURRENT and decoded.device_time:
+                reading = decoded.reading
+                newest = self._live_ts.get(ref)
+                if delivery is Delivery.LIVE:
+                    self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
+                elif newest is not None and reading.ts <= newest:
+                    # Older than a reading the engine already took live: history for the
+                    # time series, never a step back for the rules.
+                    self._to_timeseries(reading)
+                    self._metrics.messages.labels("telemetry_backlog").inc()
+                    return
             outcome = self._engine.on_reading(decoded.reading, now)
             self._live.device_changed(ref)
             self._to_timeseries(decoded.reading)

@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +26,8 @@ import httpx
 import orjson
 
 from drivers.codec import TopicParser
-from drivers.mqtt import LinkHealth, MqttLink, MqttSettings, Presence
+from drivers.mqtt import Delivery, LinkHealth, MqttLink, MqttSettings, Presence
+from drivers.mqtt.catchup import CatchUp
 from gateway.actuator import Actuator
 from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig
@@ -39,7 +39,7 @@ from gateway.metrics import Metrics
 from gateway.modbus_link import ModbusLink
 from gateway.notifications import NotificationWorker
 from gateway.notify.factory import build_notifiers
-from gateway.pipeline import AlarmPipeline
+from gateway.pipeline import AlarmPipeline, control_subscriptions, observed_sites
 from gateway.report import ReportMailer
 from gateway.ruleset import build_rules
 from gateway.store import AlarmStore
@@ -83,6 +83,7 @@ class Gateway:
         port = mqtt_port or (mq.port if mq else 1883)
         prefix = config.topic_prefix
         password = os.environ.get(mq.password_env) if mq and mq.password_env else None
+        topics = TopicParser(prefix)
         # The link and the pipeline need each other: the handler indirection breaks the knot.
         self.link = MqttLink(
             MqttSettings(
@@ -91,7 +92,8 @@ class Gateway:
                 client_id=(
                     mq.client_id if mq and mq.client_id else f"safety-gw-{config.gateway.id}"
                 ),
-                subscriptions=(),
+                subscriptions=tuple(control_subscriptions(topics, observed_sites(self.inventory))),
+                bulk_subscriptions=tuple(topics.bulk_subscriptions),
                 username=mq.username if mq else None,
                 password=password,
                 keepalive_s=mq.keepalive_s if mq else 30,
@@ -101,6 +103,7 @@ class Gateway:
             handler=self._on_message,
             on_connection_change=self._on_connection_change,
             hold_acks=lambda: self.store.healthy,
+            on_catchup=self._on_catchup,
         )
         self.actuator = Actuator(self.link, prefix, self.store, self.clockface)
         self.pipeline = AlarmPipeline(
@@ -119,7 +122,6 @@ class Gateway:
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
             clock=clock,
         )
-        self.link.settings = _with_subscriptions(self.link.settings, self.pipeline.subscriptions)
         self.escalations = Escalations(
             policies_from_config(config.notify),
             group_window_s=config.notify.group_window,
@@ -287,12 +289,15 @@ class Gateway:
             self.pipeline.tick()
 
     # ------------------------------------------------------------------ plumbing
-    def _on_message(self, topic: str, payload: bytes) -> int | None:
+    def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:
         before = self.store.submitted
-        self.pipeline.on_message(topic, payload)
+        self.pipeline.on_message(topic, payload, delivery)
         # If the message changed an alarm, acknowledge it to the broker only once that
         # change is on disk: a crash in between makes the broker deliver it again.
         return self.store.submitted if self.store.submitted != before else None
+
+    def _on_catchup(self, behind: bool) -> None:
+        self.pipeline.on_catchup(behind)
 
     def _on_durable(self, seq: int) -> None:
         self.link.durable(seq)
@@ -307,7 +312,7 @@ class Gateway:
 
     def _watch_metrics(self) -> None:
         m = self.metrics
-        m.watch_depth("mqtt_incoming", lambda: self.link.incoming_depth)
+        m.watch_depth("mqtt_incoming_bytes", lambda: self.link.incoming_bytes)
         m.watch_depth("mqtt_outbox", lambda: self.link.outbox_depth)
         m.watch_depth("store", lambda: self.store.depth)
         if self.timeseries is not None:
@@ -353,9 +358,12 @@ class Gateway:
                 "last_error": h.last_error,
                 "received": h.received,
                 "published": h.published,
+                "lanes": h.lanes,
+                "lane_reconnects": h.lane_reconnects,
+                "catchup": _catchup_json(self.link.catchup),
             },
             "queues": {
-                "mqtt_incoming": self.link.incoming_depth,
+                "mqtt_incoming_bytes": self.link.incoming_bytes,
                 "mqtt_outbox": self.link.outbox_depth,
                 "store": self.store.depth,
                 "live_subscribers": self.live.subscribers,
@@ -404,5 +412,14 @@ def _presence(config: GatewayConfig, prefix: str) -> Presence:
     )
 
 
-def _with_subscriptions(s: MqttSettings, subs: list[str]) -> MqttSettings:
-    return replace(s, subscriptions=tuple(subs))
+def _catchup_json(c: CatchUp) -> dict[str, Any]:
+    return {
+        "active": c.active,
+        "behind": c.behind,
+        "catchups": c.catchups,
+        "live_messages": c.live_messages,
+        "backlog_messages": c.backlog_messages,
+        "duplicates": c.duplicates,
+        "pending": c.pending,
+        "end_reason": c.end_reason,
+    }

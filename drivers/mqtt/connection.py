@@ -1,0 +1,404 @@
+"""One broker connection, a paho-mqtt client driven by the asyncio event loop.
+
+paho does the session work: CONNECT with will and credentials, SUBSCRIBE, keepalive pings,
+and outgoing QoS 1 publications with their retries (its client object lives as long as
+this connection, so what was in flight when the link broke is sent again after
+`reconnect()`, as MQTT's session retry intends). The incoming stream is read here, in
+large chunks, and cut into packets by `wire.Framer`: PUBLISH packets go to the owner in
+batches of at most `BATCH` (then the loop runs other work before the next batch), every
+other packet goes back to paho.
+
+No call waits for an acknowledgement with a timeout: a PUBACK for our own publication may
+sit behind any amount of incoming backlog on the same TCP stream, and is not a sign of a
+dead link (DESIGN section 13). A dead link is what paho's keepalive says it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from drivers.mqtt.wire import PUBACK, Framer, Other, ProtocolError, Publish, pubacks
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionLost(Exception):
+    """The connection failed or broke; the owner reconnects with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    host: str
+    port: int
+    client_id: str
+    clean_session: bool
+    subscriptions: tuple[str, ...]
+    # Topics this session may hold from an earlier release that split its traffic
+    # differently: unsubscribed at every connect (a persistent session keeps them).
+    unsubscriptions: tuple[str, ...] = ()
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    will: Will | None = None
+    connect_timeout_s: float = 10.0
+    subscription_qos: int = 1
+
+
+BatchHandler = Callable[["MqttConnection", list[Publish]], None]
+
+
+class MqttConnection:
+    BATCH = 500  # PUBLISH packets handled before the loop gets a turn
+    READ_CHUNK = 256 * 1024
+    READ_AHEAD = 4 * 1024 * 1024  # stop reading the socket while this much waits unframed
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        on_messages: BatchHandler,
+        on_published: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._on_messages = on_messages
+        self._on_published_hook = on_published
+        s = settings
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=s.clean_session,
+            protocol=MQTTProtocolVersion.MQTTv311,
+        )
+        client.max_inflight_messages_set(0)  # no cap: the broker paces QoS 1 itself
+        client.max_queued_messages_set(0)
+        client.connect_timeout = s.connect_timeout_s
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.will is not None:
+            client.will_set(s.will.topic, s.will.payload, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+        client.on_socket_close = self._on_socket_close
+        client.connect_async(s.host, s.port, s.keepalive_s)  # sets the address; no I/O
+        self._client = client
+        self._framer = Framer()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._fd: int | None = None
+        self._reading = False
+        self._writing = False
+        self._drain_scheduled = False
+        self._connack: asyncio.Future[None] | None = None
+        self._suback: dict[int, asyncio.Future[None]] = {}
+        self._lost: asyncio.Future[None] | None = None
+        self.connected = False
+        self.generation = 0  # one per session: packet ids of an older one are meaningless
+        self.received = 0
+        self.published = 0
+        self.last_receive_at: float | None = None  # monotonic
+
+    # ------------------------------------------------------------------ session
+    async def session(self, on_up: Callable[[], None] = lambda: None) -> None:
+        """Connect, subscribe, call `on_up`, then serve until the link breaks
+        (`ConnectionLost`) or the task is cancelled."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._lost = loop.create_future()
+        self._connack = loop.create_future()
+        try:
+            try:
+                await asyncio.to_thread(self._open)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise ConnectionLost(f"cannot connect: {exc}") from None
+            self.generation += 1  # a persistent session's queue may come right after CONNACK
+            self._attach()
+            await self._until(self._connack, "CONNACK")
+            if self.settings.unsubscriptions:
+                self._client.unsubscribe(list(self.settings.unsubscriptions))
+            if self.settings.subscriptions:
+                qos = self.settings.subscription_qos
+                rc, mid = self._client.subscribe([(t, qos) for t in self.settings.subscriptions])
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+                    raise ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
+                suback = self._suback[mid] = loop.create_future()
+                self._after()
+                await self._until(suback, "SUBACK")
+            self.connected = True
+            on_up()
+            keepalive = asyncio.create_task(self._keepalive(), name=f"{self.settings.client_id}-ka")
+            try:
+                await self._lost
+            finally:
+                keepalive.cancel()
+        finally:
+            self.connected = False
+            if self._lost.done() and not self._lost.cancelled():
+                self._lost.exception()  # retrieved: the caller has it, or is cancelled
+            self._detach()
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._client._sock_close()
+            self._sock = None
+            self._suback.clear()
+            self._framer.clear()
+
+    async def close(self, grace_s: float) -> None:
+        """Wait (bounded) for our publications to be acknowledged, then say DISCONNECT.
+        A clean disconnect sends no will."""
+        deadline = time.monotonic() + grace_s
+        while (  # noqa: ASYNC110 - polling paho's in-flight count, bounded by the grace
+            self.connected and self.in_flight and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.02)
+        if self.connected:
+            self._client.disconnect()
+            self._after()
+
+    def _open(self) -> None:
+        # In a worker thread: the TCP (and TLS) handshake blocks. Nothing else touches the
+        # client meanwhile: the socket is not registered with the loop until `_attach`.
+        rc = self._client.reconnect()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise OSError(paho.error_string(rc))
+
+    async def _until(self, fut: asyncio.Future[None], what: str) -> None:
+        lost = self._lost
+        assert lost is not None
+        done, _ = await asyncio.wait(
+            {fut, lost}, timeout=self.settings.connect_timeout_s, return_when="FIRST_COMPLETED"
+        )
+        if lost in done:
+            lost.result()  # raises ConnectionLost
+        if fut not in done:
+            raise ConnectionLost(f"no {what} within {self.settings.connect_timeout_s:.0f} s")
+        fut.result()
+
+    async def _keepalive(self) -> None:
+        period = min(1.0, self.settings.keepalive_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            self._client.loop_misc()
+            self._after()
+
+    # ----------------------------------------------------------------- publishing
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Hand a publication to paho (sent now, or as soon as the socket takes it);
+        False when not connected."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        self._after()
+        return info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handled."""
+        return self._framer.buffered
+
+    @property
+    def in_flight(self) -> int:
+        """Our QoS 1 publications the broker has not acknowledged yet."""
+        return len(self._client._out_messages)
+
+    def ack(self, mids: list[int], generation: int) -> None:
+        """PUBACK these packet ids of session `generation`, in order, in one write."""
+        if not mids or self._sock is None or generation != self.generation:
+            return  # a new session: the broker sends those messages again
+        self._client._packet_queue(PUBACK, pubacks(mids), 0, 0)
+        self._after()
+
+    # -------------------------------------------------------------------- reading
+    def _attach(self) -> None:
+        loop = self._loop
+        sock = self._client.socket()
+        assert loop is not None and isinstance(sock, socket.socket)
+        # Small packets must not wait for Nagle's algorithm against delayed ACKs: that put
+        # 40 ms between a gas reading and its close_valve (DESIGN section 13).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._fd = sock.fileno()
+        loop.add_reader(self._fd, self._on_readable)
+        self._reading = True
+        self._after()  # CONNECT, if the handshake thread could not write it all
+
+    def _detach(self) -> None:
+        loop, fd = self._loop, self._fd
+        if loop is not None and fd is not None:
+            if self._reading:
+                loop.remove_reader(fd)
+            if self._writing:
+                loop.remove_writer(fd)
+        self._reading = self._writing = False
+        self._fd = None
+
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(self.READ_CHUNK)
+            while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                data += sock.recv(sock.pending())  # decrypted bytes select() cannot see
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return
+        except OSError as exc:
+            self._drop(f"receive failed: {exc}")
+            return
+        if not data:
+            self._drop("connection closed by the broker")
+            return
+        now = time.monotonic()
+        self.last_receive_at = now
+        self._client._last_bytes_received = now  # for paho's keepalive: the link is alive
+        self._framer.feed(data)
+        if self._framer.buffered > self.READ_AHEAD and self._reading:
+            assert self._loop is not None and self._fd is not None
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        if not self._drain_scheduled:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        if self._sock is None:
+            return
+        try:
+            packets = self._framer.packets(self.BATCH)
+        except ProtocolError as exc:
+            self._drop(f"protocol error: {exc}")
+            return
+        batch: list[Publish] = []
+        for packet in packets:
+            if type(packet) is Publish:
+                batch.append(packet)
+                continue
+            if batch:  # keep the order of PUBLISH and other packets
+                self._deliver(batch)
+                batch = []
+            assert isinstance(packet, Other)
+            self._paho_packet(packet)
+            if self._sock is None:
+                return
+        if batch:
+            self._deliver(batch)
+        self._after()
+        if self._sock is None or self._loop is None:
+            return
+        if len(packets) == self.BATCH:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)  # more may be buffered: after others' turn
+        elif not self._reading and self._framer.buffered <= self.READ_AHEAD:
+            assert self._fd is not None
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _deliver(self, batch: list[Publish]) -> None:
+        self.received += len(batch)
+        try:
+            self._on_messages(self, batch)
+        except Exception:
+            # The owner handles its own errors; one that escapes must not kill the
+            # connection's reader (and with it every later message).
+            log.exception("MQTT %s: unhandled error delivering messages", self.settings.client_id)
+
+    def _paho_packet(self, packet: Other) -> None:
+        client = self._client
+        inp = client._in_packet
+        inp["command"] = packet.header
+        inp["packet"] = bytearray(packet.body)
+        inp["pos"] = 0
+        inp["remaining_length"] = len(packet.body)
+        try:
+            rc = client._packet_handle()
+        except Exception as exc:  # noqa: BLE001 - a malformed packet from the broker
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+            log.warning("MQTT %s: bad packet: %s", self.settings.client_id, exc)
+        inp["command"] = 0
+        inp["packet"] = bytearray()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._drop(f"packet handling failed: {paho.error_string(rc)}")
+
+    # -------------------------------------------------------------------- writing
+    def _after(self) -> None:
+        """Write what paho has queued; watch for writability while some is left."""
+        client = self._client
+        if client._sock is not None and client.want_write():
+            client.loop_write()
+        if client._sock is None:
+            if self._sock is not None:
+                self._drop("connection lost while writing")
+            return
+        loop, fd = self._loop, self._fd
+        if loop is None or fd is None:
+            return
+        wants = client.want_write()
+        if wants and not self._writing:
+            loop.add_writer(fd, self._after)
+            self._writing = True
+        elif not wants and self._writing:
+            loop.remove_writer(fd)
+            self._writing = False
+
+    # ------------------------------------------------------------- paho callbacks
+    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        fut = self._connack
+        if fut is None or fut.done():
+            return
+        failure = getattr(reason, "is_failure", False)
+        if failure:
+            fut.set_exception(ConnectionLost(f"refused by the broker: {reason}"))
+        else:
+            fut.set_result(None)
+
+    def _on_subscribe(self, _c: object, _u: object, mid: int, codes: object, _p: object) -> None:
+        fut = self._suback.pop(mid, None)
+        if fut is None or fut.done():
+            return
+        failed = [c for c in codes if getattr(c, "is_failure", False)]  # type: ignore[attr-defined]
+        if failed:
+            fut.set_exception(ConnectionLost(f"subscription refused: {failed[0]}"))
+        else:
+            fut.set_result(None)
+
+    def _on_publish(self, _c: object, _u: object, _mid: int, _r: object, _p: object) -> None:
+        self.published += 1
+        if self._on_published_hook is not None:
+            self._on_published_hook()
+
+    def _on_socket_close(self, _c: object, _u: object, _sock: object) -> None:
+        # paho closes the socket itself on some errors (keepalive, writes): unregister it
+        # from the loop before the descriptor is closed and its number reused.
+        if self._fd is not None:
+            self._detach()
+            self._sock = None
+            self._fail("connection closed")
+
+    def _drop(self, reason: str) -> None:
+        self._detach()
+        self._sock = None
+        with contextlib.suppress(OSError):
+            self._client._sock_close()
+        self._fail(reason)
+
+    def _fail(self, reason: str) -> None:
+        self.connected = False
+        lost = self._lost
+        if lost is not None and not lost.done():
+            lost.set_exception(ConnectionLost(reason))
