@@ -24,10 +24,15 @@ dev: $(VENV)/.installed-dev
 # Debian's broker and browser: the tests start their own instances (mosquitto on free ports,
 # chromium headless for the console). Never `playwright install`: the system chromium is used.
 # fonts-wqy-microhei lets the console's screenshot artefact show Chinese text;
-# victoria-metrics is the InfluxDB-compatible server the time-series feed is tested against.
+# victoria-metrics is the InfluxDB-compatible server the time-series feed is tested against;
+# mosquitto-clients (mosquitto_sub, the broker floor) and libmosquitto-dev (the compiled burst
+# publisher, bench/burst_pub.c) are for the benchmarks and their smoke runs in the suite.
 mosquitto:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	command -v mosquitto_sub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	test -e /usr/include/mosquitto.h || missing="$$missing libmosquitto-dev"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
@@ -51,8 +56,10 @@ check: lint typecheck
 test: dev mosquitto check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Figures against floors measured in the same run (README, Performance). Takes about 10 min.
 bench: dev mosquitto
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/modbus_poll.py
 
 clean:

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.alarms import AlarmNotFound, AlarmState, Disposition, TransitionRefused
 from gateway.config import GatewayConfig
 from gateway.inventory import AmbiguousDevice, InstalledDevice
-from gateway.live import Subscriber
+from gateway.live import Subscriber, SubscriberTooSlow
 from gateway.notifications import Maintenance
 from gateway.overview import register_overview_routes
 from gateway.pipeline import CommandNotApplicable
@@ -168,12 +169,15 @@ class _ConsoleFiles(StaticFiles):
         return response
 
 
-def build_app(config: GatewayConfig, **gateway_kwargs: Any) -> FastAPI:
+def build_app(
+    config: GatewayConfig, on_started: Callable[[], None] = lambda: None, **gateway_kwargs: Any
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Gateway(config, **gateway_kwargs) as gw:
             app.state.gateway = gw
             app.state.auth = Auth(config)
+            on_started()
             yield
 
     return create_api(None, lifespan=lifespan)  # type: ignore[arg-type]
@@ -512,17 +516,14 @@ async def _send_live(ws: WebSocket, sub: Subscriber, snapshot: dict[str, Any]) -
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         await ws.send_json(snapshot)
         while True:
-            getter = asyncio.ensure_future(sub.queue.get())
-            overflow = asyncio.ensure_future(sub.overflowed.wait())
-            done, pending = await asyncio.wait(
-                {getter, overflow}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for p in pending:
-                p.cancel()
-            if getter not in done:
+            try:
+                batch = await sub.next()
+            except SubscriberTooSlow:
                 await ws.close(code=4408, reason="too slow: reconnect for a fresh snapshot")
                 return
-            await ws.send_json(getter.result())
+            for message in batch:
+                await ws.send_text(orjson.dumps(message).decode())
+                await asyncio.sleep(0)  # one message per turn: the loop is shared
 
 
 async def _drain_client(ws: WebSocket) -> None:

@@ -33,9 +33,9 @@ class Narrator:
         sub = self._gw.live.subscribe(None)
         try:
             while True:
-                message = await sub.queue.get()
-                if message.get("kind") == "alarm" and message["alarm"]["change"] != "updated":
-                    print(self.describe(message["alarm"]), flush=True)
+                for message in await sub.next():
+                    if message.get("kind") == "alarm" and message["alarm"]["change"] != "updated":
+                        print(self.describe(message["alarm"]), flush=True)
         finally:
             self._gw.live.unsubscribe(sub)
 

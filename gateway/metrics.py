@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -54,6 +54,12 @@ class Metrics:
         self.timeseries_dropped = Gauge(
             "gateway_timeseries_dropped_readings",
             "Reading points dropped because the time-series outbox was full (never alarms)",
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "gateway_loop_lag_seconds",
+            "How late the event loop ran a timer: time the alarm path and the API waited",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
         self.open_alarms = Gauge(

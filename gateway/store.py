@@ -98,6 +98,13 @@ _UPSERT_ALARM = (
     "ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"{c.strip()}=excluded.{c.strip()}" for c in _ALARM_COLUMNS.split(",")[1:])
 )
+_UPSERT_COMMAND = (
+    "INSERT INTO commands (id, site, device, cmd, requested_by, alarm_id, "
+    "reason, sent_at, result, result_at, detail) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "result=excluded.result, result_at=excluded.result_at, "
+    "detail=excluded.detail"
+)
 _INSERT_ENTRY = (
     "INSERT OR IGNORE INTO alarm_timeline "
     "(alarm_id, seq, at, action, actor, reason, value, severity, note, detail) "
@@ -302,20 +309,18 @@ class AlarmStore:
         delay = 0.1
         while True:
             try:
-                for op in batch:
-                    if isinstance(op, _AlarmOp):
-                        await db.execute(_UPSERT_ALARM, op.row)
-                        if op.entries:
-                            await db.executemany(_INSERT_ENTRY, op.entries)
-                    else:
-                        await db.execute(
-                            "INSERT INTO commands (id, site, device, cmd, requested_by, alarm_id, "
-                            "reason, sent_at, result, result_at, detail) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                            "result=excluded.result, result_at=excluded.result_at, "
-                            "detail=excluded.detail",
-                            _command_row(op.record),
-                        )
+                # One statement per table, not per row: each is a round trip to the
+                # database thread, which waits for the interpreter while ingestion is busy.
+                # Rows keep their order within a table; timeline rows after their alarms.
+                alarms = [op.row for op in batch if isinstance(op, _AlarmOp)]
+                entries = [e for op in batch if isinstance(op, _AlarmOp) for e in op.entries]
+                commands = [_command_row(op.record) for op in batch if isinstance(op, _CommandOp)]
+                if alarms:
+                    await db.executemany(_UPSERT_ALARM, alarms)
+                if entries:
+                    await db.executemany(_INSERT_ENTRY, entries)
+                if commands:
+                    await db.executemany(_UPSERT_COMMAND, commands)
                 await db.commit()
                 break
             except (aiosqlite.Error, OSError) as exc:

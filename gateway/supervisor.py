@@ -159,6 +159,7 @@ class Gateway:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self.restarts: dict[str, int] = {}
+        self.loop_lag_max_s = 0.0
         self._watch_metrics()
 
     # ---------------------------------------------------------------- lifecycle
@@ -180,6 +181,7 @@ class Gateway:
         self._start("store-writer", self.store.run_writer, supervised=False)
         self._start("mqtt", self.link.run)
         self._start("rule-tick", self._tick_loop)
+        self._start("loop-watch", self._loop_watch)
         self._start("live-flush", self.live.run_flusher)
         self._start("notifications", self.notifications.run)
         if self.timeseries is not None:
@@ -211,6 +213,7 @@ class Gateway:
             return
         try:
             await self._cancel("daily-report")
+            await self._cancel("loop-watch")
             await self._cancel("rule-tick")
             await self._cancel("live-flush")
             if self.modbus:
@@ -280,8 +283,19 @@ class Gateway:
 
     async def _status_points(self, every_s: float = 60.0) -> None:
         while True:
-            self.pipeline.status_snapshot()
+            for _ in self.pipeline.status_snapshot():
+                await asyncio.sleep(0)
             await asyncio.sleep(every_s)
+
+    async def _loop_watch(self, every_s: float = 0.05) -> None:
+        """How late the loop runs a timer: what any message or request waited for a turn."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every_s
+            await asyncio.sleep(every_s)
+            lag = max(0.0, loop.time() - due)
+            self.metrics.loop_lag.observe(lag)
+            self.loop_lag_max_s = max(self.loop_lag_max_s, lag)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -341,7 +355,7 @@ class Gateway:
             for sample in metric.samples
             if sample.name.endswith("_total")
         )
-        statuses = [self.engine.status(ref) for ref in self.inventory.devices]
+        total, online, offline, fault = self.engine.counts()
         ok = h.connected and internal_errors == 0 and self.store.healthy
         return {
             "status": "ok" if ok else "degraded",
@@ -374,12 +388,7 @@ class Gateway:
                 "failed_batches": self.store.stats.failed_batches,
                 "last_error": self.store.stats.last_error,
             },
-            "devices": {
-                "total": len(statuses),
-                "online": sum(1 for s in statuses if s.online and s.last_seen is not None),
-                "offline": sum(1 for s in statuses if not s.online),
-                "fault": sum(1 for s in statuses if s.fault),
-            },
+            "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
             "modbus": self.modbus.stats() if self.modbus else None,
             "timeseries": self.timeseries.stats() if self.timeseries else None,
             "edges": {
@@ -398,6 +407,7 @@ class Gateway:
             "rejected": dict(self.pipeline.rejected_by_reason),
             "internal_errors": internal_errors,
             "task_restarts": dict(self.restarts),
+            "loop_lag_max_ms": round(self.loop_lag_max_s * 1000, 1),
         }
 
 

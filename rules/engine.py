@@ -132,6 +132,23 @@ class RuleEngine:
             values=dict(d.values),
         )
 
+    def flags(self, ref: DeviceRef) -> tuple[bool, bool]:
+        """(online, fault) of one device: `status` without copying its values."""
+        d = self._devices[ref]
+        return not d.offline_active, d.fault_active
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(devices, online and heard from, offline, in fault), without a status each."""
+        online = offline = fault = 0
+        for d in self._devices.values():
+            if d.offline_active:
+                offline += 1
+            elif d.heard_at is not None:
+                online += 1
+            if d.fault_active:
+                fault += 1
+        return len(self._devices), online, offline, fault
+
     def refs(self) -> Iterator[DeviceRef]:
         return iter(self._devices)
 
@@ -141,11 +158,16 @@ class RuleEngine:
         out = self._seen(d, now)
         rules = d.rules
         # Quantities whose last value had gone stale before this reading (see below).
-        was_stale = {
-            rule.alarm
-            for rule in rules.thresholds
-            if _has(reading, rule.quantity) and self._current(d, rule.quantity, now) is None
-        }
+        # (Only a condition under way can be affected: with none, nothing to compute.)
+        was_stale = (
+            {
+                rule.alarm
+                for rule in rules.thresholds
+                if _has(reading, rule.quantity) and self._current(d, rule.quantity, now) is None
+            }
+            if d.conditions
+            else ()
+        )
         for name, value in reading.values.items():
             d.values[name] = (value, now)
         if rules.primary_quantity is not None and _has(reading, rules.primary_quantity):

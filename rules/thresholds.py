@@ -112,12 +112,16 @@ class Step:
         return rule.levels[max(self.condition.level, 0)].severity
 
 
+# The usual answer (a normal value, nothing under way), made once: Step is immutable.
+_STAYS_NORMAL = Step(NORMAL)
+
+
 def step(rule: ThresholdRule, cond: Condition, value: float, now: float) -> Step:
     """Advance `cond` with a fresh measurement `value` taken at `now`."""
     reached = rule.level_for(value)
     if cond.phase is Phase.NORMAL:
         if reached < 0:
-            return Step(cond)
+            return _STAYS_NORMAL if cond is NORMAL else Step(cond)
         pending = Condition(Phase.PENDING, now, reached, value)
         if rule.on_delay_s <= 0:
             return _raise(pending, now)

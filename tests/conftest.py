@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 import httpx
@@ -29,75 +23,34 @@ import yaml
 from gateway.api import create_api
 from gateway.config import GatewayConfig, parse_config
 from gateway.supervisor import Gateway
+from simulator.testbed import (
+    MOSQUITTO,
+    VICTORIA_METRICS,
+    Mosquitto,
+    NotInstalled,
+    Sample,
+    VictoriaMetrics,
+    free_port,
+    wait_port,
+)
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+__all__ = ["MOSQUITTO", "VICTORIA_METRICS", "Sample", "free_port", "wait_port"]
+
+T = TypeVar("T")
+
 VENV_BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
-
-
-class Mosquitto:
-    """A real Mosquitto broker on loopback; `stop()`/`start()` keep the port."""
-
-    def __init__(self, workdir: Path, extra: str = "", name: str = "mosquitto") -> None:
-        if not os.path.exists(MOSQUITTO):
-            pytest.fail("mosquitto is not installed: run `make test`, which installs it")
-        self.port = free_port()
-        self.workdir = workdir
-        self.name = name
-        self.conf = workdir / f"{name}.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            # the default (1000) would drop a restarting gateway's queued QoS 1 messages
-            "max_queued_messages 100000\n"
-            "log_type error\nlog_type warning\n" + extra
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.workdir / f"{self.name}.log", "ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
-        wait_port(self.port)
-
-    def kill(self) -> None:
-        """Gone without a word (power cut, lost network): no wills, no clean disconnects."""
-        if self.proc is None:
-            return
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+def _installed(make: Callable[[], T]) -> T:
+    try:
+        return make()
+    except NotInstalled as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    m = Mosquitto(tmp_path)
+    m = _installed(lambda: Mosquitto(tmp_path))
     m.start()
     try:
         yield m
@@ -268,82 +221,9 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 
 
 # ------------------------------------------------------------ VictoriaMetrics
-VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-
-# (metric name, sorted labels, timestamp ms, value): one sample as VM exports it
-Sample = tuple[str, tuple[tuple[str, str], ...], int, float]
-
-
-class VictoriaMetrics:
-    """A real VictoriaMetrics on loopback; `stop()`/`start()` keep the port and the data."""
-
-    def __init__(self, workdir: Path) -> None:
-        if not os.path.exists(VICTORIA_METRICS):
-            pytest.fail("victoria-metrics is not installed: run `make test`, which installs it")
-        self.port = free_port()
-        self.data = workdir / "vm-data"
-        self.log = workdir / "vm.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [
-                VICTORIA_METRICS,
-                # VM silently drops (while answering 204) points older than its retention,
-                # one month by default.
-                "-retentionPeriod=100y",
-                f"-storageDataPath={self.data}",
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-            ],
-            stdout=out,
-            stderr=out,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError("victoria-metrics did not become healthy")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def samples(self, match: str) -> list[Sample]:
-        """Every stored sample of the matching series, duplicates included."""
-        # Freshly written points become visible to export only after a flush.
-        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
-        r = httpx.get(f"{self.url}/api/v1/export", params={"match[]": match}, timeout=30)
-        r.raise_for_status()
-        out: list[Sample] = []
-        for text in r.text.splitlines():
-            row = json.loads(text)
-            labels = dict(row["metric"])
-            name = labels.pop("__name__")
-            key = tuple(sorted(labels.items()))
-            for ts, value in zip(row["timestamps"], row["values"], strict=True):
-                out.append((name, key, int(ts), float(value)))
-        return sorted(out)
-
-
 @pytest.fixture
 def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path)
+    server = _installed(lambda: VictoriaMetrics(tmp_path))
     server.start()
     try:
         yield server

@@ -5,7 +5,8 @@ and outgoing QoS 1 publications with their retries (its client object lives as l
 this connection, so what was in flight when the link broke is sent again after
 `reconnect()`, as MQTT's session retry intends). The incoming stream is read here, in
 large chunks, and cut into packets by `wire.Framer`: PUBLISH packets go to the owner in
-batches of at most `BATCH` (then the loop runs other work before the next batch), every
+batches of at most `BATCH`, for at most `SLICE_S` at a time (then the loop runs other work
+before the next slice: the bulk lane never starves the control lane or the API), every
 other packet goes back to paho.
 
 No call waits for an acknowledgement with a timeout: a PUBACK for our own publication may
@@ -64,7 +65,8 @@ BatchHandler = Callable[["MqttConnection", list[Publish]], None]
 
 
 class MqttConnection:
-    BATCH = 500  # PUBLISH packets handled before the loop gets a turn
+    BATCH = 64  # PUBLISH packets handed over at a time (acknowledged together)
+    SLICE_S = 0.004  # then the loop gets a turn: the API, the control lane, the writers
     READ_CHUNK = 256 * 1024
     READ_AHEAD = 4 * 1024 * 1024  # stop reading the socket while this much waits unframed
 
@@ -107,6 +109,7 @@ class MqttConnection:
         self._connack: asyncio.Future[None] | None = None
         self._suback: dict[int, asyncio.Future[None]] = {}
         self._lost: asyncio.Future[None] | None = None
+        self._session_present = False
         self.connected = False
         self.generation = 0  # one per session: packet ids of an older one are meaningless
         self.received = 0
@@ -138,7 +141,13 @@ class MqttConnection:
                     raise ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
                 suback = self._suback[mid] = loop.create_future()
                 self._after()
-                await self._until(suback, "SUBACK")
+                if self._session_present:
+                    # The broker kept our session, subscriptions included, and may be sending
+                    # its queue now: the SUBACK comes behind all of it. Serve meanwhile; a
+                    # refusal still drops the connection (`_on_subscribe`).
+                    suback.add_done_callback(self._suback_done)
+                else:
+                    await self._until(suback, "SUBACK")
             self.connected = True
             on_up()
             keepalive = asyncio.create_task(self._keepalive(), name=f"{self.settings.client_id}-ka")
@@ -276,14 +285,32 @@ class MqttConnection:
             self._drain()
 
     def _drain(self) -> None:
+        """Handle buffered packets for at most `SLICE_S`, then give the loop a turn."""
         self._drain_scheduled = False
-        if self._sock is None:
+        started = time.monotonic()
+        more = True
+        while more and self._sock is not None:
+            more = self._drain_batch()
+            if time.monotonic() - started >= self.SLICE_S:
+                break
+        self._after()
+        if self._sock is None or self._loop is None:
             return
+        if more:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)  # the rest after the others' turn
+        elif not self._reading and self._framer.buffered <= self.READ_AHEAD:
+            assert self._fd is not None
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _drain_batch(self) -> bool:
+        """Up to `BATCH` packets; True if more may be buffered."""
         try:
             packets = self._framer.packets(self.BATCH)
         except ProtocolError as exc:
             self._drop(f"protocol error: {exc}")
-            return
+            return False
         batch: list[Publish] = []
         for packet in packets:
             if type(packet) is Publish:
@@ -295,19 +322,10 @@ class MqttConnection:
             assert isinstance(packet, Other)
             self._paho_packet(packet)
             if self._sock is None:
-                return
+                return False
         if batch:
             self._deliver(batch)
-        self._after()
-        if self._sock is None or self._loop is None:
-            return
-        if len(packets) == self.BATCH:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._drain)  # more may be buffered: after others' turn
-        elif not self._reading and self._framer.buffered <= self.READ_AHEAD:
-            assert self._fd is not None
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._reading = True
+        return len(packets) == self.BATCH
 
     def _deliver(self, batch: list[Publish]) -> None:
         self.received += len(batch)
@@ -357,10 +375,13 @@ class MqttConnection:
             self._writing = False
 
     # ------------------------------------------------------------- paho callbacks
-    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+    def _on_connect(
+        self, _c: object, _u: object, flags: object, reason: object, _p: object
+    ) -> None:
         fut = self._connack
         if fut is None or fut.done():
             return
+        self._session_present = bool(getattr(flags, "session_present", False))
         failure = getattr(reason, "is_failure", False)
         if failure:
             fut.set_exception(ConnectionLost(f"refused by the broker: {reason}"))
@@ -376,6 +397,11 @@ class MqttConnection:
             fut.set_exception(ConnectionLost(f"subscription refused: {failed[0]}"))
         else:
             fut.set_result(None)
+
+    def _suback_done(self, fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("MQTT %s: %s", self.settings.client_id, fut.exception())
+            self._drop(str(fut.exception()))
 
     def _on_publish(self, _c: object, _u: object, _mid: int, _r: object, _p: object) -> None:
         self.published += 1
