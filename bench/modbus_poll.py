@@ -26,11 +26,11 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import start_mosquitto
 from drivers.modbus_poller import jitter_p99
 from gateway.broker import free_port
 from gateway.config import parse_config
 from gateway.supervisor import Gateway
+from simulator.testbed import Mosquitto
 
 PROFILE = "acrel_arcm300t_z"
 
@@ -112,7 +112,9 @@ async def measure(args: argparse.Namespace) -> None:
     servers.start()
     ready.wait(60)
     with tempfile.TemporaryDirectory() as tmp:
-        broker, mqtt_port = start_mosquitto(Path(tmp))
+        broker = Mosquitto(Path(tmp))
+        broker.start()
+        mqtt_port = broker.port
         try:
             cfg = config(mqtt_port, ports, per_bus, 500, Path(tmp) / "data")
             async with Gateway(cfg) as gw:
@@ -156,8 +158,7 @@ async def measure(args: argparse.Namespace) -> None:
                 )
                 print(f"internal errors:        {gw.health()['internal_errors']}")
         finally:
-            broker.terminate()
-            broker.wait()
+            broker.stop()
             servers.terminate()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from rules.model import (
+    MAX_TEMP_CHANNELS,
     PHYSICAL_RANGE,
     Availability,
     DeviceEvent,
@@ -237,13 +238,24 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
     values = data.get("values")
     if not isinstance(values, dict):
         raise Rejected(RejectReason.WRONG_TYPE, "values must be an object of quantity: number")
-    extra = set(data) - {"ts", "values"}
-    if extra:
+    if len(data) > 1 and not (len(data) == 2 and "ts" in data):
+        extra = set(data) - {"ts", "values"}
         raise Rejected(RejectReason.WRONG_TYPE, f"unknown fields {sorted(extra)}")
     ts = _timestamp(data, received)
     good: dict[str, float] = {}
     bad: list[QuantityRejected] = []
     for name, value in values.items():
+        # The usual case in one lookup and one comparison (NaN and ±inf fail it too);
+        # anything else gets the full check, which says what is wrong.
+        bounds = _PLAIN_RANGE.get(name)
+        kind = type(value)
+        if (
+            bounds is not None
+            and (kind is float or kind is int)
+            and bounds[0] <= value <= bounds[1]
+        ):
+            good[name] = float(value)
+            continue
         problem = check_quantity(name, value)
         if problem is None:
             good[name] = float(value)
@@ -255,6 +267,15 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
             raise Rejected(first.reason, f"{first.quantity}: {first.detail}")
         raise Rejected(RejectReason.EMPTY, "values is empty")
     return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received)
+
+
+# Valid quantity names and their physical range, for the fast path of `decode_telemetry`
+# (`open` is left to `check_quantity`: it must be exactly 0 or 1).
+_PLAIN_RANGE: dict[str, tuple[float, float]] = {
+    name: PHYSICAL_RANGE[base]
+    for name in (*PHYSICAL_RANGE, *(f"temp_c_{i}" for i in range(1, MAX_TEMP_CHANNELS + 1)))
+    if (base := quantity_base(name)) is not None and base != "open"
+}
 
 
 def check_quantity(name: str, value: object) -> QuantityRejected | None:

@@ -412,7 +412,12 @@ def format_loc(loc: Sequence[int | str]) -> str:
 
 
 # ------------------------------------------------------------------ loading
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the pure-Python one took 6 of the 9 s
+# a gateway with 10,000 devices needed to start (bench/scale.py).
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """YAML loader that refuses duplicate keys instead of silently keeping the last."""
 
 
@@ -432,7 +437,8 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
                 None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
             )
         seen[key] = key_node
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _StrictLoader.add_constructor(

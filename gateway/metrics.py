@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class ChannelCounts(Collector):
+    """`gateway_messages_total{channel}`, counted in a plain dict: a prometheus Counter
+    takes a lock on every increment, which was a tenth of a reading's cost in a burst.
+    Increments and scrapes both run on the event loop's thread."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def inc(self, channel: str, n: int = 1) -> None:
+        self._counts[channel] = self._counts.get(channel, 0) + n
+
+    def get(self, channel: str) -> int:
+        return self._counts.get(channel, 0)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "gateway_messages", "Messages accepted, by channel", labels=["channel"]
+        )
+        for channel, n in sorted(self._counts.items()):
+            family.add_metric([channel], n)
+        yield family
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages = Counter(
-            "gateway_messages_total", "Messages accepted, by channel", ["channel"], registry=r
-        )
+        self.messages = ChannelCounts()
+        r.register(self.messages)
         self.rejected = Counter(
             "gateway_rejected_total",
             "Messages or quantities rejected, by reason",

@@ -185,7 +185,6 @@ class AlarmPipeline:
         self.in_maintenance: Callable[[str, str], bool] = lambda site, device: False
         self.rejected_by_reason: dict[str, int] = {}
         self._routes: dict[str, _DeviceRoute] = {}
-        self._counters: dict[str, Any] = {}  # prometheus children, resolved once
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
@@ -281,10 +280,7 @@ class AlarmPipeline:
         return found
 
     def _count(self, channel: str) -> None:
-        counter = self._counters.get(channel)
-        if counter is None:
-            counter = self._counters[channel] = self._metrics.messages.labels(channel)
-        counter.inc()
+        self._metrics.messages.inc(channel)
 
     def _to_timeseries(self, reading: Reading, route: _DeviceRoute | None = None) -> None:
         # The authority for a site writes its time series; an observer would write it twice.
@@ -306,7 +302,7 @@ class AlarmPipeline:
             raise Rejected(RejectReason.WRONG_TYPE, "an alarm object of this site expected")
         for write in self._book.mirror(snap, self._clockface.parse, now):
             self._persist(write)
-        self._metrics.messages.labels("alarms").inc()
+        self._metrics.messages.inc("alarms")
 
     def _observe_command(self, site: str, payload: bytes) -> None:
         if site not in self.observed:
@@ -321,7 +317,7 @@ class AlarmPipeline:
         if not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         self._store.submit_command(msg.record())  # for the bureau's daily report
-        self._metrics.messages.labels(Channel.COMMANDS.value).inc()
+        self._metrics.messages.inc(Channel.COMMANDS.value)
 
     def _on_presence(self, gateway_id: str, payload: bytes, now: float) -> None:
         if gateway_id == self._gateway_id:
@@ -331,13 +327,13 @@ class AlarmPipeline:
         except BadPresence as exc:
             raise Rejected(RejectReason.WRONG_TYPE, str(exc)) from None
         self._edge_changed(self.edges.on_presence(gateway_id, online, sites, now))
-        self._metrics.messages.labels(Channel.PRESENCE.value).inc()
+        self._metrics.messages.inc(Channel.PRESENCE.value)
 
     def _on_uplink(self, site: str, payload: bytes, now: float) -> None:
         if payload.strip() not in (b"0", b"1"):
             raise Rejected(RejectReason.WRONG_TYPE, "bridge state must be 1 or 0")
         self._edge_changed(self.edges.on_uplink(site, payload.strip() == b"1", now))
-        self._metrics.messages.labels(Channel.UPLINK.value).inc()
+        self._metrics.messages.inc(Channel.UPLINK.value)
 
     def _edge_alarms(self, now: float) -> None:
         if not self.observed:
@@ -400,7 +396,7 @@ class AlarmPipeline:
             outcome = self._engine.on_reading(reading, now)
             self._live.device_changed(ref)
             self._to_timeseries(reading)
-            self._metrics.messages.labels("modbus").inc()
+            self._metrics.messages.inc("modbus")
             self.dispatch(outcome, now)
         except Exception:
             self._metrics.internal_errors.labels("modbus").inc()

@@ -175,18 +175,26 @@ class RuleEngine:
             if d.no_valid_reading:
                 d.no_valid_reading = False
                 out.extend(self._update_fault(d, Reason.VALID_READING_RETURNED))
+        values = reading.values
         for rule in rules.thresholds:
-            if not _has(reading, rule.quantity):
-                continue
-            current = self._current(d, rule.quantity, now)
-            if current is None:
-                continue
+            q = rule.quantity
+            if q != "temp_c":
+                if q not in values:
+                    continue
+                current = values[q]  # just stored at `now`: fresh
+            else:
+                hottest = self._current(d, q, now) if _has(reading, q) else None
+                if hottest is None:
+                    continue
+                current = hottest
             cond = d.conditions.get(rule.alarm, th.NORMAL)
             if cond.phase is th.Phase.CLEARING and rule.alarm in was_stale:
                 # The low value that started the off-delay went stale: nothing says the
                 # value stayed low meanwhile, so the off-delay starts again from this one.
                 cond = replace(cond, since=now)
-            out.extend(self._apply_step(d, rule, th.step(rule, cond, current, now), current, now))
+            applied = self._apply_step(d, rule, th.step(rule, cond, current, now), current, now)
+            if applied is not None:
+                out.extend(applied)
         if rules.co is not None and d.co is not None and "co_ppm" in reading.values:
             ppm = reading.values["co_ppm"]
             step = co_rule.measure(rules.co, d.co, ppm, now, rules.stale_after_s)
@@ -323,7 +331,9 @@ class RuleEngine:
                 if cond is None or cond.phase not in (th.Phase.PENDING, th.Phase.CLEARING):
                     continue
                 fresh = self._current(d, rule.quantity, now) is not None
-                out.extend(self._apply_step(d, rule, th.tick(rule, cond, now, fresh), None, now))
+                applied = self._apply_step(d, rule, th.tick(rule, cond, now, fresh), None, now)
+                if applied is not None:
+                    out.extend(applied)
             if rules.co is not None and d.co is not None and d.co.ppm is not None:
                 fresh = d.fresh("co_ppm", now)
                 step = co_rule.advance(rules.co, d.co, now, fresh, stale)
@@ -350,14 +360,16 @@ class RuleEngine:
         step: th.Step,
         value: float | None,
         now: float,
-    ) -> Outcome:
-        out = Outcome()
+    ) -> Outcome | None:
+        """The condition's new state; the alarm change and commands it implies, if any."""
         if step.condition.phase is th.Phase.NORMAL:
-            d.conditions.pop(rule.alarm, None)
+            if d.conditions:
+                d.conditions.pop(rule.alarm, None)
         else:
             d.conditions[rule.alarm] = step.condition
         if step.change is None or step.reason is None:
-            return out
+            return None  # the usual case: no allocation for a reading that changes nothing
+        out = Outcome()
         key = AlarmKey(d.rules.ref.site, d.rules.ref.device, rule.alarm)
         shown = value if value is not None else self._current(d, rule.quantity, now)
         out.changes.append(

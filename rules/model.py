@@ -143,6 +143,9 @@ MAX_TEMP_CHANNELS = 16
 
 def quantity_base(name: str) -> str | None:
     """`temp_c_3` -> `temp_c`; unknown names -> None."""
+    known = _BASE_OF.get(name)
+    if known is not None:
+        return known
     if name in PHYSICAL_RANGE:
         return name
     if name.startswith("temp_c_"):
@@ -150,6 +153,13 @@ def quantity_base(name: str) -> str | None:
         if suffix.isdigit() and 1 <= int(suffix) <= MAX_TEMP_CHANNELS:
             return "temp_c"
     return None
+
+
+# Every valid quantity name, looked up once per value on the ingest path.
+_BASE_OF: Mapping[str, str] = {
+    **{name: name for name in PHYSICAL_RANGE},
+    **{f"temp_c_{i}": "temp_c" for i in range(1, MAX_TEMP_CHANNELS + 1)},
+}
 
 
 @dataclass(frozen=True, slots=True)
