@@ -66,7 +66,8 @@ BatchHandler = Callable[["MqttConnection", list[Publish]], None]
 
 class MqttConnection:
     BATCH = 64  # PUBLISH packets handed over at a time (acknowledged together)
-    SLICE_S = 0.004  # then the loop gets a turn: the API, the control lane, the writers
+    SLICE_S = 0.002  # then the loop gets a turn: the API, the control lane, the writers
+    ACK_DELAY_S = 0.001
     READ_CHUNK = 256 * 1024
     READ_AHEAD = 4 * 1024 * 1024  # stop reading the socket while this much waits unframed
 
@@ -110,6 +111,8 @@ class MqttConnection:
         self._suback: dict[int, asyncio.Future[None]] = {}
         self._lost: asyncio.Future[None] | None = None
         self._session_present = False
+        self._pending_acks: list[int] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
         self.connected = False
         self.generation = 0  # one per session: packet ids of an older one are meaningless
         self.received = 0
@@ -156,6 +159,8 @@ class MqttConnection:
             finally:
                 keepalive.cancel()
         finally:
+            if self._pending_acks and self._sock is not None:
+                self._flush_acks()  # a clean stop: what was handled is acknowledged
             self.connected = False
             if self._lost.done() and not self._lost.cancelled():
                 self._lost.exception()  # retrieved: the caller has it, or is cancelled
@@ -166,6 +171,10 @@ class MqttConnection:
             self._sock = None
             self._suback.clear()
             self._framer.clear()
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._ack_timer = None
+            self._pending_acks = []  # a new session: the broker sends those again
 
     async def close(self, grace_s: float) -> None:
         """Wait (bounded) for our publications to be acknowledged, then say DISCONNECT.
@@ -226,10 +235,36 @@ class MqttConnection:
         return len(self._client._out_messages)
 
     def ack(self, mids: list[int], generation: int) -> None:
-        """PUBACK these packet ids of session `generation`, in order, in one write."""
+        """PUBACK these packet ids of session `generation`, in order, soon, in one write.
+
+        Acknowledgements wait up to `ACK_DELAY_S` to be written together: at a steady
+        10,000 readings/s a write per small batch was a sixth of the gateway's time, and the
+        broker's in-flight window (100 messages) is far from filled meanwhile."""
         if not mids or self._sock is None or generation != self.generation:
             return  # a new session: the broker sends those messages again
-        self._client._packet_queue(PUBACK, pubacks(mids), 0, 0)
+        self._pending_acks.extend(mids)
+        if self._ack_timer is None and self._loop is not None:
+            self._ack_timer = self._loop.call_later(self.ACK_DELAY_S, self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        self._ack_timer = None
+        mids, self._pending_acks = self._pending_acks, []
+        if not mids or self._sock is None:
+            return
+        client = self._client
+        data = pubacks(mids)
+        if not client._out_packet:  # nothing of paho's half-written: straight to the socket
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                sent = 0
+            except OSError as exc:
+                self._drop(f"send failed: {exc}")
+                return
+            data = data[sent:]
+            client._last_msg_out = time.monotonic()
+        if data:
+            client._packet_queue(PUBACK, data, 0, 0)
         self._after()
 
     # -------------------------------------------------------------------- reading
