@@ -240,6 +240,56 @@ class LiveProbe:
         self._ws.close()
 
 
+class AlarmPoller:
+    """Polls `GET /api/alarms?type=…` on a thread: when each device's alarm is first in the
+    gateway's book (before its commit, which the live feed and MQTT wait for)."""
+
+    def __init__(self, url: str, alarm_type: str, every_s: float = 0.02) -> None:
+        self.url = url
+        self.alarm_type = alarm_type
+        self.every_s = every_s
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.wait(self.every_s):
+                with contextlib.suppress(httpx.HTTPError):
+                    r = client.get(f"{self.url}/api/alarms", params={"type": self.alarm_type})
+                    now = time.monotonic()
+                    for alarm in r.json():
+                        self.seen.setdefault(alarm["device"], now)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def settle(pid: int, below: float = 0.15, for_s: float = 2.0, timeout: float = 90.0) -> float:
+    """Wait until a process (VictoriaMetrics merging what a burst wrote) uses less than
+    `below` of a core for `for_s`; returns the seconds waited."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / hz
+
+    started = time.monotonic()
+    quiet_since = started
+    last = cpu()
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now = cpu()
+        if now - last > below * 0.5:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= for_s:
+            break
+        last = now
+    return time.monotonic() - started
+
+
 class HealthPoller:
     """Times `GET /api/health` every `every_s` on a thread while the load runs."""
 

@@ -135,22 +135,7 @@ class MqttConnection:
             self.generation += 1  # a persistent session's queue may come right after CONNACK
             self._attach()
             await self._until(self._connack, "CONNACK")
-            if self.settings.unsubscriptions:
-                self._client.unsubscribe(list(self.settings.unsubscriptions))
-            if self.settings.subscriptions:
-                qos = self.settings.subscription_qos
-                rc, mid = self._client.subscribe([(t, qos) for t in self.settings.subscriptions])
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-                    raise ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
-                suback = self._suback[mid] = loop.create_future()
-                self._after()
-                if self._session_present:
-                    # The broker kept our session, subscriptions included, and may be sending
-                    # its queue now: the SUBACK comes behind all of it. Serve meanwhile; a
-                    # refusal still drops the connection (`_on_subscribe`).
-                    suback.add_done_callback(self._suback_done)
-                else:
-                    await self._until(suback, "SUBACK")
+            await self._subscribe(loop)
             self.connected = True
             on_up()
             keepalive = asyncio.create_task(self._keepalive(), name=f"{self.settings.client_id}-ka")
@@ -175,6 +160,25 @@ class MqttConnection:
                 self._ack_timer.cancel()
                 self._ack_timer = None
             self._pending_acks = []  # a new session: the broker sends those again
+
+    async def _subscribe(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.settings.unsubscriptions:
+            self._client.unsubscribe(list(self.settings.unsubscriptions))
+        if not self.settings.subscriptions:
+            return
+        qos = self.settings.subscription_qos
+        rc, mid = self._client.subscribe([(t, qos) for t in self.settings.subscriptions])
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise ConnectionLost(f"subscribe failed: {paho.error_string(rc)}")
+        suback = self._suback[mid] = loop.create_future()
+        self._after()
+        if self._session_present:
+            # The broker kept our session, subscriptions included, and may be sending its
+            # queue now: the SUBACK comes behind all of it. Serve meanwhile; a refusal
+            # still drops the connection (`_suback_done`).
+            suback.add_done_callback(self._suback_done)
+        else:
+            await self._until(suback, "SUBACK")
 
     async def close(self, grace_s: float) -> None:
         """Wait (bounded) for our publications to be acknowledged, then say DISCONNECT.
