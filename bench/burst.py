@@ -232,8 +232,9 @@ def gateway_burst(
         f"   GET /api/health during the burst: {describe_ms(health.latencies)}, "
         f"{health.failures} failed"
     )
+    print(f"   button press -> alarm in the gateway (GET /api/alarms): {describe_ms(raised)}")
     print(
-        f"   button press -> alarm on WS /api/live during the burst: {describe_ms(press_latency)}"
+        f"   button press -> alarm on WS /api/live, after its commit: {describe_ms(press_latency)}"
     )
     failures.check(lane_reconnects(gw) == reconnects0, "no reconnect during the burst")
     failures.check(
