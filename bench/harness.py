@@ -28,6 +28,8 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.sync.client import connect as ws_connect
 
+from simulator.devices import nodelay
+
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = Path(sys.executable).parent / "safety-gateway"
 SITE = "bench"
@@ -196,6 +198,7 @@ class MqttProbe:
         subscribed = threading.Event()
         c.on_subscribe = lambda *_: subscribed.set()
         c.connect("127.0.0.1", self.port)
+        nodelay(c)
         c.subscribe(f"safety/{SITE}/+/cmd", qos=1)
         c.loop_start()
         if not subscribed.wait(10):

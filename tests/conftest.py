@@ -23,6 +23,7 @@ import yaml
 from gateway.api import create_api
 from gateway.config import GatewayConfig, parse_config
 from gateway.supervisor import Gateway
+from simulator.devices import nodelay
 from simulator.testbed import (
     MOSQUITTO,
     VICTORIA_METRICS,
@@ -188,6 +189,7 @@ async def probe_client(
 ) -> AsyncIterator[Probe]:
     client = aiomqtt.Client("127.0.0.1", port, identifier=f"probe-{time.monotonic_ns()}")
     await client.__aenter__()
+    nodelay(client._client)  # see simulator.devices.nodelay
     probe = Probe(client)
     for topic in subscribe:
         await client.subscribe(topic, qos=1)

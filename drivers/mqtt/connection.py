@@ -59,6 +59,9 @@ class ConnectionSettings:
     will: Will | None = None
     connect_timeout_s: float = 10.0
     subscription_qos: int = 1
+    # After a small read, wait this long before the next (0: never). Paced traffic arrives a
+    # message per TCP segment; waking for each cost as much as handling it.
+    coalesce_s: float = 0.0
 
 
 BatchHandler = Callable[["MqttConnection", list[Publish]], None]
@@ -68,6 +71,7 @@ class MqttConnection:
     BATCH = 64  # PUBLISH packets handed over at a time (acknowledged together)
     SLICE_S = 0.002  # then the loop gets a turn: the API, the control lane, the writers
     ACK_DELAY_S = 0.001
+    SMALL_READ = 16 * 1024
     READ_CHUNK = 256 * 1024
     READ_AHEAD = 4 * 1024 * 1024  # stop reading the socket while this much waits unframed
 
@@ -113,6 +117,7 @@ class MqttConnection:
         self._session_present = False
         self._pending_acks: list[int] = []
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._coalescing: asyncio.TimerHandle | None = None
         self.connected = False
         self.generation = 0  # one per session: packet ids of an older one are meaningless
         self.received = 0
@@ -287,6 +292,9 @@ class MqttConnection:
         self._after()  # CONNECT, if the handshake thread could not write it all
 
     def _detach(self) -> None:
+        if self._coalescing is not None:
+            self._coalescing.cancel()
+            self._coalescing = None
         loop, fd = self._loop, self._fd
         if loop is not None and fd is not None:
             if self._reading:
@@ -316,12 +324,25 @@ class MqttConnection:
         self.last_receive_at = now
         self._client._last_bytes_received = now  # for paho's keepalive: the link is alive
         self._framer.feed(data)
+        loop, fd = self._loop, self._fd
+        assert loop is not None and fd is not None
         if self._framer.buffered > self.READ_AHEAD and self._reading:
-            assert self._loop is not None and self._fd is not None
-            self._loop.remove_reader(self._fd)
+            loop.remove_reader(fd)
             self._reading = False
+        elif self._reading and self.settings.coalesce_s and len(data) < self.SMALL_READ:
+            loop.remove_reader(fd)
+            self._reading = False
+            self._coalescing = loop.call_later(self.settings.coalesce_s, self._resume_reading)
         if not self._drain_scheduled:
             self._drain()
+
+    def _resume_reading(self) -> None:
+        self._coalescing = None
+        if self._loop is None or self._fd is None or self._reading:
+            return
+        if self._framer.buffered <= self.READ_AHEAD:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
 
     def _drain(self) -> None:
         """Handle buffered packets for at most `SLICE_S`, then give the loop a turn."""
@@ -338,7 +359,11 @@ class MqttConnection:
         if more:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)  # the rest after the others' turn
-        elif not self._reading and self._framer.buffered <= self.READ_AHEAD:
+        elif (
+            not self._reading
+            and self._coalescing is None
+            and self._framer.buffered <= self.READ_AHEAD
+        ):
             assert self._fd is not None
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True

@@ -177,6 +177,8 @@ class MqttLink:
                 keepalive_s=s.keepalive_s,
                 will=will,
                 subscription_qos=1 if s.manual_acks else 0,
+                # telemetry may wait a millisecond to be read in bulk; the control lane not
+                coalesce_s=0.0 if lane == CONTROL else 0.001,
             ),
             handler,
             on_published,
