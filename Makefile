@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):/usr/sbin:/sbin:$(PATH)
 
-.PHONY: demo test check lint typecheck install dev mosquitto bench clean
+.PHONY: demo test test-fast check lint typecheck install dev mosquitto bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ test: dev mosquitto check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Figures against floors measured in the same run (README, Performance). Takes about 10 min.
+# For every change: everything that starts no server (markers in pyproject.toml, set by the
+# fixtures in tests/conftest.py), lint and types first.
+FAST := not (broker or tsdb or smtp or modbus or browser or process or slow)
+test-fast: dev check
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "$(FAST)"
+
 bench: dev mosquitto
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/scale.py

@@ -42,6 +42,26 @@ T = TypeVar("T")
 VENV_BIN = Path(sys.executable).parent
 
 
+# Fixtures that start a server, and the marker a test that uses one gets: `make test-fast`
+# deselects them all (pyproject.toml lists the markers).
+SERVER_FIXTURES = {
+    "broker": "broker",
+    "probe": "broker",
+    "gateway": "broker",
+    "config_data": "broker",
+    "vm": "tsdb",
+    "smtp": "smtp",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            marker = SERVER_FIXTURES.get(name)
+            if marker is not None:
+                item.add_marker(marker)
+
+
 def _installed(make: Callable[[], T]) -> T:
     try:
         return make()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [pytest.mark.broker, pytest.mark.tsdb, pytest.mark.process, pytest.mark.slow]
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 

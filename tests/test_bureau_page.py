@@ -29,7 +29,7 @@ from tests.conftest import Mosquitto, Probe, free_port, running_gateway, until
 from tests.test_console import chromium_page, save_screenshot, served
 from tests.test_overview import answer_valve, seed_history, two_sites
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [pytest.mark.broker, pytest.mark.browser, pytest.mark.slow]
 
 TOKEN = "bureau-secret"
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.process]
+
 SCRIPT = Path(sys.executable).parent / "safety-gateway"
 DEMO_SITE = Path(__file__).resolve().parent.parent / "gateway" / "demo_site.yaml"
 

@@ -23,7 +23,7 @@ from rules.model import CommandKind, DeviceRef
 from simulator.modbus_server import DeviceMode, SimModbusDevice, SimModbusServer
 from tests.conftest import Mosquitto, RunningGateway, running_gateway, site_config, until
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.modbus]
 
 EFM, GAC, VALVE = 1, 2, 3  # unit ids on the simulated bus
 

@@ -29,6 +29,8 @@ from simulator.modbus_server import (
     encode_point,
 )
 
+pytestmark = [pytest.mark.modbus]
+
 TRAVEL_S = 0.2
 CLIENT_TIMEOUT_S = 0.5
 

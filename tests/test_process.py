@@ -33,7 +33,7 @@ from tests.conftest import (
     write_config,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.process]
 SAFETY_GATEWAY = str(VENV_BIN / "safety-gateway")
 
 

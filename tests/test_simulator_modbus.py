@@ -23,7 +23,7 @@ from tests.conftest import (
 )
 from tests.test_modbus_e2e import modbus_devices
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [pytest.mark.broker, pytest.mark.modbus, pytest.mark.process, pytest.mark.slow]
 
 
 def open_of(rg: RunningGateway, type_: str, device: str) -> list[Any]:
