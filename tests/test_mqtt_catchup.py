@@ -11,7 +11,7 @@ def key(n: int, device: str = "gas-1") -> tuple[bytes, bytes]:
 
 def started(t: float = 0.0) -> CatchUp:
     c = CatchUp(lag_s=0.5, idle_s=1.0, recent_s=5.0, max_entries=100, tail_s=10.0)
-    c.begin(t)
+    c.begin()
     c.bulk_connected(t)
     return c
 
@@ -74,7 +74,7 @@ def test_an_idle_bulk_session_ends_catch_up() -> None:
 
 def test_silence_counts_only_once_the_bulk_session_is_connected() -> None:
     c = CatchUp(idle_s=1.0)
-    c.begin(0.0)
+    c.begin()
     assert c.poll(5.0) is None  # still connecting
     c.bulk_connected(5.0)
     assert c.poll(5.5) is None
@@ -83,7 +83,7 @@ def test_silence_counts_only_once_the_bulk_session_is_connected() -> None:
 
 def test_a_full_window_ends_live_but_later_bulk_messages_stay_backlog() -> None:
     c = CatchUp(max_entries=3)
-    c.begin(0.0)
+    c.begin()
     c.bulk_connected(0.0)
     for n in range(3):
         c.handled_live(key(100 + n), 0.1, None)

@@ -79,7 +79,6 @@ class CatchUp:
         self.tail_s = tail_s
         self.active = False  # the live connection is wanted
         self.behind = False  # the bulk session has not reached the live era yet
-        self.began_at: float | None = None
         self.ended_at: float | None = None
         self.end_reason: str | None = None
         # live copies waiting for their bulk twin: key -> [(receipt time, ack token)]
@@ -104,10 +103,9 @@ class CatchUp:
     def full(self) -> bool:
         return self._live_count >= self.max_entries
 
-    def begin(self, now: float) -> None:
+    def begin(self) -> None:
         self.active = True
         self.behind = True
-        self.began_at = now
         self.ended_at = None
         self.end_reason = None
         self._live.clear()

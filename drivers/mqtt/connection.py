@@ -120,9 +120,7 @@ class MqttConnection:
         self._coalescing: asyncio.TimerHandle | None = None
         self.connected = False
         self.generation = 0  # one per session: packet ids of an older one are meaningless
-        self.received = 0
-        self.published = 0
-        self.last_receive_at: float | None = None  # monotonic
+        self.sessions_up = 0  # sessions that got as far as `on_up`
 
     # ------------------------------------------------------------------ session
     async def session(self, on_up: Callable[[], None] = lambda: None) -> None:
@@ -142,6 +140,7 @@ class MqttConnection:
             await self._until(self._connack, "CONNACK")
             await self._subscribe(loop)
             self.connected = True
+            self.sessions_up += 1
             on_up()
             keepalive = asyncio.create_task(self._keepalive(), name=f"{self.settings.client_id}-ka")
             try:
@@ -320,9 +319,8 @@ class MqttConnection:
         if not data:
             self._drop("connection closed by the broker")
             return
-        now = time.monotonic()
-        self.last_receive_at = now
-        self._client._last_bytes_received = now  # for paho's keepalive: the link is alive
+        # for paho's keepalive: the link is alive
+        self._client._last_bytes_received = time.monotonic()
         self._framer.feed(data)
         loop, fd = self._loop, self._fd
         assert loop is not None and fd is not None
@@ -392,7 +390,6 @@ class MqttConnection:
         return len(packets) == self.BATCH
 
     def _deliver(self, batch: list[Publish]) -> None:
-        self.received += len(batch)
         try:
             self._on_messages(self, batch)
         except Exception:
@@ -468,7 +465,6 @@ class MqttConnection:
             self._drop(str(fut.exception()))
 
     def _on_publish(self, _c: object, _u: object, _mid: int, _r: object, _p: object) -> None:
-        self.published += 1
         if self._on_published_hook is not None:
             self._on_published_hook()
 

@@ -314,18 +314,12 @@ class MqttLink:
     async def _serve(self, conn: MqttConnection, lane: str, on_up: Callable[[], None]) -> None:
         failures = 0
         while True:
-            reached = False
-
-            def up() -> None:
-                nonlocal reached
-                reached = True
-                on_up()
-
+            before = conn.sessions_up
             try:
-                await conn.session(up)
+                await conn.session(on_up)
             except ConnectionLost as exc:
                 self._lane_down(lane, exc)
-            failures = 0 if reached else failures + 1
+            failures = 0 if conn.sessions_up != before else failures + 1
             await self._backoff(lane, failures)
 
     async def _backoff(self, lane: str, failures: int) -> None:
@@ -349,15 +343,9 @@ class MqttLink:
         failures = 0
         while True:
             live = await self._open_live() if self.settings.live_catchup else None
-            reached = False
-
-            def up() -> None:
-                nonlocal reached
-                reached = True
-                self._bulk_up()
-
+            before = self.bulk.sessions_up
             try:
-                await self.bulk.session(up)
+                await self.bulk.session(self._bulk_up)
             except ConnectionLost as exc:
                 self._lane_down(BULK, exc)
             finally:
@@ -366,7 +354,7 @@ class MqttLink:
                 self._live_done()
                 if live is not None:
                     await asyncio.gather(live, return_exceptions=True)
-            failures = 0 if reached else failures + 1
+            failures = 0 if self.bulk.sessions_up != before else failures + 1
             await self._backoff(BULK, failures)
 
     async def _open_live(self) -> asyncio.Task[None] | None:
@@ -374,7 +362,7 @@ class MqttLink:
         so that nothing published from now on waits for the backlog (bounded wait)."""
         if self.live is None:
             return None
-        self.catchup.begin(time.monotonic())
+        self.catchup.begin()
         self._behind_reported = True
         self._on_catchup(True)
         ready = asyncio.Event()
