@@ -172,14 +172,29 @@ def _iso_ms(value: object) -> int:
 
 def reading_line(r: Reading, device_type: str) -> str | None:
     """None when the reading has no finite value (a point needs at least one field)."""
-    fields = ",".join(
-        f"{escape_key(name)}={_float(value)}"
-        for name, value in sorted(r.values.items())
-        if math.isfinite(value)
-    )
-    if not fields:
-        return None
-    head = _tags("reading", (("device", r.ref.device), ("site", r.ref.site), ("type", device_type)))
+    return _reading_line(_reading_head(r, device_type), r, escape_key)
+
+
+def _reading_head(r: Reading, device_type: str) -> str:
+    return _tags("reading", (("device", r.ref.device), ("site", r.ref.site), ("type", device_type)))
+
+
+def _reading_line(head: str, r: Reading, field: Callable[[str], str]) -> str | None:
+    """The line for `r` under series key `head`, field names escaped by `field`."""
+    values = r.values
+    if len(values) == 1:  # the usual case: no sort, no join
+        ((name, value),) = values.items()
+        if not math.isfinite(value):
+            return None
+        fields = f"{field(name)}={float(value)!r}"  # `_float`, inline: once per point
+    else:
+        fields = ",".join(
+            f"{field(name)}={float(value)!r}"
+            for name, value in sorted(values.items())
+            if math.isfinite(value)
+        )
+        if not fields:
+            return None
     return f"{head} {fields} {_epoch_ms(r.ts)}"
 
 
@@ -215,7 +230,14 @@ def alarm_line(snapshot: Mapping[str, Any], at_ms: int) -> str:
 
 
 def status_line(site: str, device: str, online: bool, fault: bool, at: float) -> str:
-    head = _tags("device_status", (("device", device), ("site", site)))
+    return _status_line(_status_head(site, device), online, fault, at)
+
+
+def _status_head(site: str, device: str) -> str:
+    return _tags("device_status", (("device", device), ("site", site)))
+
+
+def _status_line(head: str, online: bool, fault: bool, at: float) -> str:
     return f"{head} fault={int(fault)}i,online={int(online)}i {_epoch_ms(at)}"
 
 
@@ -354,34 +376,17 @@ class TimeSeriesFeed:
     # --------------------------------------------------------------- enqueue (sync)
     def reading(self, r: Reading, device_type: str) -> None:
         # The hot path of a burst: the series key of a device and the escaped field names
-        # are made once, not per point (same bytes as `reading_line`).
+        # are made once, not per point.
         try:
             head = self._heads.get(r.ref)
             if head is None or head[0] != device_type:
-                tags = _tags(
-                    "reading",
-                    (("device", r.ref.device), ("site", r.ref.site), ("type", device_type)),
-                )
-                head = self._heads[r.ref] = (device_type, tags)
-            values = r.values
-            if len(values) == 1:
-                ((name, value),) = values.items()
-                if not math.isfinite(value):
-                    return
-                fields = f"{self._field(name)}={float(value)!r}"
-            else:
-                fields = ",".join(
-                    f"{self._field(name)}={float(v)!r}"
-                    for name, v in sorted(values.items())
-                    if math.isfinite(v)
-                )
-                if not fields:
-                    return
-            line = f"{head[1]} {fields} {_epoch_ms(r.ts)}"
+                head = self._heads[r.ref] = (device_type, _reading_head(r, device_type))
+            line = _reading_line(head[1], r, self._field)
         except Exception:  # noqa: BLE001 - logged once inside; the caller must never see it
             self._encode_failed("reading", r)
             return
-        self._append(KIND_READING, line)
+        if line is not None:
+            self._append(KIND_READING, line)
 
     def _field(self, name: str) -> str:
         escaped = self._fields.get(name)
@@ -407,9 +412,8 @@ class TimeSeriesFeed:
         try:
             head = self._status_heads.get((site, device))
             if head is None:
-                head = _tags("device_status", (("device", device), ("site", site)))
-                self._status_heads[(site, device)] = head
-            line = f"{head} fault={int(fault)}i,online={int(online)}i {_epoch_ms(at)}"
+                head = self._status_heads[(site, device)] = _status_head(site, device)
+            line = _status_line(head, online, fault, at)
         except Exception:  # noqa: BLE001 - logged once inside; the caller must never see it
             self._encode_failed("device_status", (site, device, online, fault, at))
             return
