@@ -243,15 +243,12 @@ class LiveProbe:
         self._ws.close()
 
 
-class AlarmPoller:
-    """Polls `GET /api/alarms?type=…` on a thread: when each device's alarm is first in the
-    gateway's book (before its commit, which the live feed and MQTT wait for)."""
+class _Poller:
+    """Calls `poll` every `every_s` on a thread (with one HTTP client) until `stop`."""
 
-    def __init__(self, url: str, alarm_type: str, every_s: float = 0.02) -> None:
+    def __init__(self, url: str, every_s: float) -> None:
         self.url = url
-        self.alarm_type = alarm_type
         self.every_s = every_s
-        self.seen: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -259,15 +256,48 @@ class AlarmPoller:
     def _run(self) -> None:
         with httpx.Client(timeout=10) as client:
             while not self._stop.wait(self.every_s):
-                with contextlib.suppress(httpx.HTTPError):
-                    r = client.get(f"{self.url}/api/alarms", params={"type": self.alarm_type})
-                    now = time.monotonic()
-                    for alarm in r.json():
-                        self.seen.setdefault(alarm["device"], now)
+                self.poll(client)
+
+    def poll(self, client: httpx.Client) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class AlarmPoller(_Poller):
+    """Polls `GET /api/alarms?type=…`: when each device's alarm is first in the gateway's
+    book (before its commit, which the live feed and MQTT wait for)."""
+
+    def __init__(self, url: str, alarm_type: str, every_s: float = 0.02) -> None:
+        self.alarm_type = alarm_type
+        self.seen: dict[str, float] = {}
+        super().__init__(url, every_s)
+
+    def poll(self, client: httpx.Client) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            r = client.get(f"{self.url}/api/alarms", params={"type": self.alarm_type})
+            now = time.monotonic()
+            for alarm in r.json():
+                self.seen.setdefault(alarm["device"], now)
+
+
+class HealthPoller(_Poller):
+    """Times `GET /api/health` while the load runs."""
+
+    def __init__(self, url: str, every_s: float = 0.2) -> None:
+        self.latencies: list[float] = []
+        self.failures = 0
+        super().__init__(url, every_s)
+
+    def poll(self, client: httpx.Client) -> None:
+        t = time.monotonic()
+        try:
+            client.get(f"{self.url}/api/health").raise_for_status()
+            self.latencies.append(time.monotonic() - t)
+        except httpx.HTTPError:
+            self.failures += 1
 
 
 def settle(pid: int, below: float = 0.15, for_s: float = 2.0, timeout: float = 90.0) -> float:
@@ -291,33 +321,6 @@ def settle(pid: int, below: float = 0.15, for_s: float = 2.0, timeout: float = 9
             break
         last = now
     return time.monotonic() - started
-
-
-class HealthPoller:
-    """Times `GET /api/health` every `every_s` on a thread while the load runs."""
-
-    def __init__(self, url: str, every_s: float = 0.2) -> None:
-        self.url = url
-        self.every_s = every_s
-        self.latencies: list[float] = []
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.wait(self.every_s):
-                t = time.monotonic()
-                try:
-                    client.get(f"{self.url}/api/health").raise_for_status()
-                    self.latencies.append(time.monotonic() - t)
-                except httpx.HTTPError:
-                    self.failures += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # ------------------------------------------------------------------- figures
