@@ -19,6 +19,10 @@ from pathlib import Path
 
 import httpx
 
+from gateway.broker import free_port
+
+__all__ = ["MOSQUITTO", "VICTORIA_METRICS", "Mosquitto", "VictoriaMetrics", "free_port"]
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 
@@ -28,12 +32,6 @@ Sample = tuple[str, tuple[tuple[str, str], ...], int, float]
 
 class NotInstalled(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

@@ -74,6 +74,7 @@ async def test_modbus_scenario(tmp_path: Path, broker: Mosquitto, scenario: str)
     finally:
         proc.terminate()
         out = proc.communicate(timeout=10)[0].decode()
+        print(out)  # the simulator's side, shown when the test fails
     assert "Traceback" not in out, out
 
 
