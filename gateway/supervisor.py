@@ -374,6 +374,7 @@ class Gateway:
                 "published": h.published,
                 "lanes": h.lanes,
                 "lane_reconnects": h.lane_reconnects,
+                "oversize_dropped": self.link.oversize_dropped,
                 "catchup": _catchup_json(self.link.catchup),
             },
             "queues": {

@@ -125,3 +125,16 @@ async def test_after_a_restart_a_live_reading_overtakes_the_backlog_which_never_
 
 def skipped(rg: Any) -> float:
     return float(rg.gw.metrics.messages.get("telemetry_backlog"))
+
+
+async def test_a_message_too_large_to_take_is_dropped_at_the_socket_and_the_lane_goes_on(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    async with running_gateway(parse_config(site_config(tmp_path / "data", broker.port))) as rg:
+        await probe.publish("safety/xingfu/gas-kitchen/telemetry", b"{" + b" " * 5_000_000 + b"}")
+        await probe.telemetry("gas-kitchen", {"lel": 35.0})
+        cmd = await probe.wait_for("valve-kitchen/cmd", timeout=30)
+        assert cmd["cmd"] == "close_valve", "the reading behind the huge one was taken"
+        health = (await rg.api.get("/api/health")).json()["broker"]
+    assert health["oversize_dropped"] >= 1
+    assert health["reconnects"] == 0 and health["lane_reconnects"] == {}, health

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.mqtt.wire import Framer, Other, ProtocolError, Publish, pubacks
+from drivers.mqtt.wire import Framer, Other, Oversize, ProtocolError, Publish, pubacks
 
 
 def remaining_length(n: int) -> bytes:
@@ -100,10 +100,23 @@ def test_a_stream_that_is_not_mqtt_is_refused(raw: bytes, why: str) -> None:
         framer.packets(10)
 
 
-def test_a_packet_over_the_size_bound_is_refused_before_it_is_buffered_whole() -> None:
+def test_an_oversize_publish_is_skipped_without_being_held_and_the_next_one_comes_whole() -> None:
     framer = Framer(max_packet_bytes=1000)
-    framer.feed(b"\x30" + remaining_length(5000))
-    with pytest.raises(ProtocolError, match="exceeds"):
+    big = Publish(b"safety/s/d/telemetry", b"x" * 5000, 1, 42, False)
+    after = Publish(b"safety/s/d/event", b'{"event": "pressed"}', 1, 43, False)
+    stream = publish_bytes(big) + publish_bytes(after)
+    got: list[object] = []
+    for start in range(0, len(stream), 700):  # cut mid-body, as the socket does
+        framer.feed(stream[start : start + 700])
+        assert framer.buffered <= 1400, "the oversize body is never buffered whole"
+        got += framer.packets(10)
+    assert got == [Oversize(big.topic, 1, 42, len(publish_bytes(big)) - 3), after]
+
+
+def test_an_oversize_packet_that_is_not_a_publish_is_refused() -> None:
+    framer = Framer(max_packet_bytes=1000)
+    framer.feed(b"\x90" + remaining_length(5000))
+    with pytest.raises(ProtocolError, match="not a PUBLISH"):
         framer.packets(1)
 
 

@@ -28,7 +28,16 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from drivers.mqtt.wire import PUBACK, Framer, Other, ProtocolError, Publish, pubacks
+from drivers.mqtt.wire import (
+    MAX_PACKET_BYTES,
+    PUBACK,
+    Framer,
+    Other,
+    Oversize,
+    ProtocolError,
+    Publish,
+    pubacks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +130,8 @@ class MqttConnection:
         self.connected = False
         self.generation = 0  # one per session: packet ids of an older one are meaningless
         self.sessions_up = 0  # sessions that got as far as `on_up`
+        self.oversize_dropped = 0
+        self._oversize_logged = False
 
     # ------------------------------------------------------------------ session
     async def session(self, on_up: Callable[[], None] = lambda: None) -> None:
@@ -136,6 +147,7 @@ class MqttConnection:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise ConnectionLost(f"cannot connect: {exc}") from None
             self.generation += 1  # a persistent session's queue may come right after CONNACK
+            self._oversize_logged = False
             self._attach()
             await self._until(self._connack, "CONNACK")
             await self._subscribe(loop)
@@ -381,6 +393,9 @@ class MqttConnection:
             if batch:  # keep the order of PUBLISH and other packets
                 self._deliver(batch)
                 batch = []
+            if type(packet) is Oversize:
+                self._oversize(packet)
+                continue
             assert isinstance(packet, Other)
             self._paho_packet(packet)
             if self._sock is None:
@@ -396,6 +411,21 @@ class MqttConnection:
             # The owner handles its own errors; one that escapes must not kill the
             # connection's reader (and with it every later message).
             log.exception("MQTT %s: unhandled error delivering messages", self.settings.client_id)
+
+    def _oversize(self, packet: Oversize) -> None:
+        """Dropped at the socket: counted, logged (the first of each session), acknowledged."""
+        self.oversize_dropped += 1
+        if not self._oversize_logged:
+            self._oversize_logged = True
+            log.warning(
+                "MQTT %s: dropped a %d-byte message on %r (over %d bytes; logged once a session)",
+                self.settings.client_id,
+                packet.length,
+                packet.topic.decode("utf-8", "replace"),
+                MAX_PACKET_BYTES,
+            )
+        if packet.qos:
+            self.ack([packet.mid], self.generation)
 
     def _paho_packet(self, packet: Other) -> None:
         client = self._client

@@ -207,6 +207,11 @@ class MqttLink:
         return len(self._outbox) + self.control.in_flight
 
     @property
+    def oversize_dropped(self) -> int:
+        """Messages too large to take (over wire.MAX_PACKET_BYTES), dropped at the socket."""
+        return sum(c.oversize_dropped for c in self._connections())
+
+    @property
     def incoming_bytes(self) -> int:
         """Bytes read from the broker and not yet handled."""
         return sum(c.buffered for c in self._connections())

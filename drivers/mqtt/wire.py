@@ -34,6 +34,17 @@ class Publish(NamedTuple):
     dup: bool
 
 
+class Oversize(NamedTuple):
+    """A PUBLISH longer than the framer takes: its body was skipped, never held in memory.
+    Topic and packet id are kept so that it can be counted and acknowledged (a persistent
+    session would otherwise deliver it again at every reconnect)."""
+
+    topic: bytes
+    qos: int
+    mid: int
+    length: int
+
+
 class Other(NamedTuple):
     """Any other packet, for paho to handle: the fixed header's first byte and the body."""
 
@@ -41,16 +52,22 @@ class Other(NamedTuple):
     body: bytes
 
 
-Packet = Publish | Other
+Packet = Publish | Oversize | Other
+
+# Larger than any payload the gateway accepts (mqtt.max_payload_bytes is at most 1 MiB, and the
+# pipeline counts what exceeds it), small enough that a packet in progress always fits in the
+# connection's read-ahead.
+MAX_PACKET_BYTES = 2 * 1024 * 1024
 
 
 class Framer:
     """Cuts packets out of a byte stream that arrives in arbitrary chunks."""
 
-    def __init__(self, max_packet_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_packet_bytes: int = MAX_PACKET_BYTES) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._max = max_packet_bytes
+        self._skip = 0  # bytes of an oversize packet still to arrive and be discarded
 
     @property
     def buffered(self) -> int:
@@ -58,6 +75,10 @@ class Framer:
         return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> None:
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
         if self._pos:
             # Compact before growing: the consumed prefix is dropped at most once per chunk.
             del self._buf[: self._pos]
@@ -75,26 +96,22 @@ class Framer:
             if end - pos < 2:
                 break
             header = buf[pos]
-            # Remaining length: a base-128 varint of at most four bytes.
-            length = 0
-            shift = 0
-            i = pos + 1
-            while True:
-                if i >= end:
-                    length = -1
-                    break
-                byte = buf[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-                if shift >= 7 * _MAX_LENGTH_BYTES:
-                    raise ProtocolError("remaining length longer than four bytes")
-            if length < 0:
+            decoded = _remaining_length(buf, pos + 1, end)
+            if decoded is None:
                 break
+            length, i = decoded
             if length > self._max:
-                raise ProtocolError(f"a {length}-byte packet exceeds {self._max}")
+                oversize = _oversize(header, buf, i, end, length)
+                if oversize is None:
+                    break  # its topic and packet id have not all arrived yet
+                append(oversize)
+                have = end - i
+                if have >= length:
+                    pos = i + length
+                else:
+                    self._skip = length - have
+                    pos = end
+                continue
             stop = i + length
             if stop > end:
                 break
@@ -112,6 +129,38 @@ class Framer:
     def clear(self) -> None:
         self._buf.clear()
         self._pos = 0
+        self._skip = 0
+
+
+def _remaining_length(buf: bytearray, i: int, end: int) -> tuple[int, int] | None:
+    """A base-128 varint of at most four bytes at `i`: (value, index after it), or None
+    while it has not all arrived."""
+    length = 0
+    shift = 0
+    while i < end:
+        byte = buf[i]
+        i += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length, i
+        shift += 7
+        if shift >= 7 * _MAX_LENGTH_BYTES:
+            raise ProtocolError("remaining length longer than four bytes")
+    return None
+
+
+def _oversize(header: int, buf: bytearray, i: int, end: int, length: int) -> Oversize | None:
+    if header & 0xF0 != PUBLISH:
+        raise ProtocolError(f"a {length}-byte packet that is not a PUBLISH")
+    qos = (header >> 1) & 0x03
+    if end - i < 2:
+        return None
+    tlen = (buf[i] << 8) | buf[i + 1]
+    need = 2 + tlen + (2 if qos else 0)
+    if end - i < need:
+        return None
+    head = _publish(header, bytes(buf[i : i + need]))
+    return Oversize(head.topic, head.qos, head.mid, length)
 
 
 def _publish(header: int, body: bytes) -> Publish:
