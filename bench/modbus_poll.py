@@ -26,10 +26,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.modbus_poller import jitter_p99
-from gateway.broker import free_port
-from gateway.config import parse_config
-from gateway.supervisor import Gateway
+from drivers.modbus.poller import jitter_p99
+from drivers.mqtt.broker import free_port
+from gateway.app.supervisor import Gateway
+from gateway.config.schema import parse_config
 from simulator.testbed import Mosquitto
 
 PROFILE = "acrel_arcm300t_z"
@@ -38,7 +38,7 @@ PROFILE = "acrel_arcm300t_z"
 def serve_modbus(ports: list[int], per_bus: int, ready: Any) -> None:
     import logging
 
-    from drivers.modbus_profile import builtin_profiles
+    from drivers.modbus.profile import builtin_profiles
     from simulator.modbus_server import SimModbusDevice, SimModbusServer
 
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
-from drivers.modbus_profile import all_profiles
-from gateway.config import GatewayConfig, is_loopback
+from drivers.modbus.profile import all_profiles
+from gateway.config.schema import GatewayConfig, is_loopback
 from simulator.devices import BASELINE, BrokerAddress, make_device
 from simulator.modbus_server import SimModbusDevice, SimModbusServer
 from simulator.scenarios import SCENARIOS, ScenarioError, SimSite, run_scenario

@@ -4,7 +4,7 @@ The gateway's Modbus driver must be tested against something that behaves like t
 it will meet: a gas detector whose concentration sits in an input register with a scale, an
 electrical-fire monitor with signed temperatures and 32-bit currents in either word order, a
 shut-off valve that takes a coil write and only later reports that it has closed. Each
-`SimModbusDevice` is built from the same `drivers.modbus_profile.Profile` the gateway reads,
+`SimModbusDevice` is built from the same `drivers.modbus.profile.Profile` the gateway reads,
 so a test sets *engineering* values (`set_value("temp_1", -12.5)`) and the device encodes
 them into registers exactly as the profile says the real one does; the gateway then reads
 them over a real TCP connection and has to decode them back.
@@ -55,8 +55,8 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 
-from drivers.modbus_codec import decode_point
-from drivers.modbus_profile import DataType, Point, Profile, StatusBit, Table, WordOrder
+from drivers.modbus.codec import decode_point
+from drivers.modbus.profile import DataType, Point, Profile, StatusBit, Table, WordOrder
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.broker import free_port
+from drivers.mqtt.broker import free_port
 
 __all__ = ["MOSQUITTO", "VICTORIA_METRICS", "Mosquitto", "VictoriaMetrics", "free_port"]
 

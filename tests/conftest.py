@@ -20,9 +20,9 @@ import orjson
 import pytest
 import yaml
 
-from gateway.api import create_api
-from gateway.config import GatewayConfig, parse_config
-from gateway.supervisor import Gateway
+from gateway.app.supervisor import Gateway
+from gateway.config.schema import GatewayConfig, parse_config
+from gateway.http.app import create_api
 from simulator.devices import nodelay
 from simulator.testbed import (
     MOSQUITTO,

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from gateway.config import parse_config
-from gateway.escalation import SendState
+from gateway.config.schema import parse_config
+from gateway.notify.policy import SendState
 from rules.model import DeviceRef
 from tests.conftest import (
     Mosquitto,

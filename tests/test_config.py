@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import (
+from gateway.config.ruleset import build_rules
+from gateway.config.schema import (
     ConfigError,
     ConfigProblem,
     GatewayConfig,
@@ -18,12 +19,11 @@ from gateway.config import (
     missing_secrets,
     parse_config,
 )
-from gateway.ruleset import build_rules
-from gateway.units import parse_measure
+from gateway.config.units import parse_measure
 from rules.engine import DeviceRules
 from rules.model import AlarmType, DeviceRef, DeviceType
 
-DEMO_SITE = Path(__file__).resolve().parent.parent / "gateway" / "demo_site.yaml"
+DEMO_SITE = Path(__file__).resolve().parent.parent / "gateway" / "cli" / "demo_site.yaml"
 
 
 def base() -> dict[str, Any]:

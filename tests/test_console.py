@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from gateway.api import CONSOLE_DIR, create_api
-from gateway.config import GatewayConfig, parse_config
+from gateway.config.schema import GatewayConfig, parse_config
+from gateway.http.app import CONSOLE_DIR, create_api
 from tests.conftest import (
     Mosquitto,
     Probe,

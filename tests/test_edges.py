@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.edges import (
+from gateway.central.edges import (
     BadPresence,
     EdgeState,
     EdgeWatch,
@@ -12,7 +12,7 @@ from gateway.edges import (
     parse_presence,
     presence_message,
 )
-from gateway.overview import SiteStatus, StatusReason, site_status
+from gateway.overview.queries import SiteStatus, StatusReason, site_status
 from rules.model import AlarmKey, AlarmType, ChangeKind, Reason, Severity
 
 T0 = 1_800_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.escalation import (
+from gateway.notify.policy import (
     AlarmInfo,
     Escalations,
     SendState,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from gateway.broker import free_port
+from drivers.mqtt.broker import free_port
 
 
 def test_ports_are_bindable_distinct_and_below_the_ephemeral_range() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.live import LiveHub, SubscriberTooSlow
+from gateway.live.hub import LiveHub, SubscriberTooSlow
 from rules.model import DeviceRef
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-import drivers.modbus_profile as mp
-from drivers.modbus_codec import ReadBlock, decode, decode_point, plan_reads
-from drivers.modbus_profile import (
+import drivers.modbus.profile as mp
+from drivers.modbus.codec import ReadBlock, decode, decode_point, plan_reads
+from drivers.modbus.profile import (
     DataType,
     Point,
     Profile,

@@ -1,6 +1,6 @@
 """The simulated Modbus devices, exercised with a real pymodbus client over loopback.
 
-Values set in engineering units must come back through `drivers.modbus_codec` unchanged,
+Values set in engineering units must come back through `drivers.modbus.codec` unchanged,
 commands must move the confirmation point after the travel time, and the failure modes
 must look on the wire like the real failures: silence (a timeout) and exception responses.
 """
@@ -19,8 +19,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from drivers.modbus_codec import ReadBlock, decode, plan_reads
-from drivers.modbus_profile import Profile, Table
+from drivers.modbus.codec import ReadBlock, decode, plan_reads
+from drivers.modbus.profile import Profile, Table
 from simulator.modbus_server import (
     DeviceMode,
     SimModbusDevice,

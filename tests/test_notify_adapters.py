@@ -29,13 +29,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.notify import render
-from gateway.notify.aliyun import AliyunSms, AliyunVoice
 from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
-from gateway.notify.dingtalk import DingTalkRobot
-from gateway.notify.mail import SmtpMail
-from gateway.notify.tencent import TencentSms
-from gateway.notify.webhook import JsonWebhook
-from gateway.notify.wecom import WeComRobot
+from gateway.notify.channels.aliyun import AliyunSms, AliyunVoice
+from gateway.notify.channels.dingtalk import DingTalkRobot
+from gateway.notify.channels.mail import SmtpMail
+from gateway.notify.channels.tencent import TencentSms
+from gateway.notify.channels.webhook import JsonWebhook
+from gateway.notify.channels.wecom import WeComRobot
 
 SITE = "城区幸福养老服务中心"
 GAS = MessageLine("一楼厨房", "gas-kitchen", "燃气泄漏", "24.5 %LEL", "2026-11-24 14:03", "未处理")

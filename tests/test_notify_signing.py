@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from gateway.notify import aliyun, dingtalk, tencent
+from gateway.notify.channels import aliyun, dingtalk, tencent
 
 # ------------------------------------------------------------------------------ Aliyun
 

@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.alarms import Action, Alarm, AlarmState, AlarmWrite, Disposition, TimelineEntry
-from gateway.api import create_api
-from gateway.config import SiteConfig, SiteKind, parse_config
-from gateway.overview import (
+from gateway.alarms.book import Action, Alarm, AlarmState, AlarmWrite, Disposition, TimelineEntry
+from gateway.alarms.store import AlarmStore
+from gateway.app.supervisor import Gateway
+from gateway.config.schema import SiteConfig, SiteKind, parse_config
+from gateway.http.app import create_api
+from gateway.overview.queries import (
     BUREAU_DIR,
     KIND_LABELS,
     WINDOW_S,
@@ -38,8 +40,6 @@ from gateway.overview import (
     sort_sites,
     summarize_site,
 )
-from gateway.store import AlarmStore
-from gateway.supervisor import Gateway
 from rules.model import AlarmType, DeviceRef, Severity
 from tests.conftest import Mosquitto, Probe, running_gateway, site_config, until
 

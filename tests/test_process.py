@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 import websockets
 
-from gateway.api import create_api
-from gateway.config import parse_config
+from gateway.config.schema import parse_config
+from gateway.http.app import create_api
 from tests.conftest import (
     VENV_BIN,
     Mosquitto,

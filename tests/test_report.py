@@ -30,10 +30,13 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.alarms import AlarmBook, Disposition
-from gateway.api import create_api
-from gateway.config import GatewayConfig, parse_config
-from gateway.inventory import Inventory
+from gateway.alarms.book import AlarmBook, Disposition
+from gateway.alarms.store import AlarmStore, CommandRecord
+from gateway.app.supervisor import Gateway
+from gateway.config.inventory import Inventory
+from gateway.config.schema import GatewayConfig, parse_config
+from gateway.http.app import create_api
+from gateway.http.reports import register_report_routes
 from gateway.report import (
     XLSX_MIME,
     AlarmRow,
@@ -49,15 +52,12 @@ from gateway.report import (
     covered_seconds,
     latest_report_day,
     next_report_time,
-    register_report_routes,
     render_html,
     render_xlsx,
     report_json,
     report_period,
     write_report_files,
 )
-from gateway.store import AlarmStore, CommandRecord
-from gateway.supervisor import Gateway
 from rules.engine import DeviceStatus
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, DeviceRef, Reason, Severity
 from tests.conftest import free_port, until

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.alarms import Alarm
-from gateway.config import parse_config
+from gateway.alarms.book import Alarm
+from gateway.config.schema import parse_config
 from tests.conftest import (
     VENV_BIN,
     Mosquitto,

@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import InfluxSection
-from gateway.tsfeed import TimeSeriesFeed, alarm_line, reading_line, status_line
+from gateway.config.schema import InfluxSection
+from gateway.timeseries.feed import TimeSeriesFeed, alarm_line, reading_line, status_line
 from rules.model import DeviceRef, Reading
 from tests.conftest import Sample, VictoriaMetrics, free_port, until
 
@@ -392,7 +392,7 @@ async def test_outage_and_restart_lose_and_duplicate_nothing(
 ) -> None:
     """Points flow, the server stops mid-stream, points keep coming, the gateway restarts
     while the server is down, more points, the server returns: every point is in VM once."""
-    caplog.set_level(logging.INFO, logger="gateway.tsfeed")
+    caplog.set_level(logging.INFO, logger="gateway.timeseries.feed")
     outbox = tmp_path / "data" / "tsfeed.db"
     settings = influx(vm.url, batch_size=40, flush_interval=0.05)
     stream = Stream(recent_ms())

@@ -10,7 +10,7 @@ import os
 
 import httpx
 
-from gateway.config import (
+from gateway.config.schema import (
     AliyunSmsChannel,
     AliyunVoiceChannel,
     DingTalkChannel,
@@ -20,13 +20,13 @@ from gateway.config import (
     WebhookChannel,
     WeComChannel,
 )
-from gateway.notify.aliyun import AliyunSms, AliyunVoice
 from gateway.notify.base import Notifier
-from gateway.notify.dingtalk import DingTalkRobot
-from gateway.notify.mail import SmtpMail
-from gateway.notify.tencent import TencentSms
-from gateway.notify.webhook import JsonWebhook
-from gateway.notify.wecom import WeComRobot
+from gateway.notify.channels.aliyun import AliyunSms, AliyunVoice
+from gateway.notify.channels.dingtalk import DingTalkRobot
+from gateway.notify.channels.mail import SmtpMail
+from gateway.notify.channels.tencent import TencentSms
+from gateway.notify.channels.webhook import JsonWebhook
+from gateway.notify.channels.wecom import WeComRobot
 
 
 class MissingSecret(RuntimeError):

@@ -41,7 +41,6 @@ from gateway.report.reader import ReadableStore, build_daily_report
 from gateway.report.render_html import render_html
 from gateway.report.render_json import report_json
 from gateway.report.render_xlsx import render_xlsx
-from gateway.report.routes import register_report_routes
 
 __all__ = [
     "XLSX_MIME",
@@ -59,7 +58,6 @@ __all__ = [
     "covered_seconds",
     "latest_report_day",
     "next_report_time",
-    "register_report_routes",
     "render_html",
     "render_xlsx",
     "report_json",

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from gateway.alarms import Action, AlarmState, Disposition
-from gateway.config import GatewayConfig, SiteConfig
-from gateway.inventory import Inventory
+from gateway.alarms.book import Action, AlarmState, Disposition
+from gateway.alarms.store import CommandRecord
+from gateway.config.inventory import Inventory
+from gateway.config.schema import GatewayConfig, SiteConfig
 from gateway.report.model import (
     ACTION_COMMANDS,
     DISPOSITION_KEYS,
@@ -30,7 +31,6 @@ from gateway.report.model import (
     SiteReport,
     Totals,
 )
-from gateway.store import CommandRecord
 from rules.engine import DeviceStatus
 from rules.model import AlarmType
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.config import load_config
-from gateway.inventory import Inventory
+from gateway.config.inventory import Inventory
+from gateway.config.schema import load_config
 from gateway.report.model import DailyReport
 from gateway.report.reader import build_daily_report
 from gateway.report.render_html import render_html

@@ -18,22 +18,22 @@ from zoneinfo import ZoneInfo
 
 import aiosmtplib
 
-from gateway.config import GatewayConfig, ReportRecipient, SmtpChannel
-from gateway.inventory import Inventory
+from gateway.config.inventory import Inventory
+from gateway.config.schema import GatewayConfig, ReportRecipient, SmtpChannel
 from gateway.notify.base import SendResult
-from gateway.notify.mail import smtp_failure
+from gateway.notify.channels.mail import smtp_failure
 from gateway.report.model import STATE_FILE, XLSX_MIME, DailyReport
 from gateway.report.period import latest_report_day, next_report_time
 from gateway.report.reader import ReadableStore, build_daily_report
 from gateway.report.render_html import render_html, time_text
 from gateway.report.render_json import pct_text
 from gateway.report.render_xlsx import render_xlsx
-from gateway.views import Clockface
+from gateway.status.views import Clockface
 from rules.engine import DeviceStatus
 from rules.model import DeviceRef
 
 if TYPE_CHECKING:
-    from gateway.supervisor import Gateway
+    from gateway.app.supervisor import Gateway
 
 log = logging.getLogger(__name__)
 

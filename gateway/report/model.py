@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from gateway.alarms import SYSTEM, Action, Disposition
+from gateway.alarms.book import SYSTEM, Action, Disposition
 from rules.model import AlarmType, CommandKind, Severity
 
 SITE_KIND_LABELS: Mapping[str, str] = {

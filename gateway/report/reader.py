@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from gateway.config import GatewayConfig
-from gateway.inventory import Inventory
+from gateway.alarms.store import CommandRecord
+from gateway.config.inventory import Inventory
+from gateway.config.schema import GatewayConfig
 from gateway.report.figures import (
     compose_report,
     device_key,
@@ -29,8 +30,7 @@ from gateway.report.model import (
     UnknownSite,
 )
 from gateway.report.period import report_period
-from gateway.store import CommandRecord
-from gateway.views import Clockface
+from gateway.status.views import Clockface
 from rules.engine import DeviceStatus
 from rules.model import DeviceRef
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gateway.alarms import AlarmState
+from gateway.alarms.book import AlarmState
 from gateway.notify.render import STATE_LABELS, alarm_label, severity_label
 from gateway.report.model import (
     COMMAND_LABELS,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.report.model import DailyReport, SiteReport
-from gateway.views import Clockface
+from gateway.status.views import Clockface
 
 
 def pct_text(rate: float | None) -> str:

@@ -1,0 +1,1 @@
+"""Commands to field devices: sending, correlating acknowledgements and deadlines."""

@@ -1,0 +1,462 @@
+"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL).
+
+Writes are queued by the alarm path without waiting and committed in batches by one
+writer task; each batch is one transaction. Only after the commit are the writes handed
+to `on_committed` (MQTT alarms topic, live console), so anything seen outside the gateway
+is already on disk and survives a `kill -9`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from gateway.alarms.book import (
+    Action,
+    Alarm,
+    AlarmState,
+    AlarmWrite,
+    Disposition,
+    TimelineEntry,
+)
+from rules.model import AlarmType, Severity
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarms (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    level TEXT,
+    state TEXT NOT NULL,
+    latched INTEGER NOT NULL,
+    acked INTEGER NOT NULL,
+    value REAL,
+    peak REAL,
+    count INTEGER NOT NULL,
+    reason TEXT,
+    raised_at REAL NOT NULL,
+    acked_at REAL,
+    acked_by TEXT,
+    cleared_at REAL,
+    closed_at REAL,
+    closed_by TEXT,
+    disposition TEXT,
+    note TEXT,
+    updated_at REAL NOT NULL
+);
+-- DESIGN section 6: one open alarm per (site, device, type), enforced by the database too.
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open ON alarms(site, device, type)
+    WHERE state != 'closed';
+CREATE INDEX IF NOT EXISTS alarms_raised_at ON alarms(raised_at);
+CREATE TABLE IF NOT EXISTS alarm_timeline (
+    alarm_id TEXT NOT NULL REFERENCES alarms(id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT,
+    value REAL,
+    severity TEXT,
+    note TEXT,
+    detail TEXT,
+    PRIMARY KEY (alarm_id, seq)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    cmd TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    alarm_id TEXT,
+    reason TEXT,
+    sent_at REAL NOT NULL,
+    result TEXT,
+    result_at REAL,
+    detail TEXT
+);
+"""
+
+_ALARM_COLUMNS = (
+    "id, site, device, type, severity, level, state, latched, acked, value, peak, count, "
+    "reason, raised_at, acked_at, acked_by, cleared_at, closed_at, closed_by, disposition, "
+    "note, updated_at"
+)
+_UPSERT_ALARM = (
+    f"INSERT INTO alarms ({_ALARM_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c.strip()}=excluded.{c.strip()}" for c in _ALARM_COLUMNS.split(",")[1:])
+)
+_UPSERT_COMMAND = (
+    "INSERT INTO commands (id, site, device, cmd, requested_by, alarm_id, "
+    "reason, sent_at, result, result_at, detail) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "result=excluded.result, result_at=excluded.result_at, "
+    "detail=excluded.detail"
+)
+_INSERT_ENTRY = (
+    "INSERT OR IGNORE INTO alarm_timeline "
+    "(alarm_id, seq, at, action, actor, reason, value, severity, note, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    id: str
+    site: str
+    device: str
+    cmd: str
+    requested_by: str
+    alarm_id: str | None
+    reason: str | None
+    sent_at: float
+    result: str | None = None
+    result_at: float | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class _AlarmOp:
+    row: tuple[Any, ...]
+    entries: list[tuple[Any, ...]]
+    write: AlarmWrite
+    snapshot: dict[str, Any]
+    seq: int
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class _CommandOp:
+    record: CommandRecord
+    seq: int
+    done: asyncio.Future[None] | None = None
+
+
+_STOP: Any = object()
+
+
+@dataclass(slots=True)
+class StoreStats:
+    committed_batches: int = 0
+    committed_ops: int = 0
+    failed_batches: int = 0
+    last_error: str | None = None
+    pending: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def alarm_row(a: Alarm) -> tuple[Any, ...]:
+    return (
+        a.id, a.site, a.device, a.type.value, a.severity.value, a.level, a.state.value,
+        int(a.latched), int(a.acked), a.value, a.peak, a.count, a.reason, a.raised_at,
+        a.acked_at, a.acked_by, a.cleared_at, a.closed_at, a.closed_by,
+        a.disposition.value if a.disposition else None, a.note, a.updated_at,
+    )  # fmt: skip
+
+
+def _entry_row(alarm_id: str, seq: int, e: TimelineEntry) -> tuple[Any, ...]:
+    return (
+        alarm_id, seq, e.at, e.action.value, e.actor, e.reason, e.value,
+        e.severity.value if e.severity else None, e.note,
+        orjson.dumps(e.detail).decode() if e.detail is not None else None,
+    )  # fmt: skip
+
+
+class AlarmStore:
+    """Owns the database connection. Reads are direct; writes go through `submit_*`."""
+
+    BATCH_MAX = 500
+
+    def __init__(
+        self,
+        path: Path,
+        on_committed: Callable[[Sequence[_AlarmOp]], Awaitable[None] | None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        # A second connection for reads: WAL lets it read while the writer commits, and
+        # aiosqlite serialises work per connection, so a slow or locked commit would
+        # otherwise hold up every API query behind it.
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._on_committed = on_committed
+        self._on_durable = on_durable
+        self.stats = StoreStats()
+        # Every write gets a sequence number; `committed` is the highest one on disk. The
+        # MQTT link holds back the acknowledgement of a message until what it caused is
+        # committed, so a crash before the commit makes the broker deliver it again.
+        self.submitted = 0
+        self.committed = 0
+        self.healthy = True
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self._path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL survives power loss as well as kill -9; alarm writes are few and batched,
+        # so the cost of an fsync per commit is affordable here.
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        self._reader = await aiosqlite.connect(self._path)
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = None
+        self._reader = None
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ writes
+    def submit_alarm(
+        self, write: AlarmWrite, snapshot: dict[str, Any], wait: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Queue a transition; never blocks. With `wait`, returns a future set on commit."""
+        a = write.alarm
+        entries = [_entry_row(a.id, write.first_seq + i, e) for i, e in enumerate(write.entries)]
+        done = asyncio.get_running_loop().create_future() if wait else None
+        self.submitted += 1
+        self._queue.put_nowait(
+            _AlarmOp(alarm_row(a), entries, write, snapshot, self.submitted, done)
+        )
+        return done
+
+    def submit_command(
+        self, record: CommandRecord, wait: bool = False
+    ) -> asyncio.Future[None] | None:
+        done = asyncio.get_running_loop().create_future() if wait else None
+        self.submitted += 1
+        self._queue.put_nowait(_CommandOp(record, self.submitted, done))
+        return done
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until everything submitted so far is committed (or the store is failing)."""
+        target = self.submitted
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.committed < target and self.healthy:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return self.committed >= target
+
+    async def run_writer(self) -> None:
+        """Commit queued writes in batches until `stop()`; everything before it is kept.
+
+        Not cancelled on shutdown: a cancel could land in the middle of a commit and lose
+        the batch in hand. The supervisor calls `stop()` and waits for this to return.
+        """
+        while True:
+            first = await self._queue.get()
+            if first is _STOP:
+                await self.drain()
+                return
+            await self._commit_batch(self._take_batch(first))
+
+    def stop(self) -> None:
+        self._queue.put_nowait(_STOP)
+
+    async def drain(self) -> None:
+        while not self._queue.empty():
+            op = self._queue.get_nowait()
+            if op is not _STOP:
+                await self._commit_batch(self._take_batch(op))
+
+    def _take_batch(self, first: _AlarmOp | _CommandOp) -> list[_AlarmOp | _CommandOp]:
+        batch = [first]
+        while len(batch) < self.BATCH_MAX:
+            try:
+                op = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if op is _STOP:
+                self._queue.put_nowait(op)  # keep it for run_writer, after this batch
+                break
+            batch.append(op)
+        return batch
+
+    async def _commit_batch(self, batch: list[_AlarmOp | _CommandOp]) -> None:
+        db = self.db
+        delay = 0.1
+        while True:
+            try:
+                # One statement per table, not per row: each is a round trip to the
+                # database thread, which waits for the interpreter while ingestion is busy.
+                # Rows keep their order within a table; timeline rows after their alarms.
+                alarms = [op.row for op in batch if isinstance(op, _AlarmOp)]
+                entries = [e for op in batch if isinstance(op, _AlarmOp) for e in op.entries]
+                commands = [_command_row(op.record) for op in batch if isinstance(op, _CommandOp)]
+                if alarms:
+                    await db.executemany(_UPSERT_ALARM, alarms)
+                if entries:
+                    await db.executemany(_INSERT_ENTRY, entries)
+                if commands:
+                    await db.executemany(_UPSERT_COMMAND, commands)
+                await db.commit()
+                break
+            except (aiosqlite.Error, OSError) as exc:
+                # Disk full, locked, I/O error: the alarm path keeps running from memory;
+                # we keep retrying so that nothing accepted is lost, and say so loudly.
+                self.stats.failed_batches += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                if self.healthy:
+                    log.error("alarm store commit failed (%s); retrying with backoff", exc)
+                self.healthy = False
+                # Degraded: do not make the broker wait on a broken disk. Ingestion and
+                # alarms go on from memory; redelivery after a crash is what we give up.
+                if self._on_durable is not None:
+                    self._on_durable(self.submitted)
+                with contextlib.suppress(aiosqlite.Error):
+                    await db.rollback()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not self.healthy:
+            log.warning("alarm store commits again")
+        self.healthy = True
+        self.committed = batch[-1].seq
+        self.stats.committed_batches += 1
+        self.stats.committed_ops += len(batch)
+        if self._on_durable is not None:
+            self._on_durable(self.committed)
+        for op in batch:
+            if op.done is not None and not op.done.done():
+                op.done.set_result(None)
+        if self._on_committed is not None:
+            alarm_ops = [op for op in batch if isinstance(op, _AlarmOp)]
+            if alarm_ops:
+                result = self._on_committed(alarm_ops)
+                if result is not None:
+                    await result
+
+    # ------------------------------------------------------------------- reads
+    async def load_open(self) -> list[Alarm]:
+        rows = await self._select("WHERE state != 'closed' ORDER BY raised_at", ())
+        return await self._with_timelines(rows)
+
+    async def get(self, alarm_id: str) -> Alarm | None:
+        rows = await self._select("WHERE id = ?", (alarm_id,))
+        alarms = await self._with_timelines(rows)
+        return alarms[0] if alarms else None
+
+    async def query(
+        self,
+        *,
+        states: Sequence[str] = (),
+        sites: Sequence[str] | None = None,
+        types: Sequence[str] = (),
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 200,
+    ) -> list[Alarm]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, values in (("state", states), ("type", types)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
+        if sites is not None:
+            where.append(f"site IN ({', '.join('?' * len(sites))})" if sites else "0")
+            args.extend(sites)
+        if device is not None:
+            where.append("device = ?")
+            args.append(device)
+        if since is not None:
+            where.append("raised_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("raised_at < ?")
+            args.append(until)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = await self._select(f"{clause} ORDER BY raised_at DESC LIMIT ?", (*args, limit))
+        return [_alarm_from_row(r) for r in rows]
+
+    async def commands(self, limit: int = 100) -> list[CommandRecord]:
+        async with self.reader.execute(
+            "SELECT id, site, device, cmd, requested_by, alarm_id, reason, sent_at, result, "
+            "result_at, detail FROM commands ORDER BY sent_at DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [CommandRecord(*row) for row in await cur.fetchall()]
+
+    async def _select(self, tail: str, args: Sequence[Any]) -> list[Any]:
+        async with self.reader.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms {tail}", args) as cur:
+            return list(await cur.fetchall())
+
+    async def _with_timelines(self, rows: list[Any]) -> list[Alarm]:
+        alarms = [_alarm_from_row(r) for r in rows]
+        for alarm in alarms:
+            async with self.reader.execute(
+                "SELECT at, action, actor, reason, value, severity, note, detail "
+                "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
+                (alarm.id,),
+            ) as cur:
+                for (
+                    at,
+                    action,
+                    actor,
+                    reason,
+                    value,
+                    severity,
+                    note,
+                    detail,
+                ) in await cur.fetchall():
+                    alarm.timeline.append(
+                        TimelineEntry(
+                            at,
+                            Action(action),
+                            actor,
+                            reason,
+                            value,
+                            Severity(severity) if severity else None,
+                            note,
+                            orjson.loads(detail) if detail else None,
+                        )
+                    )
+        return alarms
+
+
+def _command_row(r: CommandRecord) -> tuple[Any, ...]:
+    return (
+        r.id, r.site, r.device, r.cmd, r.requested_by, r.alarm_id, r.reason, r.sent_at,
+        r.result, r.result_at, r.detail,
+    )  # fmt: skip
+
+
+def _alarm_from_row(r: Sequence[Any]) -> Alarm:
+    return Alarm(
+        id=r[0], site=r[1], device=r[2], type=AlarmType(r[3]), severity=Severity(r[4]),
+        level=r[5], state=AlarmState(r[6]), latched=bool(r[7]), acked=bool(r[8]), value=r[9],
+        peak=r[10], count=r[11], reason=r[12], raised_at=r[13], acked_at=r[14], acked_by=r[15],
+        cleared_at=r[16], closed_at=r[17], closed_by=r[18],
+        disposition=Disposition(r[19]) if r[19] else None, note=r[20], updated_at=r[21],
+    )  # fmt: skip

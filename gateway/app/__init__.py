@@ -1,0 +1,2 @@
+"""`Gateway`, the supervisor: builds every stage through its constructor, owns every long-running
+task and shuts them down in order."""

@@ -1,0 +1,2 @@
+"""Everything central mode adds (DESIGN section 2): edge presence and uplink watch, the
+`edge_offline` alarm, and mirroring of the alarms and commands edge gateways publish."""

@@ -1,0 +1,173 @@
+"""Is the edge still there? (central mode: sites `served_by: edge`).
+
+For a site its edge gateway serves, the bureau acts on nothing: it relies on the edge to
+close the valve and phone the people. So the bureau must see at once when that edge is gone.
+Two signals arrive, both retained on the bureau broker:
+
+- the edge gateway's presence, `{prefix}/gateways/{id}`: `online` on connect, `offline` on a
+  clean stop or as its will (crash, power loss, lost broker). JSON with the sites it serves;
+- the edge broker's bridge state, `{prefix}/{site}/bridge/state`: `1`/`0` (Mosquitto's bridge
+  notifications, `deploy/mosquitto-bridge.conf`): `0` means nothing from the site reaches the
+  bureau, whatever the gateway is doing.
+
+Pure: messages and `now` in, states out. The shell (pipeline) feeds it and logs changes.
+An edge gateway offline for `edge_offline_after` raises a critical `edge_offline` alarm here,
+at the bureau (its own alarm, which the bureau acknowledges and closes): the duty officer's
+console sounds and the bureau's escalation runs. It clears when the gateway is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gateway.status.views import Clockface
+from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
+
+# Alarms a central gateway raises itself about a site its edge serves: the bureau acts on
+# them (ack, close) and they follow the whole escalation policy, since the edge tells nobody.
+CENTRAL_ALARM_TYPES = frozenset({AlarmType.EDGE_OFFLINE.value})
+
+
+class EdgeState(StrEnum):
+    ONLINE = "online"  # the gateway is connected and the uplink is up (or not reported)
+    GATEWAY_OFFLINE = "gateway_offline"  # the site is not protected by its gateway
+    UPLINK_DOWN = "uplink_down"  # the bureau is blind; the site may still be protected
+    UNKNOWN = "unknown"  # never heard of since this gateway started
+
+
+@dataclass(slots=True)
+class EdgeLink:
+    site: str
+    gateway: str | None = None
+    gateway_online: bool | None = None
+    gateway_since: float | None = None
+    uplink_up: bool | None = None
+    uplink_since: float | None = None
+
+    @property
+    def state(self) -> EdgeState:
+        # A gateway last heard of as offline stays the verdict while the uplink is down too:
+        # the worst known state, since nothing newer can have arrived.
+        if self.gateway_online is False:
+            return EdgeState.GATEWAY_OFFLINE
+        if self.uplink_up is False:
+            return EdgeState.UPLINK_DOWN
+        if self.gateway_online:
+            return EdgeState.ONLINE
+        return EdgeState.UNKNOWN
+
+    @property
+    def since(self) -> float | None:
+        """When the current state began (as this gateway heard it)."""
+        if self.state is EdgeState.UPLINK_DOWN:
+            return self.uplink_since
+        if self.state is EdgeState.ONLINE and self.uplink_since is not None:
+            return max(self.uplink_since, self.gateway_since or 0.0)
+        return self.gateway_since
+
+
+def edge_json(link: EdgeLink | None, clock: Clockface) -> dict[str, Any] | None:
+    if link is None:
+        return None
+    return {"gateway": link.gateway, "state": link.state.value, "since": clock.iso(link.since)}
+
+
+class BadPresence(ValueError):
+    pass
+
+
+def parse_presence(gateway_id: str, data: Any) -> tuple[bool, tuple[str, ...]]:
+    """A presence message -> (online, sites). Raises BadPresence with the reason."""
+    if not isinstance(data, dict):
+        raise BadPresence("a presence object expected")
+    status = data.get("status")
+    if status not in ("online", "offline"):
+        raise BadPresence(f"status must be online or offline, not {status!r}")
+    if data.get("gateway") != gateway_id:
+        raise BadPresence(f"gateway {data.get('gateway')!r} on the topic of {gateway_id!r}")
+    sites = data.get("sites")
+    if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
+        raise BadPresence("sites must be a list of site ids")
+    return status == "online", tuple(sites)
+
+
+def presence_message(gateway_id: str, online: bool, sites: tuple[str, ...]) -> dict[str, Any]:
+    return {"gateway": gateway_id, "status": "online" if online else "offline", "sites": sites}
+
+
+class EdgeWatch:
+    """The edge links of the observed sites; other sites' messages are ignored."""
+
+    def __init__(self, observed: frozenset[str]) -> None:
+        self.links = {site: EdgeLink(site) for site in observed}
+
+    def on_presence(
+        self, gateway_id: str, online: bool, sites: tuple[str, ...], now: float
+    ) -> list[tuple[EdgeLink, EdgeState]]:
+        """Returns the links whose state changed, each with its state before."""
+        changed = []
+        for site in sites:
+            link = self.links.get(site)
+            if link is None:
+                continue
+            before = link.state
+            if link.gateway_online is not online or link.gateway != gateway_id:
+                link.gateway, link.gateway_online, link.gateway_since = gateway_id, online, now
+            if link.state is not before:
+                changed.append((link, before))
+        return changed
+
+    def on_uplink(self, site: str, up: bool, now: float) -> list[tuple[EdgeLink, EdgeState]]:
+        link = self.links.get(site)
+        if link is None or link.uplink_up is up:
+            return []
+        before = link.state
+        link.uplink_up, link.uplink_since = up, now
+        return [(link, before)] if link.state is not before else []
+
+    def get(self, site: str) -> EdgeLink | None:
+        return self.links.get(site)
+
+
+def describe(link: EdgeLink, before: EdgeState) -> tuple[int, str]:
+    """A change of an edge link as a log level and line (for the bureau's log)."""
+    state = link.state
+    who = f"edge gateway {link.gateway or '?'} of site {link.site}"
+    if state is EdgeState.GATEWAY_OFFLINE:
+        return logging.ERROR, f"{who} is OFFLINE: the site's alarms and gas shut-off are not served"
+    if state is EdgeState.UPLINK_DOWN:
+        return logging.WARNING, f"uplink of site {link.site} is down: the bureau sees nothing of it"
+    if state is EdgeState.ONLINE:
+        return logging.WARNING, f"{who} is online again (was {before.value})"
+    return logging.INFO, f"{who}: {state.value}"
+
+
+def edge_alarm_changes(
+    links: Iterable[EdgeLink], active: Iterable[AlarmKey], now: float, offline_after_s: float
+) -> list[AlarmChange]:
+    """`edge_offline` alarms to raise (offline long enough, not yet active) and to clear
+    (the site's gateway is back; any gateway id, in case the edge was replaced)."""
+    active_by_site: dict[str, list[AlarmKey]] = {}
+    for key in active:
+        active_by_site.setdefault(key.site, []).append(key)
+    changes = []
+    severity = DEFAULT_SEVERITY[AlarmType.EDGE_OFFLINE]
+    for link in links:
+        site_active = active_by_site.get(link.site, [])
+        if link.gateway_online:
+            changes += [
+                AlarmChange(k, ChangeKind.CLEAR, severity, Reason.EDGE_GATEWAY_ONLINE)
+                for k in site_active
+            ]
+        elif link.gateway_online is False and link.gateway is not None:
+            key = AlarmKey(link.site, link.gateway, AlarmType.EDGE_OFFLINE)
+            since = link.gateway_since if link.gateway_since is not None else now
+            if key not in site_active and now - since >= offline_after_s:
+                changes.append(
+                    AlarmChange(key, ChangeKind.RAISE, severity, Reason.EDGE_GATEWAY_OFFLINE)
+                )
+    return changes

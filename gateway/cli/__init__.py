@@ -1,0 +1,1 @@
+"""The `safety-gateway` command: run, check, simulate, report, demo."""

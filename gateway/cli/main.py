@@ -1,0 +1,286 @@
+"""`safety-gateway`: check | run | simulate | demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drivers.mqtt.broker import EmbeddedBroker, free_port
+from gateway.config.schema import (
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    missing_secrets,
+    parse_config,
+)
+from gateway.http.server import HttpServer
+
+log = logging.getLogger("safety-gateway")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("aiomqtt", "amqtt", "transitions", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pymodbus logs every timeout as an error; the poller logs state changes once instead.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    handler = {
+        "check": cmd_check,
+        "run": cmd_run,
+        "simulate": cmd_simulate,
+        "demo": cmd_demo,
+        "report": cmd_report,
+    }
+    return int(handler[args.command](args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safety-gateway", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate a configuration file; exit 2 if invalid")
+    c.add_argument("-c", "--config", type=Path, required=True)
+
+    r = sub.add_parser("run", help="run the gateway and its API")
+    r.add_argument("-c", "--config", type=Path, required=True)
+
+    s = sub.add_parser("simulate", help="simulate a site's MQTT devices running a scenario")
+    s.add_argument("-c", "--config", type=Path, required=True)
+    s.add_argument("--scenario", required=True, help="scenario name (see --list)")
+    s.add_argument("--site", help="site id (default: the first site)")
+    s.add_argument("--device", help="the device the scenario acts on (default: the first fit)")
+    s.add_argument("--broker", help="host:port (default: the config's mqtt.url)")
+    s.add_argument("--interval", type=float, default=5.0, help="telemetry interval, seconds")
+    s.add_argument("--speed", type=float, default=1.0, help="run the story this many times faster")
+    s.add_argument("--linger", type=float, default=None, help="seconds to keep reporting after")
+
+    rep = sub.add_parser("report", help="reports")
+    rep_sub = rep.add_subparsers(dest="report", required=True)
+    daily = rep_sub.add_parser("daily", help="write the daily safety report (JSON, HTML, XLSX)")
+    daily.add_argument("-c", "--config", type=Path, required=True)
+    daily.add_argument(
+        "--date", required=True, help="YYYY-MM-DD: the day whose report time ends it"
+    )
+    daily.add_argument("--site", help="one site (default: the county report of every site)")
+    daily.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
+
+    d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
+    d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")
+    d.add_argument("--scenario", default="gas_leak")
+    d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    d.add_argument("--data-dir", type=Path, default=None)
+    return p
+
+
+# ---------------------------------------------------------------------- check
+def _load_or_report(path: Path) -> GatewayConfig | None:
+    """The configuration, or None after printing every problem with its path."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    for problem in missing_secrets(config):
+        print(f"warning: {problem}", file=sys.stderr)
+    devices = sum(len(s.devices) for s in config.sites)
+    print(f"{args.config}: valid ({len(config.sites)} sites, {devices} devices)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ run
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    secrets = missing_secrets(config)
+    if secrets:
+        for problem in secrets:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    return asyncio.run(_run(config))
+
+
+def _tune_interpreter() -> None:
+    """For a process that ingests bursts on one thread while others wait for the interpreter.
+
+    - Threads (the SQLite writers, the time-series writer) get the interpreter within 1 ms
+      rather than 5 ms while ingestion runs: each database round trip of an alarm waited
+      for that (bench/burst.py).
+    - What start-up built (configuration, inventory, engine state) lives as long as the
+      process: frozen out of the garbage collector's full passes, which otherwise scan all
+      of it and paused the loop for over 100 ms with a few thousand devices.
+    """
+    sys.setswitchinterval(0.001)
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "interpreter tuned: %d start-up objects frozen out of collections", gc.get_freeze_count()
+    )
+
+
+async def _run(config: GatewayConfig) -> int:
+    from gateway.http.app import build_app
+
+    async with _broker_for(config) as (host, port):
+        # amqtt mishandles manual acknowledgement (see MqttSettings.manual_acks).
+        app = build_app(
+            config,
+            on_started=_tune_interpreter,
+            mqtt_host=host,
+            mqtt_port=port,
+            durable_acks=config.mqtt is not None,
+        )
+        await HttpServer(app, config.http.host, config.http.port, lifespan="on").serve()
+    return EXIT_OK
+
+
+@contextlib.asynccontextmanager
+async def _broker_for(config: GatewayConfig) -> AsyncIterator[tuple[str, int]]:
+    if config.mqtt is not None:
+        yield config.mqtt.host, config.mqtt.port
+        return
+    async with EmbeddedBroker() as broker:
+        yield broker.host, broker.port
+
+
+# ------------------------------------------------------------------- simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator import BrokerAddress, ScenarioError, run_scenario, site_from_config
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    broker: BrokerAddress | None = None
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        broker = BrokerAddress(host or "127.0.0.1", int(port), config.topic_prefix)
+    elif config.mqtt is not None:
+        broker = BrokerAddress(config.mqtt.host, config.mqtt.port, config.topic_prefix)
+    try:
+        site = site_from_config(config, broker, args.site, args.interval, args.speed)
+        if args.device is not None and args.device not in site.types:
+            raise ScenarioError(f"no device {args.device!r} in site {site.site}")
+        site.focus = args.device
+        asyncio.run(run_scenario(site, args.scenario, args.linger))
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from gateway.report import PeriodNotStarted, UnknownSite, write_report_files
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"--date: not a date: {args.date!r} (use YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_INVALID
+    if _load_or_report(args.config) is None:
+        return EXIT_INVALID
+    try:
+        paths = asyncio.run(write_report_files(args.config, day, args.out, args.site))
+    except FileNotFoundError as exc:
+        print(f"no alarm store yet: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (UnknownSite, PeriodNotStarted) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- demo
+def demo_config(data_dir: Path, port: int) -> GatewayConfig:
+    text = resources.files("gateway.cli").joinpath("demo_site.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    data["gateway"]["data_dir"] = str(data_dir)
+    data["http"]["port"] = port
+    return parse_config(data)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="safety-gateway-demo-"))
+    port = args.port if _port_free(args.port) else free_port()
+    config = demo_config(data_dir, port)
+    try:
+        return asyncio.run(_demo(config, args.scenario, args.duration))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _demo(config: GatewayConfig, scenario: str, duration: float | None) -> int:
+    from gateway.app.supervisor import Gateway
+    from gateway.cli.demo import Narrator
+    from gateway.http.app import create_api
+    from simulator import BrokerAddress, run_scenario, site_from_config
+
+    async with (
+        EmbeddedBroker() as broker,
+        Gateway(config, mqtt_host=broker.host, mqtt_port=broker.port, durable_acks=False) as gw,
+    ):
+        url = f"http://{config.http.host}:{config.http.port}"
+        server = HttpServer(create_api(gw), config.http.host, config.http.port, lifespan="off")
+        narrator = Narrator(gw, url)
+        site = site_from_config(
+            config, BrokerAddress(broker.host, broker.port, config.topic_prefix), interval_s=2.0
+        )
+        print(narrator.banner(scenario), flush=True)
+        async with asyncio.TaskGroup() as tg:
+            serve = tg.create_task(server.serve(), name="http")
+            helpers = [
+                tg.create_task(narrator.run(), name="narrator"),
+                tg.create_task(run_scenario(site, scenario), name="simulator"),
+            ]
+            if duration is not None:
+                await asyncio.sleep(duration)
+                server.should_exit = True
+            await serve  # returns on Ctrl-C (uvicorn handles the signal) or after --duration
+            for task in helpers:
+                task.cancel()
+    return EXIT_OK
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

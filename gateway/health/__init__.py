@@ -1,0 +1,2 @@
+"""Observability: Prometheus metrics, the health report, and rate-limited logging of repeated
+problems."""

@@ -1,0 +1,2 @@
+"""Ingest: a wire message or a Modbus poll -> topic routing -> codec -> rule engine -> outcome
+handed to `gateway.alarms`. Owns the routes cache, reject counting and the catch-up gate."""

@@ -1,0 +1,1 @@
+"""One module per notification channel; each implements `gateway.notify.base.Notifier`."""

@@ -1,0 +1,2 @@
+"""Device status and availability: one implementation for the API views, the bureau overview and
+the daily report."""
