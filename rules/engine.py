@@ -243,6 +243,19 @@ class RuleEngine:
     def on_command_result(self, result: CommandResult, now: float) -> Outcome:
         d = self._devices[result.ref]
         out = self._seen(d, now)
+        if result.cmd is CommandKind.TRIP and not result.ok:
+            # Power was not cut although someone (or a rule) asked for it: a person must know.
+            # Latched: whether the circuit is now safe is for a person on site to say.
+            out.changes.append(
+                AlarmChange(
+                    key=AlarmKey(result.ref.site, result.ref.device, AlarmType.TRIP_FAILURE),
+                    kind=ChangeKind.RAISE,
+                    severity=DEFAULT_SEVERITY[AlarmType.TRIP_FAILURE],
+                    reason=Reason.TRIP_NOT_CONFIRMED,
+                    latched=True,
+                )
+            )
+            return out
         if d.valve is None:
             return out
         if result.cmd is CommandKind.OPEN_VALVE and result.ok:

@@ -354,6 +354,22 @@ def test_late_ack_clears_valve_failure() -> None:
     assert rig.closes() == [0, 10]
 
 
+def test_a_trip_the_device_refuses_raises_a_latched_trip_failure() -> None:
+    rig = Rig()
+    assert not rig.result(1, ok=True, ref=EFM, cmd=CommandKind.TRIP).changes
+    out = rig.result(2, ok=False, ref=EFM, cmd=CommandKind.TRIP)
+    (failure,) = out.changes
+    assert failure.key == AlarmKey(EFM.site, EFM.device, AlarmType.TRIP_FAILURE)
+    assert (failure.kind, failure.severity, failure.reason, failure.latched) == (
+        ChangeKind.RAISE,
+        Severity.MAJOR,
+        Reason.TRIP_NOT_CONFIRMED,
+        True,
+    )
+    assert not out.commands  # power is never restored, nor the trip resent, by a rule
+    assert not rig.result(3, ok=False, ref=EFM, cmd=CommandKind.RESET).changes
+
+
 def test_refused_close_raises_valve_failure_at_once() -> None:
     rig = Rig()
     rig.reading(0, GAS, lel=30.0)

@@ -51,12 +51,9 @@ from gateway.live.hub import LiveHub
 from gateway.status.views import Clockface, CommandMessage, alarm_json
 from rules.engine import RuleEngine
 from rules.model import (
-    DEFAULT_SEVERITY,
-    AlarmChange,
     AlarmKey,
     AlarmType,
     Availability,
-    ChangeKind,
     CommandKind,
     DeviceRef,
     DeviceType,
@@ -451,17 +448,6 @@ class AlarmPipeline:
                 info["detail"] = detail
             self._persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now, info))
         outcome = self._engine.on_command_result(result, now)
-        if sent.cmd is CommandKind.TRIP and not ok:
-            # Power was not cut although someone (or a rule) asked for it: a person must know.
-            outcome.changes.append(
-                AlarmChange(
-                    key=AlarmKey(ref.site, ref.device, AlarmType.TRIP_FAILURE),
-                    kind=ChangeKind.RAISE,
-                    severity=DEFAULT_SEVERITY[AlarmType.TRIP_FAILURE],
-                    reason=Reason.TRIP_NOT_CONFIRMED,
-                    latched=True,
-                )
-            )
         return outcome
 
     # ------------------------------------------------------------- decisions
