@@ -334,7 +334,7 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: P
     and closed at the bureau (unlike the edge's alarms), cleared when the edge is back."""
     async with bureau(tmp_path, central_rules={"edge_offline_after": "0.5 s"}) as b:
         await until(
-            lambda: (link := b.central.gw.pipeline.edges.get("xingfu")) and link.gateway_online,
+            lambda: (link := b.central.gw.central.edges.get("xingfu")) and link.gateway_online,
             timeout=15,
             what="edge online",
         )
@@ -385,7 +385,7 @@ async def test_edge_offline_phones_the_site_and_the_bureau(tmp_path: Path) -> No
             central_rules={"edge_offline_after": "1 s"},
         ) as b,
     ):
-        edges = b.central.gw.pipeline.edges
+        edges = b.central.gw.central.edges
         await until(lambda: edges.links["xingfu"].gateway_online, timeout=15, what="online")
         await b.edge.gw.__aexit__(None, None, None)
         await until(lambda: edges.links["xingfu"].gateway_online is False, what="offline")
@@ -449,7 +449,7 @@ async def test_a_malformed_command_record_is_rejected_and_counted(tmp_path: Path
     async with bureau(tmp_path) as b:
         await b.at_bureau.publish("safety/xingfu/commands", {"id": "x", "site": "xingfu"})
         await until(
-            lambda: b.central.gw.pipeline.rejected_by_reason.get("wrong_type", 0) >= 1,
+            lambda: b.central.gw.rejects.by_reason.get("wrong_type", 0) >= 1,
             what="rejected",
         )
         health = (await b.central.api.get("/api/health")).json()
@@ -459,7 +459,7 @@ async def test_a_malformed_command_record_is_rejected_and_counted(tmp_path: Path
                "requested_by": "system", "sent_at": "2026-11-25T10:00:00+08:00"}  # fmt: skip
         await b.at_bureau.publish("safety/xingfu/commands", bad)
         await until(
-            lambda: b.central.gw.pipeline.rejected_by_reason.get("unknown_device", 0) >= 1,
+            lambda: b.central.gw.rejects.by_reason.get("unknown_device", 0) >= 1,
             what="unknown device rejected",
         )
 

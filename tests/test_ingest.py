@@ -165,14 +165,10 @@ async def test_every_bad_input_is_rejected_counted_and_harmless(
         expected[reason] = expected.get(reason, 0) + 1
 
     def counted() -> bool:
-        return all(
-            gateway.gw.pipeline.rejected_by_reason.get(r, 0) >= n for r, n in expected.items()
-        )
+        return all(gateway.gw.rejects.by_reason.get(r, 0) >= n for r, n in expected.items())
 
-    await until(
-        counted, what=f"rejections {expected}, got {gateway.gw.pipeline.rejected_by_reason}"
-    )
-    assert gateway.gw.pipeline.rejected_by_reason == expected
+    await until(counted, what=f"rejections {expected}, got {gateway.gw.rejects.by_reason}")
+    assert gateway.gw.rejects.by_reason == expected
     assert not list(gateway.gw.book.open_alarms()), "bad input raised no alarm"
 
     health = (await gateway.api.get("/api/health")).json()
@@ -195,9 +191,7 @@ async def test_one_bad_channel_does_not_hide_the_good_ones(
         b'{"values": {"temp_c_1": NaN, "residual_ma": 450, "rssi": -70}}',
     )
     # NaN makes the whole JSON invalid for a strict parser: that message is rejected whole...
-    await until(
-        lambda: gateway.gw.pipeline.rejected_by_reason.get("not_finite"), what="nan counted"
-    )
+    await until(lambda: gateway.gw.rejects.by_reason.get("not_finite"), what="nan counted")
     # ...but a well-formed one with a bad quantity keeps the good quantity.
     await probe.publish(
         "safety/xingfu/efm-1/telemetry",
@@ -207,8 +201,8 @@ async def test_one_bad_channel_does_not_hide_the_good_ones(
         lambda: gateway.gw.engine.status(_ref("efm-1")).values.get("residual_ma"),
         what="residual kept",
     )
-    assert gateway.gw.pipeline.rejected_by_reason["wrong_type"] == 1
-    assert gateway.gw.pipeline.rejected_by_reason["unknown_quantity"] == 1
+    assert gateway.gw.rejects.by_reason["wrong_type"] == 1
+    assert gateway.gw.rejects.by_reason["unknown_quantity"] == 1
 
 
 async def test_broker_outage_is_reported_and_survived(

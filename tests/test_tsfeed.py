@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -28,9 +29,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gateway.alarms.book import Action, AlarmState
+from gateway.alarms.event import AlarmEvent, AlarmSnapshot
 from gateway.config.schema import InfluxSection
-from gateway.timeseries.feed import TimeSeriesFeed, alarm_line, reading_line, status_line
-from rules.model import DeviceRef, Reading
+from gateway.timeseries.feed import TimeSeriesFeed
+from gateway.timeseries.lines import alarm_line, reading_line, status_line
+from rules.model import AlarmType, DeviceRef, Reading, Severity
 from tests.conftest import Sample, VictoriaMetrics, free_port, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -153,23 +157,36 @@ def iso(ms: int) -> str:
 
 
 def snapshot(
-    i: int, at_ms: int, state: str = "active", value: float | None = None, **kw: Any
-) -> dict[str, Any]:
-    """An alarm as the API shows it (gateway/views.alarm_json), the fields the feed uses."""
-    out: dict[str, Any] = {
-        "id": f"A-{i:05d}",
-        "site": "xingfu",
-        "device": f"gas-{i % 3}",
-        "type": "gas_leak",
-        "severity": "critical",
-        "level": "level_1",
-        "state": state,
-        "acked": state != "active",
-        "value": value,
-        "updated_at": iso(at_ms),
-    }
-    out.update(kw)
-    return out
+    i: int, at_ms: int, state: str = "active", value: float | None = None, **kw: str
+) -> AlarmEvent:
+    """An alarm change as the fan-out hands it to the feed."""
+    f = {"id": f"A-{i:05d}", "site": "xingfu", "device": f"gas-{i % 3}", "type": "gas_leak"}
+    f.update(kw)
+    alarm = AlarmSnapshot(
+        id=f["id"],
+        site=f["site"],
+        device=f["device"],
+        type=AlarmType(f["type"]),
+        severity=Severity.CRITICAL,
+        state=AlarmState(state),
+        raised_at=at_ms / 1000,
+        level="level_1",
+        latched=False,
+        acked=state != "active",
+        value=value,
+        peak=value,
+        count=1,
+        reason=None,
+        acked_at=None,
+        acked_by=None,
+        cleared_at=None,
+        closed_at=None,
+        closed_by=None,
+        disposition=None,
+        note=None,
+        updated_at=at_ms / 1000,
+    )
+    return AlarmEvent(Action.RAISED, alarm)
 
 
 def labels(**kw: str) -> tuple[tuple[str, str], ...]:
@@ -207,9 +224,9 @@ class Stream:
         if i % 25 == 0:
             snap = snapshot(i, ts + 1, value=float(i))
             feed.alarm(snap)
-            self.lines.append(alarm_line(snap, ts + 1))
+            self.lines.append(alarm_line(snap.alarm, ts + 1))
             key = labels(
-                site="xingfu", device=snap["device"], alarm_type="gas_leak", severity="critical"
+                site="xingfu", device=snap.alarm.device, alarm_type="gas_leak", severity="critical"
             )
             self.expected += [
                 ("alarm_value", key, ts + 1, float(i)),
@@ -249,7 +266,7 @@ def test_line_protocol_text_and_escaping() -> None:
         "lel=12.5,temp_c_1=30.0 1700000000000"
     )
     snap = snapshot(1, 0, state="cleared", value=None, id='a"b\\c\nd', site="s", device="d")
-    assert alarm_line(snap, 1_700_000_000_123) == (
+    assert alarm_line(snap.alarm, 1_700_000_000_123) == (
         "alarm,alarm_type=gas_leak,device=d,severity=critical,site=s "
         r'acked=1i,alarm_id="a\"b\\c\nd",state="cleared",state_code=1i 1700000000123'
     )
@@ -284,15 +301,18 @@ async def test_the_enqueue_fast_path_writes_exactly_the_line_protocol(tmp_path: 
 
 async def test_enqueue_never_raises_on_bad_input(tmp_path: Path, caplog: Any) -> None:
     feed = make_feed(influx("http://127.0.0.1:9"), tmp_path / "outbox.db")
-    feed.alarm({})  # no site/device/type
-    feed.alarm({"site": "s", "device": "d", "type": "co"})  # no fields
-    feed.alarm({"site": "s", "device": "d", "type": "co", "state": "active", "updated_at": "x"})
+    event = snapshot(1, 0, value=math.nan)  # a value that is no number: left out
+    no_time = dataclasses.replace(event.alarm, updated_at=math.nan)
+    feed.alarm(dataclasses.replace(event, alarm=no_time))
     feed.device_status("s", "d", True, False, math.nan)
     feed.reading(Reading(DeviceRef("s", "d"), {"lel": 1.0}, math.inf), "gas_detector")
     stats = feed.stats()
-    assert stats["encode_errors"] == 4
+    assert stats["encode_errors"] == 2
     assert stats["buffered"] == 1  # the alarm without a usable time got the clock's
-    assert sum("cannot encode" in r.message for r in caplog.records) == 3  # once per kind
+    (line,) = [item[3] for item in feed._buffer.peek(10)]
+    assert line.startswith("alarm,") and "value=" not in line
+    assert sum("cannot encode" in r.message for r in caplog.records) == 2  # once per kind
+    assert sum("without usable updated_at" in r.message for r in caplog.records) == 1
 
 
 # ------------------------------------------------------------------ VictoriaMetrics
@@ -366,13 +386,11 @@ async def test_tags_with_spaces_commas_equals_backslashes_and_chinese(
     async with running(feed):
         feed.reading(Reading(DeviceRef(site, device), {"lel": 7.5}, base / 1000), dtype)
         feed.reading(Reading(DeviceRef(site, "line\nbreak"), {"lel": 1.0}, base / 1000), dtype)
-        feed.alarm(
-            snapshot(1, base, value=21.0, site=site, device=device, severity="危急 一级", id='x"\\')
-        )
+        feed.alarm(snapshot(1, base, value=21.0, site=site, device=device, id='x"\\'))
         feed.device_status(site, device, online=True, fault=True, at=base / 1000)
         await until(lambda: feed.stats()["written"] == 4, 10, "points written")
     got = numeric(vm.samples('{__name__=~"reading_.*|alarm_.*|device_status_.*"}'))
-    akey = labels(site=site, device=device, alarm_type="gas_leak", severity="危急 一级")
+    akey = labels(site=site, device=device, alarm_type="gas_leak", severity="critical")
     assert got == sorted(
         [
             ("reading_lel", labels(site=site, device=device, type=dtype), base, 7.5),

@@ -82,6 +82,18 @@ class PollSink(Protocol):
     def poll_command_result(self, job: CommandJob, ok: bool, detail: str) -> None: ...
 
 
+class _NoSink:
+    """Before `run`: nothing is polled, so nothing arrives."""
+
+    def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None: ...
+    def poll_unreachable(self, ref: DeviceRef) -> None: ...
+    def poll_fault(self, ref: DeviceRef, source: str, active: bool, detail: str) -> None: ...
+    def poll_command_result(self, job: CommandJob, ok: bool, detail: str) -> None: ...
+
+
+_NO_SINK = _NoSink()
+
+
 @dataclass(slots=True)
 class PollTarget:
     """One polled device (a controller counts once; its channels fan out)."""
@@ -142,14 +154,13 @@ class ModbusBus:
         name: str,
         client_factory: ClientFactory,
         targets: Sequence[PollTarget],
-        sink: PollSink,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._factory = client_factory
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.targets = list(targets)
-        self._sink = sink
+        self._sink: PollSink = _NO_SINK
         self._clock = clock
         self._commands: asyncio.Queue[CommandJob] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -168,7 +179,10 @@ class ModbusBus:
     def pending_commands(self) -> int:
         return self._commands.qsize()
 
-    async def run(self) -> None:
+    async def run(self, sink: PollSink) -> None:
+        """Poll until stopped; results go to `sink` (given here: what it decides may send
+        commands back to this bus)."""
+        self._sink = sink
         now = self._clock()
         for i, t in enumerate(self.targets):
             # Spread first polls over one interval so a bus is not hit by all at once.

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from drivers.codec import CommandAck, encode
 from drivers.mqtt import PRIORITY_COMMAND, PRIORITY_INFO, MqttLink, Publication
-from gateway.alarms.store import AlarmStore, CommandRecord
-from gateway.status.views import Clockface, command_json
+from gateway.actuate.wire import CommandRecord, command_json
+from gateway.config.clockface import Clockface
 from rules.model import CommandKind, CommandResult, DeviceRef
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,10 @@ class Actuator:
         self,
         link: MqttLink,
         topic_prefix: str,
-        store: AlarmStore,
+        store: CommandLog,
         clockface: Clockface,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        modbus: ModbusRoute | None = None,
     ) -> None:
         self._link = link
         self._prefix = topic_prefix
@@ -54,7 +55,7 @@ class Actuator:
         self._clockface = clockface
         self._new_id = new_id
         self._pending: OrderedDict[str, SentCommand] = OrderedDict()
-        self.modbus: ModbusRoute | None = None  # set when the gateway polls Modbus devices
+        self._modbus = modbus  # the devices this gateway polls: commanded on their bus
 
     def send(
         self,
@@ -67,10 +68,10 @@ class Actuator:
         now: float,
     ) -> SentCommand:
         sent = SentCommand(self._new_id(), ref, cmd, alarm_id, requested_by, reason, now)
-        if self.modbus is not None and self.modbus.handles(ref):
+        if self._modbus is not None and self._modbus.handles(ref):
             # Queued on the device's bus ahead of the next poll; the outcome comes back
             # through `complete` once the feedback point is read back (or is not).
-            if not self.modbus.submit(ref, cmd, sent.id):
+            if not self._modbus.submit(ref, cmd, sent.id):
                 log.error("%s cannot do %s: its Modbus profile has no such command", ref, cmd.value)
         else:
             payload: dict[str, str] = {"id": sent.id, "cmd": cmd.value}
@@ -127,6 +128,12 @@ class Actuator:
         topic = f"{self._prefix}/{record.site}/commands"
         payload = encode(command_json(record, self._clockface))
         self._link.publish(Publication(topic, payload, qos=1), PRIORITY_INFO)
+
+
+class CommandLog(Protocol):
+    """Where command records are kept (the alarm store, which owns the table)."""
+
+    def submit_command(self, record: CommandRecord) -> object: ...
 
 
 class ModbusRoute(Protocol):

@@ -137,6 +137,12 @@ class AlarmBook:
     def __len__(self) -> int:
         return len(self._open)
 
+    def open_by_severity(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Severity}
+        for a in self._open.values():
+            counts[a.severity.value] += 1
+        return counts
+
     def id_for(self, key: AlarmKey) -> str:
         """The id the alarm for `key` has, or will have when the pending change lands.
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import (
     Action,
     Alarm,
@@ -27,6 +28,7 @@ from gateway.alarms.book import (
     Disposition,
     TimelineEntry,
 )
+from gateway.alarms.event import AlarmEvent
 from rules.model import AlarmType, Severity
 
 log = logging.getLogger(__name__)
@@ -112,27 +114,12 @@ _INSERT_ENTRY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
-    id: str
-    site: str
-    device: str
-    cmd: str
-    requested_by: str
-    alarm_id: str | None
-    reason: str | None
-    sent_at: float
-    result: str | None = None
-    result_at: float | None = None
-    detail: str | None = None
-
-
 @dataclass(slots=True)
 class _AlarmOp:
     row: tuple[Any, ...]
     entries: list[tuple[Any, ...]]
     write: AlarmWrite
-    snapshot: dict[str, Any]
+    event: AlarmEvent
     seq: int
     done: asyncio.Future[None] | None = None
 
@@ -182,7 +169,7 @@ class AlarmStore:
     def __init__(
         self,
         path: Path,
-        on_committed: Callable[[Sequence[_AlarmOp]], Awaitable[None] | None] | None = None,
+        on_committed: Callable[[Sequence[AlarmEvent]], Awaitable[None] | None] | None = None,
         on_durable: Callable[[int], None] | None = None,
     ) -> None:
         self._path = path
@@ -239,16 +226,14 @@ class AlarmStore:
 
     # ------------------------------------------------------------------ writes
     def submit_alarm(
-        self, write: AlarmWrite, snapshot: dict[str, Any], wait: bool = False
+        self, write: AlarmWrite, event: AlarmEvent, wait: bool = False
     ) -> asyncio.Future[None] | None:
         """Queue a transition; never blocks. With `wait`, returns a future set on commit."""
         a = write.alarm
         entries = [_entry_row(a.id, write.first_seq + i, e) for i, e in enumerate(write.entries)]
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        self._queue.put_nowait(
-            _AlarmOp(alarm_row(a), entries, write, snapshot, self.submitted, done)
-        )
+        self._queue.put_nowait(_AlarmOp(alarm_row(a), entries, write, event, self.submitted, done))
         return done
 
     def submit_command(
@@ -351,9 +336,9 @@ class AlarmStore:
             if op.done is not None and not op.done.done():
                 op.done.set_result(None)
         if self._on_committed is not None:
-            alarm_ops = [op for op in batch if isinstance(op, _AlarmOp)]
-            if alarm_ops:
-                result = self._on_committed(alarm_ops)
+            events = [op.event for op in batch if isinstance(op, _AlarmOp)]
+            if events:
+                result = self._on_committed(events)
                 if result is not None:
                     await result
 

@@ -1,7 +1,7 @@
 """`Gateway`: the one supervisor that owns every long-running task.
 
     async with Gateway(config) as gw:
-        ...   # gw.pipeline, gw.health(), gw.metrics
+        ...   # gw.router, gw.actions, gw.health(), gw.metrics
 
 On entry: open the store, reload open alarms, re-seed the rule engine (which re-asserts
 the close of any valve whose gas alarm is still open), then start the tasks in one
@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,24 +26,40 @@ import httpx
 import orjson
 
 from drivers.codec import TopicParser
+from drivers.modbus.link import ModbusLink
 from drivers.mqtt import Delivery, LinkHealth, MqttLink, MqttSettings, Presence
 from drivers.mqtt.catchup import CatchUp
 from gateway.actuate.actuator import Actuator
-from gateway.alarms.book import AlarmBook
+from gateway.alarms.actions import AlarmActions
+from gateway.alarms.book import Alarm, AlarmBook
+from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.alarms.event import AlarmContext, AlarmEvent
+from gateway.alarms.fanout import AlarmFanout
 from gateway.alarms.store import AlarmStore
+from gateway.alarms.wire import alarm_view
 from gateway.central.edges import edge_json, presence_message
+from gateway.central.observer import (
+    Authority,
+    CentralObserver,
+    control_subscriptions,
+    observed_sites,
+)
+from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
 from gateway.health.metrics import Metrics
-from gateway.ingest.modbus_link import ModbusLink
-from gateway.ingest.pipeline import AlarmPipeline, control_subscriptions, observed_sites
+from gateway.ingest.modbus_plan import any_modbus, modbus_plan
+from gateway.ingest.modbus_sink import ModbusSink
+from gateway.ingest.rejects import Rejects
+from gateway.ingest.router import MessageRouter
 from gateway.live.hub import LiveHub
 from gateway.notify.factory import build_notifiers
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.report import ReportMailer
-from gateway.status.views import Clockface, device_json
+from gateway.status.views import device_json
+from gateway.timeseries.device_series import DeviceSeries
 from gateway.timeseries.feed import TimeSeriesFeed
 from rules.engine import RuleEngine
 from rules.model import DeviceRef
@@ -68,94 +84,132 @@ class Gateway:
         self.clock = clock
         self.started_at = clock()
         self._tick_interval = tick_interval_s
+        data_dir = Path(config.gateway.data_dir)
+        prefix = config.topic_prefix
+        mq = config.mqtt
         self.inventory = Inventory(config)
         self.clockface = Clockface(config.gateway.timezone)
         self.metrics = Metrics()
         self.engine = RuleEngine(build_rules(config), self.started_at)
         self.book = AlarmBook()
-        self.store = AlarmStore(
-            Path(config.gateway.data_dir) / "alarms.sqlite3", self._on_committed, self._on_durable
-        )
+        self.authority = Authority(observed_sites(self.inventory))
+        decides = self.authority.decides
+        # The store calls back after each commit; the fan-out is built below, so the two
+        # knots of this graph (store -> fan-out -> notifications -> store, and link ->
+        # router -> link) are tied here, in the supervisor's own forwarding methods.
+        self.store = AlarmStore(data_dir / "alarms.sqlite3", self._committed, self._on_durable)
         self.live = LiveHub(self.device_view)
-
-        mq = config.mqtt
-        host = mqtt_host or (mq.host if mq else "127.0.0.1")
-        port = mqtt_port or (mq.port if mq else 1883)
-        prefix = config.topic_prefix
-        password = os.environ.get(mq.password_env) if mq and mq.password_env else None
-        topics = TopicParser(prefix)
-        # The link and the pipeline need each other: the handler indirection breaks the knot.
         self.link = MqttLink(
-            MqttSettings(
-                host=host,
-                port=port,
-                client_id=(
-                    mq.client_id if mq and mq.client_id else f"safety-gw-{config.gateway.id}"
-                ),
-                subscriptions=tuple(control_subscriptions(topics, observed_sites(self.inventory))),
-                bulk_subscriptions=tuple(topics.bulk_subscriptions),
-                username=mq.username if mq else None,
-                password=password,
-                keepalive_s=mq.keepalive_s if mq else 30,
-                manual_acks=durable_acks,
-                presence=_presence(config, prefix),
-            ),
+            _mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
             handler=self._on_message,
             on_connection_change=self._on_connection_change,
             hold_acks=lambda: self.store.healthy,
             on_catchup=self._on_catchup,
         )
-        self.actuator = Actuator(self.link, prefix, self.store, self.clockface)
-        self.pipeline = AlarmPipeline(
-            inventory=self.inventory,
-            engine=self.engine,
-            book=self.book,
-            store=self.store,
-            actuator=self.actuator,
-            link=self.link,
-            live=self.live,
-            metrics=self.metrics,
-            clockface=self.clockface,
-            topic_prefix=prefix,
-            gateway_id=config.gateway.id,
-            edge_offline_after_s=config.rules.edge_offline_after,
-            max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
-            clock=clock,
+        plan = modbus_plan(config, config.profiles) if any_modbus(config) else []
+        self.modbus = ModbusLink(plan)
+        self.actuator = Actuator(
+            self.link, prefix, self.store, self.clockface, modbus=self.modbus or None
         )
         self.escalations = Escalations(
             policies_from_config(config.notify),
             group_window_s=config.notify.group_window,
-            observed=self.pipeline.observed,
+            observed=self.authority.observed,
         )
         self.notifications = NotificationWorker(
             config,
             self.inventory,
             self.escalations,
             {},  # notifiers need the HTTP client: made in __aenter__
-            Path(config.gateway.data_dir) / "alarms.sqlite3",
-            record=self.pipeline.record,
-            alarm_view=self.pipeline.open_alarm_view,
+            data_dir / "alarms.sqlite3",
+            record=self._record,
+            alarm_view=self._open_alarm_view,
             clock=clock,
         )
-        self.pipeline.notifications = self.notifications
-        self.pipeline.in_maintenance = lambda site, device: (
-            self.notifications.in_maintenance(site, device, self.clock()) is not None
+        self.alarm_context = AlarmContext(self.inventory, self._in_maintenance)
+        self.dispatcher = AlarmDispatcher(
+            engine=self.engine,
+            book=self.book,
+            store=self.store,
+            actuator=self.actuator,
+            context=self.alarm_context,
+            metrics=self.metrics,
+            decides=decides,
+            clock=clock,
+        )
+        self.actions = AlarmActions(
+            book=self.book,
+            dispatcher=self.dispatcher,
+            engine=self.engine,
+            actuator=self.actuator,
+            inventory=self.inventory,
+            metrics=self.metrics,
+            modbus=self.modbus or None,
+            clock=clock,
+        )
+        self.central = CentralObserver(
+            authority=self.authority,
+            gateway_id=config.gateway.id,
+            book=self.book,
+            store=self.store,
+            dispatcher=self.dispatcher,
+            knows=self.engine.knows,
+            live=self.live,
+            metrics=self.metrics,
+            clockface=self.clockface,
+            edge_offline_after_s=config.rules.edge_offline_after,
+            clock=clock,
         )
         self._http: httpx.AsyncClient | None = None
         self.timeseries: TimeSeriesFeed | None = None
+        self.device_series: DeviceSeries | None = None
         if config.influx is not None:
             token = os.environ.get(config.influx.token_env) if config.influx.token_env else None
             self.timeseries = TimeSeriesFeed(
-                config.influx,
-                token,
-                Path(config.gateway.data_dir) / "timeseries-outbox.sqlite3",
-                clock,
+                config.influx, token, data_dir / "timeseries-outbox.sqlite3", clock
             )
-            self.pipeline.timeseries = self.timeseries
-        self.modbus = ModbusLink(config, sink=self.pipeline)
-        if self.modbus:
-            self.actuator.modbus = self.modbus
-            self.pipeline.modbus = self.modbus
+            self.device_series = DeviceSeries(
+                feed=self.timeseries,
+                engine=self.engine,
+                inventory=self.inventory,
+                decides=decides,
+                clock=clock,
+            )
+        self.fanout = AlarmFanout(
+            link=self.link,
+            topic_prefix=prefix,
+            live=self.live,
+            clockface=self.clockface,
+            decides=decides,
+            listeners=[self.notifications],
+            series=self.device_series,
+        )
+        self.rejects = Rejects(self.metrics)
+        self.router = MessageRouter(
+            inventory=self.inventory,
+            engine=self.engine,
+            dispatcher=self.dispatcher,
+            central=self.central,
+            authority=self.authority,
+            live=self.live,
+            rejects=self.rejects,
+            metrics=self.metrics,
+            topic_prefix=prefix,
+            max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
+            clock=clock,
+            series=self.timeseries,
+        )
+        self.modbus_sink = ModbusSink(
+            inventory=self.inventory,
+            engine=self.engine,
+            dispatcher=self.dispatcher,
+            authority=self.authority,
+            live=self.live,
+            rejects=self.rejects,
+            metrics=self.metrics,
+            clock=clock,
+            series=self.timeseries,
+        )
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self.restarts: dict[str, int] = {}
@@ -172,7 +226,7 @@ class Gateway:
             await self.timeseries.open()
         alarms = await self.store.load_open()
         self.book.load(alarms)
-        self.pipeline.restore(alarms)
+        self.dispatcher.restore(alarms)
         if alarms:
             log.warning("reloaded %d open alarms from the store", len(alarms))
         tg = asyncio.TaskGroup()
@@ -191,7 +245,7 @@ class Gateway:
         if mailer is not None:
             self._start("daily-report", mailer.run)
         if self.modbus:
-            self._start("modbus", self.modbus.run)
+            self._start("modbus", lambda: self.modbus.run(self.modbus_sink))
         log.info(
             "gateway %s started: %d sites, %d devices, broker %s:%s",
             self.config.gateway.id,
@@ -282,8 +336,9 @@ class Gateway:
             task.result()
 
     async def _status_points(self, every_s: float = 60.0) -> None:
+        assert self.device_series is not None
         while True:
-            for _ in self.pipeline.status_snapshot():
+            for _ in self.device_series.snapshot():
                 await asyncio.sleep(0)
             await asyncio.sleep(every_s)
 
@@ -300,24 +355,45 @@ class Gateway:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            self.pipeline.tick()
+            self.tick()
+
+    def tick(self) -> None:
+        """The engine's deadlines (offline, valve confirmation, escalation of levels) and
+        central mode's `edge_offline`."""
+        now = self.clock()
+        try:
+            self.dispatcher.dispatch(self.engine.tick(now), now)
+            self.central.tick(now)
+        except Exception:
+            self.metrics.internal_errors.labels("tick").inc()
+            log.exception("internal error in rule tick")
 
     # ------------------------------------------------------------------ plumbing
     def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:
         before = self.store.submitted
-        self.pipeline.on_message(topic, payload, delivery)
+        self.router.on_message(topic, payload, delivery)
         # If the message changed an alarm, acknowledge it to the broker only once that
         # change is on disk: a crash in between makes the broker deliver it again.
         return self.store.submitted if self.store.submitted != before else None
 
     def _on_catchup(self, behind: bool) -> None:
-        self.pipeline.on_catchup(behind)
+        self.router.on_catchup(behind)
 
     def _on_durable(self, seq: int) -> None:
         self.link.durable(seq)
 
-    def _on_committed(self, ops: Any) -> None:
-        self.pipeline.on_committed(ops)
+    def _committed(self, events: Sequence[AlarmEvent]) -> None:
+        self.fanout.on_committed(events)
+
+    def _record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
+        self.dispatcher.record(alarm_id, action, detail)
+
+    def _open_alarm_view(self, alarm_id: str) -> dict[str, Any] | None:
+        alarm = self.book.get(alarm_id)
+        return self.alarm_view(alarm, timeline=False) if alarm is not None else None
+
+    def _in_maintenance(self, site: str, device: str) -> bool:
+        return self.notifications.in_maintenance(site, device, self.clock()) is not None
 
     def _on_connection_change(self, connected: bool) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
@@ -336,10 +412,13 @@ class Gateway:
             m.timeseries_dropped.set_function(lambda: float(feed.stats()["dropped_readings"]))
         for severity in ("critical", "major", "minor", "warning"):
             m.open_alarms.labels(severity).set_function(
-                lambda s=severity: self.pipeline.open_by_severity()[s]  # type: ignore[misc]
+                lambda s=severity: self.book.open_by_severity()[s]  # type: ignore[misc]
             )
 
     # --------------------------------------------------------------------- views
+    def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
+        return alarm_view(alarm, self.alarm_context, self.clockface, timeline)
+
     def device_view(self, ref: DeviceRef) -> dict[str, Any] | None:
         installed = self.inventory.get(ref)
         if installed is None:
@@ -394,7 +473,7 @@ class Gateway:
             "timeseries": self.timeseries.stats() if self.timeseries else None,
             "edges": {
                 site: edge_json(link, self.clockface)
-                for site, link in sorted(self.pipeline.edges.links.items())
+                for site, link in sorted(self.central.edges.links.items())
             },
             "notifications": {
                 "queue": self.notifications.depth,
@@ -404,12 +483,36 @@ class Gateway:
                 "pending_steps": self.notifications.pending,
                 "devices_in_maintenance": len(self.notifications.maintenance),
             },
-            "open_alarms": self.pipeline.open_by_severity(),
-            "rejected": dict(self.pipeline.rejected_by_reason),
+            "open_alarms": self.book.open_by_severity(),
+            "rejected": dict(self.rejects.by_reason),
             "internal_errors": internal_errors,
             "task_restarts": dict(self.restarts),
             "loop_lag_max_ms": round(self.loop_lag_max_s * 1000, 1),
         }
+
+
+def _mqtt_settings(
+    config: GatewayConfig,
+    host: str | None,
+    port: int | None,
+    durable_acks: bool,
+    observed: frozenset[str],
+) -> MqttSettings:
+    mq = config.mqtt
+    topics = TopicParser(config.topic_prefix)
+    password = os.environ.get(mq.password_env) if mq and mq.password_env else None
+    return MqttSettings(
+        host=host or (mq.host if mq else "127.0.0.1"),
+        port=port or (mq.port if mq else 1883),
+        client_id=mq.client_id if mq and mq.client_id else f"safety-gw-{config.gateway.id}",
+        subscriptions=tuple(control_subscriptions(topics, observed)),
+        bulk_subscriptions=tuple(topics.bulk_subscriptions),
+        username=mq.username if mq else None,
+        password=password,
+        keepalive_s=mq.keepalive_s if mq else 30,
+        manual_acks=durable_acks,
+        presence=_presence(config, config.topic_prefix),
+    )
 
 
 def _presence(config: GatewayConfig, prefix: str) -> Presence:

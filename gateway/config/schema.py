@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from drivers.modbus.profile import Profile, ProfileError, all_profiles
 from gateway.config.units import measure_parser
 from rules.model import CommandKind, DeviceType
 
@@ -385,6 +387,12 @@ class GatewayConfig(_Model):
     def topic_prefix(self) -> str:
         return self.mqtt.topic_prefix if self.mqtt else "safety"
 
+    @cached_property
+    def profiles(self) -> dict[str, Profile]:
+        """The Modbus profiles (built in, and from `gateway.profile_dirs`), read once: the
+        configuration check and the pollers use the same ones. Raises ProfileError."""
+        return all_profiles(tuple(self.gateway.profile_dirs))
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -656,10 +664,8 @@ def _check_report(config: GatewayConfig) -> Iterator[ConfigProblem]:
 
 def _check_modbus(config: GatewayConfig) -> Iterator[ConfigProblem]:
     """Profiles exist and fit the device; controller channels and their detectors match."""
-    from drivers.modbus.profile import ProfileError, all_profiles
-
     try:
-        profiles = all_profiles(tuple(config.gateway.profile_dirs))
+        profiles = config.profiles
     except ProfileError as exc:
         yield ConfigProblem("gateway.profile_dirs", str(exc))
         return

@@ -1,4 +1,4 @@
-"""HTTP API (DESIGN section 8). Thin: every decision is the pipeline's or the book's.
+"""HTTP API (DESIGN section 8). Thin: every decision is the alarm path's or the book's.
 
 `create_api(gateway)` serves a gateway that is already running (tests, demo);
 `build_app(config)` makes an app whose lifespan starts and stops the gateway (`run`).
@@ -25,12 +25,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.alarms.actions import CommandNotApplicable
 from gateway.alarms.book import AlarmNotFound, AlarmState, Disposition, TransitionRefused
 from gateway.app.supervisor import Gateway
 from gateway.config.inventory import AmbiguousDevice, InstalledDevice
 from gateway.config.schema import GatewayConfig
 from gateway.http.reports import register_report_routes
-from gateway.ingest.pipeline import CommandNotApplicable
 from gateway.live.hub import Subscriber, SubscriberTooSlow
 from gateway.notify.worker import Maintenance
 from gateway.overview.queries import register_overview_routes
@@ -234,7 +234,7 @@ def _split(raw: str | None) -> list[str]:
 
 
 def _require_authority(gw: Gateway, site: str) -> None:
-    if not gw.pipeline.is_authority(site):
+    if not gw.authority.decides(site):
         raise ApiError(
             409,
             f"site {site} is served by its edge gateway",
@@ -354,14 +354,14 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
         if severities:
             found = [a for a in found if a.severity.value in severities]
         found.sort(key=lambda a: a.raised_at, reverse=True)
-        return [gw.pipeline.alarm_view(a, timeline=False) for a in found[:limit]]
+        return [gw.alarm_view(a, timeline=False) for a in found[:limit]]
 
     @app.get("/api/alarms/{alarm_id}")
     async def alarm(gw: GatewayDep, who: PrincipalDep, alarm_id: str) -> dict[str, Any]:
         a = gw.book.get(alarm_id) or await gw.store.get(alarm_id)
         if a is None or not who.may_read(a.site):
             raise ApiError(404, "unknown alarm", alarm_id)
-        return gw.pipeline.alarm_view(a)
+        return gw.alarm_view(a)
 
     async def _act(gw: Gateway, who: Principal, alarm_id: str) -> None:
         a = gw.book.get(alarm_id)
@@ -372,7 +372,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             raise ApiError(409, "alarm is already closed", {"closed_by": stored.closed_by})
         if not who.may_act(a.site):
             raise ApiError(403, "not allowed", f"{who.name} may not act on site {a.site}")
-        if not gw.pipeline.acts_on(a):
+        if not gw.authority.acts_on(a):
             _require_authority(gw, a.site)
 
     @app.post("/api/alarms/{alarm_id}/ack")
@@ -381,12 +381,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
     ) -> dict[str, Any]:
         await _act(gw, who, alarm_id)
         try:
-            a = await gw.pipeline.ack(alarm_id, body.by, body.note or None)
+            a = await gw.actions.ack(alarm_id, body.by, body.note or None)
         except TransitionRefused as exc:
             raise ApiError(409, str(exc)) from None
         except AlarmNotFound:
             raise ApiError(404, "unknown alarm", alarm_id) from None
-        return gw.pipeline.alarm_view(a)
+        return gw.alarm_view(a)
 
     @app.post("/api/alarms/{alarm_id}/close")
     async def close(
@@ -394,12 +394,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
     ) -> dict[str, Any]:
         await _act(gw, who, alarm_id)
         try:
-            a = await gw.pipeline.close(alarm_id, body.by, body.disposition, body.note or None)
+            a = await gw.actions.close(alarm_id, body.by, body.disposition, body.note or None)
         except TransitionRefused as exc:
             raise ApiError(409, str(exc)) from None
         except AlarmNotFound:
             raise ApiError(404, "unknown alarm", alarm_id) from None
-        return gw.pipeline.alarm_view(a)
+        return gw.alarm_view(a)
 
     @app.post("/api/devices/{device_id}/commands", status_code=202)
     async def command(
@@ -416,7 +416,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - one place lists th
             )
         _require_authority(gw, installed.ref.site)
         try:
-            sent = gw.pipeline.command(installed, body.cmd, body.by)
+            sent = gw.actions.command(installed, body.cmd, body.by)
         except CommandNotApplicable as exc:
             raise ApiError(400, str(exc)) from None
         except TransitionRefused as exc:
@@ -538,9 +538,7 @@ async def _drain_client(ws: WebSocket) -> None:
 
 def _snapshot(gw: Gateway, who: Principal) -> dict[str, Any]:
     alarms = [
-        gw.pipeline.alarm_view(a, timeline=False)
-        for a in gw.book.open_alarms()
-        if who.may_read(a.site)
+        gw.alarm_view(a, timeline=False) for a in gw.book.open_alarms() if who.may_read(a.site)
     ]
     devices = [
         v

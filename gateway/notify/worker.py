@@ -19,7 +19,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from gateway.alarms.book import AlarmState
+from gateway.alarms.event import AlarmEvent
 from gateway.central.edges import CENTRAL_ALARM_TYPES
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
@@ -92,7 +93,7 @@ class NotificationWorker:
         self._alarm_view = alarm_view
         self._clock = clock
         self._tick_s = tick_s
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[AlarmEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.maintenance: dict[tuple[str, str], Maintenance] = {}
         self.attempts = 0
@@ -146,9 +147,9 @@ class NotificationWorker:
         self._notifiers = notifiers
 
     # ----------------------------------------------------------- alarm input
-    def alarm_changed(self, snapshot: dict[str, Any]) -> None:
+    def alarm_changed(self, event: AlarmEvent) -> None:
         """Called after the commit of an alarm change; never blocks."""
-        self._queue.put_nowait(snapshot)
+        self._queue.put_nowait(event)
         self._wake.set()
 
     def in_maintenance(self, site: str, device: str, now: float) -> Maintenance | None:
@@ -224,18 +225,19 @@ class NotificationWorker:
         finally:
             self._inflight.difference_update(s.key for s in batch.sends)
 
-    def _apply(self, snap: dict[str, Any]) -> list[Send]:
-        change = snap.get("change")
+    def _apply(self, event: AlarmEvent) -> list[Send]:
+        a = event.alarm
+        change = event.change.value
         info = AlarmInfo(
-            id=snap["id"],
-            site=snap["site"],
-            device=snap["device"],
-            severity=snap["severity"],
-            count=int(snap.get("count", 1)),
-            raised_at=_epoch(snap["raised_at"]),
-            acked=bool(snap["acked"]),
-            closed=snap["state"] == "closed",
-            own=snap["type"] in CENTRAL_ALARM_TYPES,
+            id=a.id,
+            site=a.site,
+            device=a.device,
+            severity=a.severity.value,
+            count=a.count,
+            raised_at=a.raised_at,
+            acked=a.acked,
+            closed=a.state is AlarmState.CLOSED,
+            own=a.type.value in CENTRAL_ALARM_TYPES,
         )
         if change in ("acked", "closed"):
             sends, why = self.escalations.on_handled(info)
@@ -417,7 +419,3 @@ def _value_text(v: dict[str, Any]) -> str | None:
         return None
     unit = _UNITS.get(v["type"], "")
     return f"{value:g} {unit}".strip()
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()

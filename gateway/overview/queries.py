@@ -504,7 +504,7 @@ async def _rows(gw: Gateway, sites: Sequence[SiteConfig], now: float) -> list[Si
         devices = _device_snapshots(gw, site)
         known = [DeviceRef(site.id, d.device) for d in devices if d.state != "unknown"]
         avail = availability(known, offline, start, now)
-        edge = gw.pipeline.edges.get(site.id)
+        edge = gw.central.edges.get(site.id)
         rows.append(summarize_site(site, devices, alarms_by_site.get(site.id, []), avail, edge))
     return rows
 
@@ -590,9 +590,9 @@ def register_overview_routes(app: FastAPI) -> None:
                 ],
             },
             "devices": devices,
-            "open_alarms": [gw.pipeline.alarm_view(a, timeline=False) for a in open_alarms],
+            "open_alarms": [gw.alarm_view(a, timeline=False) for a in open_alarms],
             "recent_alarms": [
-                gw.pipeline.alarm_view(a, timeline=False)
+                gw.alarm_view(a, timeline=False)
                 for a in sorted(recent.values(), key=lambda a: (a.raised_at, a.id), reverse=True)
             ],
         }

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import Action, AlarmState, Disposition
-from gateway.alarms.store import CommandRecord
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, SiteConfig
 from gateway.report.model import (

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from gateway.alarms.store import CommandRecord
+from gateway.actuate.wire import CommandRecord
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.report.figures import (

@@ -54,13 +54,11 @@ import collections
 import contextlib
 import itertools
 import logging
-import math
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -70,7 +68,17 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from gateway.alarms.event import AlarmEvent
 from gateway.config.schema import InfluxSection
+from gateway.timeseries.lines import (
+    alarm_line,
+    epoch_ms,
+    escape_key,
+    reading_head,
+    reading_line_under,
+    status_head,
+    status_line_under,
+)
 from rules.model import Reading
 
 log = logging.getLogger(__name__)
@@ -83,10 +91,6 @@ KINDS: Final = (KIND_READING, KIND_ALARM, KIND_STATUS)
 # Alarm points never do: they are few, and they are what the bureau is for.
 _DROP_ORDER: Final = (KIND_READING, KIND_STATUS)
 
-# Numeric alarm state for servers that keep numbers only; higher is worse, so `max`
-# over a window gives the worst state in it.
-STATE_CODE: Final[Mapping[str, int]] = {"closed": 0, "cleared": 1, "active": 2}
-
 # Every line carries a millisecond timestamp: device clocks and `updated_at` are no finer,
 # VictoriaMetrics stores milliseconds, and one precision serves every request (a batch
 # mixes measurements, and the outbox keeps lines written by an earlier run).
@@ -94,21 +98,6 @@ PRECISION: Final = WritePrecision.MS
 
 # Statuses after which the same batch would fail again: split it to isolate the bad points.
 _REJECTED_STATUSES: Final = frozenset({400, 413, 422})
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
-
-# Line protocol escaping (InfluxDB 2 rules, checked against VictoriaMetrics). Tag keys and
-# values and field keys: comma, equals and space are escaped, and backslash as `\\` (both
-# servers read `\\` as one backslash; otherwise a value ending in a backslash would escape
-# the comma after it). String field values: double quote and backslash. A raw newline would
-# end the line, so control characters become the two characters `\n`, `\r`, `\t`.
-_KEY_ESCAPE: Final = str.maketrans(
-    {"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-)
-_STRING_ESCAPE: Final = str.maketrans(
-    {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -120,125 +109,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 -- the overflow rule deletes the oldest points of one kind
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind);
 """
-
-
-# ----------------------------------------------------------------- line protocol
-def escape_key(value: str) -> str:
-    """A tag key, tag value or field key."""
-    return value.translate(_KEY_ESCAPE)
-
-
-def escape_string(value: str) -> str:
-    """The inside of a string field value (without the surrounding quotes)."""
-    return value.translate(_STRING_ESCAPE)
-
-
-def _tags(measurement: str, tags: Sequence[tuple[str, object]]) -> str:
-    # Empty values are left out: InfluxDB rejects a tag with no value. Keys are given in
-    # sorted order, which InfluxDB recommends.
-    parts = [measurement]
-    for key, value in tags:
-        if value is None:
-            continue
-        text = str(value)
-        if text:
-            parts.append(f"{key}={escape_key(text)}")
-    return ",".join(parts)
-
-
-def _float(value: float) -> str:
-    # Always a float (never `1i`): a field whose type changes between points is a schema
-    # conflict that InfluxDB rejects. repr() is the shortest exact form, e.g. `12.5`, `1e-05`.
-    return repr(float(value))
-
-
-def _epoch_ms(ts: float) -> int:
-    if not math.isfinite(ts):
-        raise ValueError(f"timestamp {ts!r} is not finite")
-    return round(ts * 1000)
-
-
-def _iso_ms(value: object) -> int:
-    """`updated_at` as ISO 8601 with an offset (the API's form), or epoch seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _epoch_ms(float(value))
-    if isinstance(value, str):
-        dt = datetime.fromisoformat(value)
-        if dt.tzinfo is None:
-            raise ValueError(f"{value!r} has no UTC offset")
-        return (dt - _EPOCH) // _MS  # exact, unlike timestamp() * 1000
-    raise ValueError(f"no usable time in {value!r}")
-
-
-def reading_line(r: Reading, device_type: str) -> str | None:
-    """None when the reading has no finite value (a point needs at least one field)."""
-    return _reading_line(_reading_head(r, device_type), r, escape_key)
-
-
-def _reading_head(r: Reading, device_type: str) -> str:
-    return _tags("reading", (("device", r.ref.device), ("site", r.ref.site), ("type", device_type)))
-
-
-def _reading_line(head: str, r: Reading, field: Callable[[str], str]) -> str | None:
-    """The line for `r` under series key `head`, field names escaped by `field`."""
-    values = r.values
-    if len(values) == 1:  # the usual case: no sort, no join
-        ((name, value),) = values.items()
-        if not math.isfinite(value):
-            return None
-        fields = f"{field(name)}={float(value)!r}"  # `_float`, inline: once per point
-    else:
-        fields = ",".join(
-            f"{field(name)}={float(value)!r}"
-            for name, value in sorted(values.items())
-            if math.isfinite(value)
-        )
-        if not fields:
-            return None
-    return f"{head} {fields} {_epoch_ms(r.ts)}"
-
-
-def alarm_line(snapshot: Mapping[str, Any], at_ms: int) -> str:
-    head = _tags(
-        "alarm",
-        (
-            ("alarm_type", snapshot["type"]),
-            ("device", snapshot["device"]),
-            ("severity", snapshot.get("severity")),
-            ("site", snapshot["site"]),
-        ),
-    )
-    fields: list[str] = []
-    acked = snapshot.get("acked")
-    if isinstance(acked, bool):
-        fields.append(f"acked={int(acked)}i")
-    alarm_id = snapshot.get("id", snapshot.get("alarm_id"))
-    if alarm_id is not None:
-        fields.append(f'alarm_id="{escape_string(str(alarm_id))}"')
-    state = snapshot.get("state")
-    if state is not None:
-        fields.append(f'state="{escape_string(str(state))}"')
-        code = STATE_CODE.get(str(state))
-        if code is not None:
-            fields.append(f"state_code={code}i")
-    value = snapshot.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        fields.append(f"value={_float(value)}")
-    if not fields:
-        raise ValueError("alarm snapshot without state, id or value")
-    return f"{head} {','.join(fields)} {at_ms}"
-
-
-def status_line(site: str, device: str, online: bool, fault: bool, at: float) -> str:
-    return _status_line(_status_head(site, device), online, fault, at)
-
-
-def _status_head(site: str, device: str) -> str:
-    return _tags("device_status", (("device", device), ("site", site)))
-
-
-def _status_line(head: str, online: bool, fault: bool, at: float) -> str:
-    return f"{head} fault={int(fault)}i,online={int(online)}i {_epoch_ms(at)}"
 
 
 # ------------------------------------------------------------------ memory buffer
@@ -367,7 +237,7 @@ class TimeSeriesFeed:
         # line-protocol pieces made once: device -> (type, series key); field names
         self._heads: dict[Any, tuple[str, str]] = {}
         self._fields: dict[str, str] = {}
-        self._status_heads: dict[tuple[str, str], str] = {}
+        self.status_heads: dict[tuple[str, str], str] = {}
         # once-per-episode logging
         self._logged_encode: set[str] = set()
         self._overflow_episode = 0
@@ -380,8 +250,8 @@ class TimeSeriesFeed:
         try:
             head = self._heads.get(r.ref)
             if head is None or head[0] != device_type:
-                head = self._heads[r.ref] = (device_type, _reading_head(r, device_type))
-            line = _reading_line(head[1], r, self._field)
+                head = self._heads[r.ref] = (device_type, reading_head(r, device_type))
+            line = reading_line_under(head[1], r, self._field)
         except Exception:  # noqa: BLE001 - logged once inside; the caller must never see it
             self._encode_failed("reading", r)
             return
@@ -394,26 +264,27 @@ class TimeSeriesFeed:
             escaped = self._fields[name] = escape_key(name)
         return escaped
 
-    def alarm(self, snapshot: dict[str, Any]) -> None:
+    def alarm(self, event: AlarmEvent) -> None:
+        a = event.alarm
         try:
             try:
-                at_ms = _iso_ms(snapshot.get("updated_at"))
+                at_ms = epoch_ms(a.updated_at)
             except ValueError:
                 # An alarm point at the wrong time is worth more than none.
-                at_ms = _epoch_ms(self._clock())
-                self._log_encode_once("alarm_time", "alarm without usable updated_at: %r", snapshot)
-            line = alarm_line(snapshot, at_ms)
+                at_ms = epoch_ms(self._clock())
+                self._log_encode_once("alarm_time", "alarm without usable updated_at: %r", a)
+            line = alarm_line(a, at_ms)
         except Exception:  # noqa: BLE001 - logged once inside; the caller must never see it
-            self._encode_failed("alarm", snapshot)
+            self._encode_failed("alarm", a)
             return
         self._append(KIND_ALARM, line)
 
     def device_status(self, site: str, device: str, online: bool, fault: bool, at: float) -> None:
         try:
-            head = self._status_heads.get((site, device))
+            head = self.status_heads.get((site, device))
             if head is None:
-                head = self._status_heads[(site, device)] = _status_head(site, device)
-            line = _status_line(head, online, fault, at)
+                head = self.status_heads[(site, device)] = status_head(site, device)
+            line = status_line_under(head, online, fault, at)
         except Exception:  # noqa: BLE001 - logged once inside; the caller must never see it
             self._encode_failed("device_status", (site, device, online, fault, at))
             return

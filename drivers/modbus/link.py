@@ -1,74 +1,55 @@
-"""The gateway's Modbus side: buses built from the configuration, results into the pipeline.
+"""The Modbus side of a gateway: one client and poller per bus, commands routed to their bus.
 
-Groups the configured Modbus devices by bus (`tcp://host:port` or `rtu://port`), gives each
-bus its client and its `PollTarget`s (a gas alarm controller is one target whose channels
-are the detectors that list it), and routes commands for Modbus devices to their bus.
+Given `BusPlan`s (built from the configuration by `gateway.ingest.modbus_plan`), gives each
+bus its pymodbus client and its `PollTarget`s (a gas alarm controller is one target whose
+channels are the detectors that list it), and routes commands for Modbus devices to their
+bus. Imports nothing of the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from drivers.modbus.poller import CommandJob, ModbusBus, PollSink, PollTarget, jitter_p99
-from drivers.modbus.profile import Profile, all_profiles
-from gateway.config.schema import GatewayConfig, ModbusEndpoint, poll_interval
 from rules.model import CommandKind, DeviceRef
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class ModbusCommand:
-    """What the pipeline needs back when a Modbus command's outcome is known."""
+class BusEndpoint:
+    """One bus: a TCP host:port or a serial port. Requests on one bus are serialised."""
 
-    command_id: str
-    ref: DeviceRef
-    cmd: CommandKind
+    name: str
+    host: str | None = None
+    port: int = 502
+    serial: str | None = None
+    baudrate: int = 9600
+    timeout: float = 1.0  # per request
+
+
+@dataclass(frozen=True, slots=True)
+class BusPlan:
+    endpoint: BusEndpoint
+    targets: tuple[PollTarget, ...]
 
 
 class ModbusLink:
-    def __init__(self, config: GatewayConfig, sink: PollSink) -> None:
-        self.profiles: dict[str, Profile] = all_profiles(tuple(config.gateway.profile_dirs))
-        by_bus: dict[str, list[PollTarget]] = {}
-        endpoints: dict[str, ModbusEndpoint] = {}
+    def __init__(self, buses: Sequence[BusPlan]) -> None:
         self._targets: dict[DeviceRef, PollTarget] = {}
         self._bus_of: dict[DeviceRef, ModbusBus] = {}
-        for site in config.sites:
-            for dev in site.devices:
-                if dev.modbus is None:
-                    continue
-                ep = dev.modbus
-                target = PollTarget(
-                    ref=DeviceRef(site.id, dev.id),
-                    profile=self.profiles[ep.profile],
-                    unit=ep.unit,
-                    interval_s=poll_interval(dev),
-                    offline_after_failures=ep.offline_after_failures,
-                    retries=ep.retries,
-                    channel_refs={ch: DeviceRef(site.id, det) for ch, det in dev.channels.items()},
-                )
-                by_bus.setdefault(ep.bus, []).append(target)
-                endpoints.setdefault(ep.bus, ep)
-                self._targets[target.ref] = target
         self.buses: list[ModbusBus] = []
-        for name, targets in sorted(by_bus.items()):
-            timeout = min(
-                (
-                    d.modbus.timeout
-                    for _, d in config.devices()
-                    if d.modbus and d.modbus.bus == name
-                ),
-                default=1.0,
-            )
-            bus = ModbusBus(name, _client_factory(endpoints[name], timeout), targets, sink)
+        for plan in sorted(buses, key=lambda b: b.endpoint.name):
+            bus = ModbusBus(plan.endpoint.name, _client_factory(plan.endpoint), plan.targets)
             self.buses.append(bus)
-            for t in targets:
+            for t in plan.targets:
+                self._targets[t.ref] = t
                 self._bus_of[t.ref] = bus
 
     def __bool__(self) -> bool:
@@ -94,10 +75,10 @@ class ModbusLink:
         for bus in self.buses:
             bus.stopping = True
 
-    async def run(self) -> None:
+    async def run(self, sink: PollSink) -> None:
         async with asyncio.TaskGroup() as tg:
             for bus in self.buses:
-                tg.create_task(bus.run(), name=f"modbus {bus.name}")
+                tg.create_task(bus.run(sink), name=f"modbus {bus.name}")
 
     def stats(self) -> dict[str, Any]:
         targets = list(self._targets.values())
@@ -112,8 +93,9 @@ class ModbusLink:
         }
 
 
-def _client_factory(ep: ModbusEndpoint, timeout: float) -> Callable[[], Any]:
+def _client_factory(ep: BusEndpoint) -> Callable[[], Any]:
     # Retries are ours (per poll, with backoff); pymodbus's own would hide failures.
+    timeout = ep.timeout
     if ep.host is not None:
         host, port = ep.host, ep.port
         return lambda: AsyncModbusTcpClient(

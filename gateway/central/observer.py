@@ -1,0 +1,176 @@
+"""`CentralObserver`: everything central mode adds to the message path (DESIGN section 2).
+
+For a site its edge gateway serves, this gateway observes only: the edge's alarms and
+command records are mirrored from its topics, its presence and uplink are watched, and an
+`edge_offline` alarm is raised here, for the bureau, when the edge stays offline. People
+act here only on those `edge_offline` alarms; everything else at the site is the edge's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from drivers import codec
+from drivers.codec import Channel, Rejected, RejectReason, TopicParser
+from gateway.actuate.wire import CommandMessage
+from gateway.alarms.book import Alarm, AlarmBook, AlarmState
+from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.alarms.store import AlarmStore
+from gateway.central.edges import (
+    CENTRAL_ALARM_TYPES,
+    BadPresence,
+    EdgeLink,
+    EdgeState,
+    EdgeWatch,
+    describe,
+    edge_alarm_changes,
+    edge_json,
+    parse_presence,
+)
+from gateway.config.clockface import Clockface
+from gateway.config.inventory import Inventory
+from gateway.health.metrics import Metrics
+from gateway.live.hub import LiveHub
+from rules.model import AlarmType, DeviceRef
+
+log = logging.getLogger(__name__)
+
+
+def observed_sites(inventory: Inventory) -> frozenset[str]:
+    """Sites an edge gateway serves (DESIGN section 2): here we observe them only."""
+    return frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
+
+
+def control_subscriptions(topics: TopicParser, observed: frozenset[str]) -> list[str]:
+    """The control lane's topics: device events, statuses and acks; in central mode also
+    what the edge gateways publish about the sites they serve."""
+    sites = sorted(observed)
+    if not sites:
+        return topics.control_subscriptions
+    return (
+        topics.control_subscriptions
+        + [topics.alarm_subscription(s) for s in sites]
+        + [topics.commands_subscription(s) for s in sites]
+        + [topics.uplink_subscription(s) for s in sites]
+        + [topics.presence_subscription()]
+    )
+
+
+class Authority:
+    """Which sites this gateway decides for: all but those an edge gateway serves."""
+
+    def __init__(self, observed: frozenset[str]) -> None:
+        self.observed = observed
+
+    def decides(self, site: str) -> bool:
+        """False for a site its edge gateway serves: acting here would bypass the edge."""
+        return site not in self.observed
+
+    def acts_on(self, alarm: Alarm) -> bool:
+        """Whether people act on this alarm here: every alarm of a site this gateway serves,
+        and, for a site its edge serves, only the alarms raised here about that edge."""
+        return self.decides(alarm.site) or alarm.type.value in CENTRAL_ALARM_TYPES
+
+
+class CentralObserver:
+    def __init__(
+        self,
+        *,
+        authority: Authority,
+        gateway_id: str,
+        book: AlarmBook,
+        store: AlarmStore,
+        dispatcher: AlarmDispatcher,
+        knows: Callable[[DeviceRef], bool],
+        live: LiveHub,
+        metrics: Metrics,
+        clockface: Clockface,
+        edge_offline_after_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._observed = authority.observed
+        self._gateway_id = gateway_id
+        self._book = book
+        self._store = store
+        self._dispatcher = dispatcher
+        self._knows = knows
+        self._live = live
+        self._metrics = metrics
+        self._clockface = clockface
+        self._offline_after_s = edge_offline_after_s
+        self._clock = clock
+        self.edges = EdgeWatch(self._observed)
+
+    # ------------------------------------------------------------- the edge's topics
+    def on_alarm(self, site: str, payload: bytes, now: float) -> None:
+        if site not in self._observed:
+            return  # our own publication, echoed back by the broker
+        snap = codec.load_json(payload)
+        if not isinstance(snap, dict) or snap.get("site") != site:
+            raise Rejected(RejectReason.WRONG_TYPE, "an alarm object of this site expected")
+        for write in self._book.mirror(snap, self._clockface.parse, now):
+            self._dispatcher.persist(write)
+        self._metrics.messages.inc(Channel.ALARMS.value)
+
+    def on_command(self, site: str, payload: bytes) -> None:
+        if site not in self._observed:
+            return  # our own publication, echoed back by the broker
+        try:
+            msg = CommandMessage.model_validate(codec.load_json(payload))
+        except ValidationError as exc:
+            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        ref = DeviceRef(msg.site, msg.device)
+        if msg.site != site:
+            raise Rejected(RejectReason.WRONG_TYPE, f"a command of site {site} expected")
+        if not self._knows(ref):
+            raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        self._store.submit_command(msg.record())  # for the bureau's daily report
+        self._metrics.messages.inc(Channel.COMMANDS.value)
+
+    def on_presence(self, gateway_id: str, payload: bytes, now: float) -> None:
+        if gateway_id == self._gateway_id:
+            return  # our own, echoed back
+        try:
+            online, sites = parse_presence(gateway_id, codec.load_json(payload))
+        except BadPresence as exc:
+            raise Rejected(RejectReason.WRONG_TYPE, str(exc)) from None
+        self._edge_changed(self.edges.on_presence(gateway_id, online, sites, now))
+        self._metrics.messages.inc(Channel.PRESENCE.value)
+
+    def on_uplink(self, site: str, payload: bytes, now: float) -> None:
+        if payload.strip() not in (b"0", b"1"):
+            raise Rejected(RejectReason.WRONG_TYPE, "bridge state must be 1 or 0")
+        self._edge_changed(self.edges.on_uplink(site, payload.strip() == b"1", now))
+        self._metrics.messages.inc(Channel.UPLINK.value)
+
+    # ------------------------------------------------------------- edge_offline
+    def tick(self, now: float) -> None:
+        """Raise `edge_offline` for an edge offline long enough; clear it when it is back."""
+        if not self._observed:
+            return
+        active = [
+            a.key
+            for a in self._book.open_alarms()
+            if a.type is AlarmType.EDGE_OFFLINE and a.state is AlarmState.ACTIVE
+        ]
+        changes = edge_alarm_changes(self.edges.links.values(), active, now, self._offline_after_s)
+        for change in changes:  # this gateway's own alarms: not filtered like the edge's
+            self._dispatcher.persist(self._book.apply(change, now))
+
+    def _edge_changed(self, changes: list[tuple[EdgeLink, EdgeState]]) -> None:
+        for link, before in changes:
+            level, line = describe(link, before)
+            log.log(level, line)
+            edge = edge_json(link, self._clockface)
+            self._live.push(link.site, {"kind": "edge", "site": link.site, "edge": edge})
+        if changes:
+            self.tick(self._clock())  # a gateway back clears its alarm at once
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    return f"{where}: {err['msg']}"

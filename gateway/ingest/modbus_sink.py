@@ -1,0 +1,118 @@
+"""`ModbusSink`: where the Modbus poller's results enter the alarm path (`PollSink`).
+
+Polled values are checked like telemetry quantities, then go to the rule engine, the live
+feed and the time series; an unreachable device is an availability change, a status bit or
+exception response a fault report, a command's read-back a command result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from drivers import codec
+from drivers.modbus.poller import CommandJob
+from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.central.observer import Authority
+from gateway.config.inventory import Inventory
+from gateway.health.metrics import Metrics
+from gateway.ingest.rejects import Rejects
+from gateway.ingest.series import ReadingSeries
+from gateway.live.hub import LiveHub
+from rules.engine import RuleEngine
+from rules.model import Availability, DeviceRef, FaultReport, Reading, Reason
+
+log = logging.getLogger(__name__)
+
+
+class ModbusSink:
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        engine: RuleEngine,
+        dispatcher: AlarmDispatcher,
+        authority: Authority,
+        live: LiveHub,
+        rejects: Rejects,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        series: ReadingSeries | None = None,
+    ) -> None:
+        self._inventory = inventory
+        self._engine = engine
+        self._dispatcher = dispatcher
+        self._authority = authority
+        self._live = live
+        self._rejects = rejects
+        self._metrics = metrics
+        self._clock = clock
+        self._series = series
+
+    def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None:
+        now = self._clock()
+        try:
+            good: dict[str, float] = {}
+            for name, value in values.items():
+                problem = codec.check_quantity(name, value)
+                if problem is None:
+                    good[name] = float(value)
+                else:
+                    self._rejects.reject(
+                        now, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}"
+                    )
+            if not good:
+                return
+            reading = Reading(ref, good, now)
+            outcome = self._engine.on_reading(reading, now)
+            self._live.device_changed(ref)
+            self._to_series(reading)
+            self._metrics.messages.inc("modbus")
+            self._dispatcher.dispatch(outcome, now)
+        except Exception:
+            self._metrics.internal_errors.labels("modbus").inc()
+            log.exception("internal error handling a poll of %s", ref)
+
+    def poll_unreachable(self, ref: DeviceRef) -> None:
+        now = self._clock()
+        av = Availability(ref, online=False, reason=Reason.POLL_FAILED)
+        self._guarded(
+            ref, lambda: self._dispatcher.dispatch(self._engine.on_availability(av, now), now)
+        )
+
+    def poll_fault(self, ref: DeviceRef, source: str, active: bool, detail: str) -> None:
+        now = self._clock()
+        if active:
+            reason = (
+                Reason.EXCEPTION_RESPONSE if source == "exception_response" else Reason.STATUS_BIT
+            )
+        else:
+            reason = Reason.FAULT_CLEARED
+        report = FaultReport(ref, source, active, reason)
+        self._guarded(
+            ref, lambda: self._dispatcher.dispatch(self._engine.on_fault(report, now), now)
+        )
+
+    def poll_command_result(self, job: CommandJob, ok: bool, detail: str) -> None:
+        now = self._clock()
+        ref = job.target.ref
+        self._guarded(
+            ref, lambda: self._dispatcher.command_result(job.command_id, ref, ok, detail, now)
+        )
+
+    def _guarded(self, ref: DeviceRef, act: Callable[[], None]) -> None:
+        try:
+            act()
+            self._live.device_changed(ref)
+        except Exception:
+            self._metrics.internal_errors.labels("modbus").inc()
+            log.exception("internal error handling %s", ref)
+
+    def _to_series(self, reading: Reading) -> None:
+        installed = self._inventory.get(reading.ref)
+        if (
+            self._series is not None
+            and installed is not None
+            and self._authority.decides(reading.ref.site)
+        ):
+            self._series.reading(reading, installed.type.value)

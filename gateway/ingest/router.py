@@ -1,0 +1,169 @@
+"""`MessageRouter`: one MQTT message -> topic route -> codec -> rule engine -> dispatch.
+
+Everything is synchronous and in memory; its order is the safety argument (see
+`gateway.alarms.dispatch`). The routes of configured devices' topics are parsed once and
+remembered; topics of the gateway level (central mode) go to `gateway.central`. A bad
+message is rejected with a reason and counted; a bug is logged with its traceback and
+counted, and the next message is handled: one device never stops protection of the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers import codec
+from drivers.codec import Channel, Rejected, RejectReason, TopicParser
+from drivers.mqtt import Delivery
+from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.central.observer import Authority, CentralObserver
+from gateway.config.inventory import Inventory
+from gateway.health.metrics import Metrics
+from gateway.ingest.rejects import Rejects
+from gateway.ingest.series import ReadingSeries
+from gateway.live.hub import LiveHub
+from rules.engine import RuleEngine
+from rules.model import DeviceRef, Outcome, Reading
+
+log = logging.getLogger(__name__)
+
+# Topics of configured devices, parsed once (every topic of 10,000 devices, several times).
+_ROUTES_CACHED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceRoute:
+    ref: DeviceRef
+    channel: Channel
+    device_type: str  # the time series' `type` tag
+    authority: bool  # this gateway serves the site (it is not only observed)
+
+
+class MessageRouter:
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        engine: RuleEngine,
+        dispatcher: AlarmDispatcher,
+        central: CentralObserver,
+        authority: Authority,
+        live: LiveHub,
+        rejects: Rejects,
+        metrics: Metrics,
+        topic_prefix: str,
+        max_payload_bytes: int,
+        clock: Callable[[], float],
+        series: ReadingSeries | None = None,
+    ) -> None:
+        self._inventory = inventory
+        self._engine = engine
+        self._dispatcher = dispatcher
+        self._central = central
+        self._authority = authority
+        self._live = live
+        self._rejects = rejects
+        self._metrics = metrics
+        self._topics = TopicParser(topic_prefix)
+        self._max_payload = max_payload_bytes
+        self._clock = clock
+        self._series = series
+        self._routes: dict[str, _DeviceRoute] = {}
+        # The newest device time of each device's readings that came live during catch-up
+        # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
+        self._live_ts: dict[DeviceRef, float] = {}
+
+    def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
+        now = self._clock()
+        try:
+            self._ingest(topic, payload, now, delivery)
+        except Rejected as r:
+            self._rejects.reject(now, topic, r.reason, r.detail)
+        except Exception:
+            # A bug must not stop protection for every other device: log it with its
+            # traceback, count it (health turns degraded), and go on with the next message.
+            self._metrics.internal_errors.labels("ingest").inc()
+            log.exception("internal error handling %s", topic)
+
+    def on_catchup(self, behind: bool) -> None:
+        """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
+        self._live_ts.clear()
+
+    def _ingest(self, topic: str, payload: bytes, now: float, delivery: Delivery) -> None:
+        if len(payload) > self._max_payload:
+            raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._route(topic, payload, now)
+            if route is None:
+                return  # a gateway-level message, handled
+        ref = route.ref
+        channel = route.channel
+        if channel is Channel.CMD_ACK and not route.authority:
+            # The edge matches its own commands' acks; their outcome comes on `commands`.
+            self._metrics.messages.inc(channel.value)
+            return
+        outcome: Outcome | None = None
+        if channel is Channel.TELEMETRY:
+            decoded = codec.decode_telemetry(ref, payload, now)
+            for q in decoded.rejected:
+                self._rejects.reject(now, topic, q.reason, f"{q.quantity}: {q.detail}")
+            if delivery is not Delivery.CURRENT and decoded.device_time:
+                reading = decoded.reading
+                newest = self._live_ts.get(ref)
+                if delivery is Delivery.LIVE:
+                    self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
+                elif newest is not None and reading.ts <= newest:
+                    # Older than a reading the engine already took live: history for the
+                    # time series, never a step back for the rules.
+                    self._to_series(reading, route)
+                    self._metrics.messages.inc("telemetry_backlog")
+                    return
+            outcome = self._engine.on_reading(decoded.reading, now)
+            self._live.device_changed(ref)
+            self._to_series(decoded.reading, route)
+        elif channel is Channel.EVENT:
+            outcome = self._engine.on_event(codec.decode_event(ref, payload, now), now)
+            self._live.device_changed(ref)
+        elif channel is Channel.STATUS:
+            outcome = self._engine.on_availability(codec.decode_status(ref, payload), now)
+            self._live.device_changed(ref)
+        else:
+            ack = codec.decode_ack(payload)
+            self._dispatcher.command_result(ack.command_id, ref, ack.ok, ack.detail, now)
+        self._metrics.messages.inc(channel.value)
+        if outcome:
+            self._dispatcher.dispatch(outcome, now)
+
+    def _route(self, topic: str, payload: bytes, now: float) -> _DeviceRoute | None:
+        """Parse a topic not seen before: gateway-level messages are handled here (None);
+        a configured device's route is remembered (bounded: unknown topics are not)."""
+        route = self._topics.parse(topic)
+        ref = route.ref
+        if route.channel is Channel.ALARMS:
+            self._central.on_alarm(ref.site, payload, now)
+            return None
+        if route.channel is Channel.COMMANDS:
+            self._central.on_command(ref.site, payload)
+            return None
+        if route.channel is Channel.PRESENCE:
+            self._central.on_presence(ref.device, payload, now)
+            return None
+        if route.channel is Channel.UPLINK:
+            self._central.on_uplink(ref.site, payload, now)
+            return None
+        installed = self._inventory.get(ref)
+        if installed is None or not self._engine.knows(ref):
+            raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        found = _DeviceRoute(
+            ref, route.channel, installed.type.value, self._authority.decides(ref.site)
+        )
+        if len(self._routes) < _ROUTES_CACHED:
+            self._routes[topic] = found
+        return found
+
+    def _to_series(self, reading: Reading, route: _DeviceRoute) -> None:
+        # The authority for a site writes its time series; an observer would write it twice.
+        if self._series is not None and route.authority:
+            self._series.reading(reading, route.device_type)
