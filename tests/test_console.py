@@ -23,7 +23,8 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gateway.config.schema import GatewayConfig, parse_config
-from gateway.http.app import CONSOLE_DIR, create_api
+from gateway.http.app import create_api
+from gateway.http.static import CONSOLE_DIR
 from tests.conftest import (
     Mosquitto,
     Probe,
