@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -22,11 +22,13 @@ from gateway.config.inventory import AmbiguousDevice, InstalledDevice
 from gateway.config.schema import GatewayConfig
 from gateway.http.errors import ApiError
 
+Role = Literal["duty", "admin", "bureau"]  # as the config's tokens have them
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     name: str
-    role: str  # duty | admin | bureau
+    role: Role
     sites: frozenset[str] | None  # None: every site
 
     def may_read(self, site: str) -> bool:
