@@ -23,7 +23,7 @@ from gateway.alarms.book import Alarm
 from gateway.app.supervisor import Gateway
 from gateway.config.schema import parse_config
 from gateway.http.app import create_api
-from gateway.overview.queries import register_overview_routes
+from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef
 from tests.conftest import Mosquitto, Probe, free_port, running_gateway, until
 from tests.test_console import chromium_page, save_screenshot, served

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gateway.config.schema import GatewayConfig, parse_config
-from gateway.http.app import CONSOLE_DIR, create_api
+from gateway.http.app import create_api
+from gateway.http.static import CONSOLE_DIR, SHARED_DIR
 from tests.conftest import (
     Mosquitto,
     Probe,
@@ -159,6 +161,32 @@ def test_console_assets_are_all_local() -> None:
         text = path.read_text(encoding="utf-8").replace("http://www.w3.org/2000/svg", "")
         external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)
         assert not external, f"{path.name} refers to {external}"
+
+
+def test_shared_scripts_are_all_local() -> None:
+    """The scripts the console and the bureau page share: no CDN either."""
+    assert {p.name for p in SHARED_DIR.iterdir()} == {"common.js", "live.js"}
+    for path in SHARED_DIR.iterdir():
+        text = path.read_text(encoding="utf-8")
+        external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)
+        assert not external, f"{path.name} refers to {external}"
+
+
+async def test_console_page_and_what_it_links_to_are_served_uncached() -> None:
+    """After an upgrade a reload must never mix an old script with a new page."""
+    transport = httpx.ASGITransport(app=create_api(None))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        r = await client.get("/")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["cache-control"] == "no-cache"
+        refs = re.findall(r'(?:href|src)="(/(?:console|static)/[^"]+)"', r.text)
+        assert "/static/shared/live.js" in refs and "/static/shared/common.js" in refs
+        for ref in refs:
+            asset = await client.get(ref)
+            assert asset.status_code == 200, ref
+            assert asset.headers["cache-control"] == "no-cache", ref
+        assert (await client.get("/static/shared/nothing.js")).status_code == 404
 
 
 async def test_console_alarm_lifecycle(tmp_path: Path, broker: Mosquitto, probe: Probe) -> None:

@@ -21,8 +21,9 @@ from gateway.alarms.store import AlarmStore
 from gateway.app.supervisor import Gateway
 from gateway.config.schema import SiteConfig, SiteKind, parse_config
 from gateway.http.app import create_api
+from gateway.http.overview import register_overview_routes
+from gateway.http.static import BUREAU_DIR
 from gateway.overview.queries import (
-    BUREAU_DIR,
     KIND_LABELS,
     WINDOW_S,
     Availability,
@@ -35,7 +36,6 @@ from gateway.overview.queries import (
     availability,
     clipped_total,
     merge_intervals,
-    register_overview_routes,
     site_status,
     sort_sites,
     summarize_site,

@@ -10,7 +10,7 @@ Two signals arrive, both retained on the bureau broker:
   notifications, `deploy/mosquitto-bridge.conf`): `0` means nothing from the site reaches the
   bureau, whatever the gateway is doing.
 
-Pure: messages and `now` in, states out. The shell (pipeline) feeds it and logs changes.
+Pure: messages and `now` in, states out. `gateway.central.observer` feeds it and logs changes.
 An edge gateway offline for `edge_offline_after` raises a critical `edge_offline` alarm here,
 at the bureau (its own alarm, which the bureau acknowledges and closes): the duty officer's
 console sounds and the bureau's escalation runs. It clears when the gateway is back.

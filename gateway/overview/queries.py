@@ -3,8 +3,9 @@
 Functional core, imperative shell. The figures are computed by plain functions that take
 data (device states, open alarms, offline intervals, `now`) and return data:
 `alarm_offline_intervals`, `merge_intervals`, `availability`, `site_status`,
-`summarize_site` and `sort_sites`. `register_overview_routes` is the shell: it reads the
-gateway (inventory, rule engine, alarm book, store) once per request, with one `now`.
+`summarize_site` and `sort_sites`; and the JSON they are written as. The shell is
+`gateway.overview.gather`, which reads the gateway (inventory, rule engine, alarm book,
+store) once per request with one `now`, and `gateway.http.overview`, which serves them.
 
 Online rate over 24 h: device-time online / device-time in the window [now - 24 h, now],
 for the devices known now (heard since start, or offline); a device not heard from since
@@ -19,21 +20,14 @@ import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
-
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
+from typing import Any, TypeVar
 
 from gateway.alarms.book import Action, Alarm, AlarmState
-from gateway.app.supervisor import Gateway
 from gateway.central.edges import EdgeLink, EdgeState, edge_json
 from gateway.config.schema import SiteConfig, SiteKind
 from gateway.status.views import Clockface
-from rules.model import AlarmType, DeviceRef, Severity
+from rules.model import Severity
 
-BUREAU_DIR = Path(__file__).parent.parent / "web" / "bureau"  # the bureau's page: static files
 WINDOW_S = 24 * 3600.0
 RECENT_LIMIT = 500
 
@@ -398,214 +392,3 @@ def totals_json(rows: Sequence[SiteRow], now: float, clock: Clockface) -> dict[s
         "last_contact": clock.iso(max(contacts) if contacts else None),
         "online_rate_24h": avail.rate,
     }
-
-
-# ---------------------------------------------------------------------------- shell
-class _Reader(Protocol):
-    """The API's principal, as far as reading goes (gateway.http.app.Principal)."""
-
-    def may_read(self, site: str) -> bool: ...
-
-
-def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
-
-
-def _reader(request: Request) -> _Reader:
-    # The API's own authentication (app.state.auth, gateway.http.app.Auth): bearer tokens.
-    return request.app.state.auth.principal(  # type: ignore[no-any-return]
-        request.headers.get("authorization")
-    )
-
-
-GatewayDep = Annotated[Gateway, Depends(_gateway)]
-ReaderDep = Annotated[_Reader, Depends(_reader)]
-
-
-def _api_error(status: int, error: str, detail: Any = None) -> Exception:
-    # Imported here: gateway.http.app imports this module to register the routes.
-    from gateway.http.app import ApiError
-
-    return ApiError(status, error, detail)
-
-
-async def _offline_intervals(
-    gw: Gateway, sites: Sequence[str], start: float, now: float
-) -> dict[DeviceRef, list[Interval]]:
-    """Every device's `device_offline` intervals that may touch [start, now]: closed and
-    open alarms from the store, the open ones as the alarm book has them (newer than the
-    store by at most one commit)."""
-    found: dict[str, tuple[DeviceRef, float, str, float | None, float | None]] = {}
-    events: dict[str, list[tuple[float, str]]] = {}
-    if sites:
-        marks = ", ".join("?" * len(sites))
-        async with gw.store.reader.execute(
-            "SELECT a.id, a.site, a.device, a.raised_at, a.state, a.cleared_at, a.closed_at, "
-            "t.at, t.action FROM alarms a LEFT JOIN alarm_timeline t ON t.alarm_id = a.id "
-            "AND t.action IN ('raised', 'returned', 'cleared', 'closed') "
-            f"WHERE a.type = ? AND a.site IN ({marks}) AND a.raised_at < ? "
-            "AND (a.closed_at IS NULL OR a.closed_at > ?)",
-            (AlarmType.DEVICE_OFFLINE.value, *sites, now, start),
-        ) as cur:
-            for (
-                alarm_id,
-                site,
-                device,
-                raised,
-                state,
-                cleared,
-                closed,
-                at,
-                action,
-            ) in await cur.fetchall():
-                found[alarm_id] = (DeviceRef(site, device), raised, state, cleared, closed)
-                if at is not None:
-                    events.setdefault(alarm_id, []).append((at, action))
-    wanted = set(sites)
-    for a in gw.book.open_alarms():
-        if a.type is AlarmType.DEVICE_OFFLINE and a.site in wanted:
-            found[a.id] = (
-                DeviceRef(a.site, a.device),
-                a.raised_at,
-                a.state.value,
-                a.cleared_at,
-                a.closed_at,
-            )
-            events[a.id] = [(e.at, e.action.value) for e in a.timeline]
-    out: dict[DeviceRef, list[Interval]] = {}
-    for alarm_id, (ref, raised, state, cleared, closed) in found.items():
-        out.setdefault(ref, []).extend(
-            alarm_offline_intervals(raised, state, cleared, closed, events.get(alarm_id, ()), now)
-        )
-    return out
-
-
-def _device_snapshots(gw: Gateway, site: SiteConfig) -> list[DeviceSnapshot]:
-    out = []
-    for dev in site.devices:
-        ref = DeviceRef(site.id, dev.id)
-        view = gw.device_view(ref)
-        if view is None:
-            continue
-        out.append(
-            DeviceSnapshot(dev.id, view["status"], gw.engine.status(ref).last_seen, dev.location)
-        )
-    return out
-
-
-async def _rows(gw: Gateway, sites: Sequence[SiteConfig], now: float) -> list[SiteRow]:
-    start = now - WINDOW_S
-    offline = await _offline_intervals(gw, [s.id for s in sites], start, now)
-    alarms_by_site: dict[str, list[Alarm]] = {}
-    for a in gw.book.open_alarms():
-        alarms_by_site.setdefault(a.site, []).append(a)
-    rows = []
-    for site in sites:
-        devices = _device_snapshots(gw, site)
-        known = [DeviceRef(site.id, d.device) for d in devices if d.state != "unknown"]
-        avail = availability(known, offline, start, now)
-        edge = gw.central.edges.get(site.id)
-        rows.append(summarize_site(site, devices, alarms_by_site.get(site.id, []), avail, edge))
-    return rows
-
-
-class _NoCacheFiles(StaticFiles):
-    """Revalidated (ETag) on every load: after an upgrade a reload never mixes versions."""
-
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
-        response.headers["cache-control"] = "no-cache"
-        return response
-
-
-def register_overview_routes(app: FastAPI) -> None:
-    """`GET /api/overview`, `GET /api/overview/sites/{id}`, the `/bureau` page and its
-    assets under `/bureau/assets`. Idempotent: a second call on one app does nothing."""
-    if getattr(app.state, "overview_routes", False):
-        return
-    app.state.overview_routes = True
-
-    @app.get("/api/overview", tags=["overview"])
-    async def overview(
-        gw: GatewayDep,
-        who: ReaderDep,
-        sort: Annotated[SortKey, Query(description="order of the sites")] = SortKey.SEVERITY,
-        reverse: Annotated[bool, Query(description="the other way round")] = False,
-        kind: Annotated[SiteKind | None, Query(description="only sites of this kind")] = None,
-    ) -> dict[str, Any]:
-        """Per site: devices by status, open alarms by severity, the oldest unacknowledged
-        alarm, last contact, online rate over 24 h, a status; plus the totals."""
-        now = gw.clock()
-        sites = [
-            s for s in gw.config.sites if who.may_read(s.id) and (kind is None or s.kind is kind)
-        ]
-        rows = sort_sites(await _rows(gw, sites, now), sort, reverse)
-        clock = gw.clockface
-        return {
-            "county": gw.config.report.county,
-            "gateway": gw.config.gateway.id,
-            "generated_at": clock.iso(now),
-            "window_s": int(WINDOW_S),
-            "sort": sort.value,
-            "reverse": reverse,
-            "kind": kind.value if kind else None,
-            "totals": totals_json(rows, now, clock),
-            "sites": [row_json(r, now, clock) for r in rows],
-        }
-
-    @app.get("/api/overview/sites/{site_id}", tags=["overview"])
-    async def overview_site(gw: GatewayDep, who: ReaderDep, site_id: str) -> dict[str, Any]:
-        """One site: its figures, contacts, devices, open alarms and the alarms raised in
-        the last 24 h (newest first; open ones raised earlier are in `open_alarms`)."""
-        site = gw.inventory.sites.get(site_id)
-        if site is None or not who.may_read(site_id):
-            raise _api_error(404, "unknown site", site_id)
-        now = gw.clock()
-        (row,) = await _rows(gw, [site], now)
-        open_alarms = sorted(
-            (a for a in gw.book.open_alarms() if a.site == site_id),
-            key=lambda a: (-a.severity.rank, a.acked, a.raised_at, a.id),
-        )
-        recent = {
-            a.id: a
-            for a in await gw.store.query(sites=[site_id], since=now - WINDOW_S, limit=RECENT_LIMIT)
-        }
-        for a in open_alarms:  # the book is ahead of the store by at most one commit
-            if a.raised_at >= now - WINDOW_S:
-                recent[a.id] = a
-        devices = [
-            v
-            for dev in site.devices
-            if (v := gw.device_view(DeviceRef(site_id, dev.id))) is not None
-        ]
-        clock = gw.clockface
-        return {
-            "generated_at": clock.iso(now),
-            "window_s": int(WINDOW_S),
-            "site": row_json(row, now, clock)
-            | {
-                "address": site.address,
-                "contacts": [
-                    {"name": c.name, "role": c.role.value, "phone": c.phone} for c in site.contacts
-                ],
-            },
-            "devices": devices,
-            "open_alarms": [gw.alarm_view(a, timeline=False) for a in open_alarms],
-            "recent_alarms": [
-                gw.alarm_view(a, timeline=False)
-                for a in sorted(recent.values(), key=lambda a: (a.raised_at, a.id), reverse=True)
-            ],
-        }
-
-    app.mount("/bureau/assets", _NoCacheFiles(directory=BUREAU_DIR), name="bureau")
-
-    @app.get("/bureau", include_in_schema=False)
-    async def bureau_page() -> HTMLResponse:
-        # no-cache: after an upgrade the bureau gets the new page on its next reload
-        html = (BUREAU_DIR / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={"cache-control": "no-cache"})
-
-    @app.get("/bureau/", include_in_schema=False)
-    async def bureau_slash(request: Request) -> RedirectResponse:
-        query = f"?{request.url.query}" if request.url.query else ""
-        return RedirectResponse(f"/bureau{query}", status_code=307)

@@ -24,7 +24,8 @@
     fmtWallClock,
     typeLabel,
     severityLabel,
-  } = window.SafetyUi; // the console's common.js: labels and formatting shared with it
+  } = window.SafetyUi; // common.js: labels and formatting shared with the console
+  const { token, api } = window.SafetyLive; // live.js: the API and the live feed, as the console's
   const SEVERITY_ORDER = ['critical', 'major', 'minor', 'warning'];
   const DEVICE_STATUS_ORDER = ['online', 'offline', 'fault', 'unknown'];
   const SITE_STATUS = {
@@ -61,7 +62,6 @@
   const POLL_MS = 10000;
 
   // ------------------------------------------------------------------ state
-  const token = new URLSearchParams(window.location.search).get('token');
   const collator = new Intl.Collator('zh-CN');
   const S = {
     overview: null, // the last GET /api/overview answer
@@ -79,10 +79,6 @@
     pollOk: null, // null until the first answer
     lastError: '',
     authFailed: false,
-    ws: null,
-    live: false, // a snapshot has arrived on the current live connection
-    attempt: 0,
-    reconnectTimer: null,
     deviceStatus: new Map(), // "site/device" -> status, to notice changes on the live feed
     skewMs: 0, // gateway clock minus browser clock
     zoneOffsetMin: null,
@@ -168,28 +164,6 @@
   }
 
   // ------------------------------------------------------------------ HTTP
-  async function api(path, timeoutMs = 8000) {
-    const headers = { accept: 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    try {
-      const response = await fetch(path, { headers, signal: controller.signal, cache: 'no-store' });
-      let body = null;
-      try {
-        body = await response.json();
-      } catch (_) {
-        body = null;
-      }
-      return { ok: response.ok, status: response.status, body };
-    } catch (err) {
-      const aborted = err && err.name === 'AbortError';
-      return { ok: false, status: 0, body: { error: aborted ? '请求超时' : '网络错误' } };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   function failureText(res) {
     if (res.status === 0) return `无法连接网关（${(res.body && res.body.error) || '网络错误'}）`;
     const body = res.body || {};
@@ -245,59 +219,16 @@
   }
 
   // ------------------------------------------------------------------ live feed
-  function connect() {
-    clearTimeout(S.reconnectTimer);
-    S.reconnectTimer = null;
-    if (S.ws) return;
-    let ws;
-    try {
-      ws = new WebSocket(window.SafetyUi.liveUrl(token));
-    } catch (_) {
-      scheduleReconnect();
-      return;
-    }
-    S.ws = ws;
-    const openTimer = setTimeout(() => {
-      if (S.ws === ws && !S.live) ws.close();
-    }, 10000);
-    ws.onmessage = (event) => {
-      if (S.ws !== ws) return;
-      let msg;
-      try {
-        msg = JSON.parse(event.data);
-      } catch (_) {
-        return;
-      }
-      onLive(msg);
-    };
-    ws.onclose = () => {
-      clearTimeout(openTimer);
-      if (S.ws !== ws) return;
-      S.ws = null;
-      S.live = false;
-      scheduleReconnect();
-      render();
-    };
-    ws.onerror = () => {
-      /* onclose follows */
-    };
-  }
-
-  function scheduleReconnect() {
-    if (S.reconnectTimer) return;
-    // 0.5 s, 1 s, 2 s, ... then every 30 s, jittered: the 10 s poll goes on meanwhile.
-    const base = Math.min(30000, 500 * 2 ** Math.min(S.attempt, 6));
-    S.attempt += 1;
-    S.reconnectTimer = setTimeout(() => {
-      S.reconnectTimer = null;
-      connect();
-    }, Math.round(base * (0.8 + Math.random() * 0.4)));
-  }
+  // Live = the feed's snapshot has arrived on its current connection.
+  const feed = new window.SafetyLive.LiveFeed({
+    onMessage: onLive,
+    onClose: () => render(),
+    // 0.5 s, 1 s, 2 s, ... then every 30 s: the 10 s poll goes on meanwhile.
+    delayMs: (attempt) => window.SafetyLive.backoffMs(attempt, 30000, 6),
+  });
 
   function onLive(msg) {
     if (msg.kind === 'snapshot') {
-      S.live = true;
-      S.attempt = 0;
       S.deviceStatus.clear();
       for (const d of msg.devices || []) S.deviceStatus.set(`${d.site}/${d.id}`, d.status);
       scheduleRefresh(0, 'snapshot'); // whatever changed while the feed was down
@@ -330,7 +261,7 @@
   // For people debugging the page, and for the browser tests.
   function publishState() {
     window.__bureauState = {
-      live: S.live,
+      live: feed.live,
       pollOk: S.pollOk,
       authFailed: S.authFailed,
       refreshes: S.refreshes,
@@ -522,7 +453,7 @@
     }
     banner.hidden = true;
     $('main').classList.remove('stale');
-    if (S.pollOk && S.live) {
+    if (S.pollOk && feed.live) {
       conn.className = 'conn conn-connected';
       text.textContent = '已连接 · 实时';
     } else if (S.pollOk) {
@@ -773,7 +704,7 @@
     setInterval(tick, 1000);
     setInterval(() => scheduleRefresh(0, 'poll'), POLL_MS);
     refresh();
-    connect();
+    feed.connect();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

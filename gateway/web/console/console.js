@@ -24,6 +24,7 @@
     typeLabel,
     severityLabel,
   } = window.SafetyUi; // common.js: labels and formatting shared with the bureau page
+  const { token, api } = window.SafetyLive; // live.js: the API and the live feed, as the bureau's
   const LEVELS = { pre_alarm: '预报警', level_1: '一级报警', level_2: '二级报警' };
   const REASONS = {
     status_offline: '设备上报离线',
@@ -52,7 +53,6 @@
   const CLOSED_IDS_MAX = 1000;
 
   // ------------------------------------------------------------------ state
-  const token = new URLSearchParams(window.location.search).get('token');
   const S = {
     alarms: new Map(), // id -> alarm JSON (open alarms only)
     devices: new Map(), // "site/device" -> device JSON
@@ -62,12 +62,7 @@
     rows: new Map(), // alarm id -> <tr>
     tiles: new Map(), // "site/device" -> tile element
     siteSections: new Map(), // site id -> {section, grid, counts}
-    ws: null,
-    connected: false, // true once a snapshot has arrived on the current connection
     everConnected: false,
-    attempt: 0, // reconnect attempts since the last good snapshot
-    reconnectAt: 0,
-    reconnectTimer: null,
     downSince: null,
     snapshots: 0,
     healthFailures: 0,
@@ -156,35 +151,6 @@
   }
 
   // ------------------------------------------------------------------ HTTP
-  async function api(path, options = {}) {
-    const headers = { accept: 'application/json' };
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), options.timeoutMs || 8000);
-    try {
-      const response = await fetch(path, {
-        method: options.method || 'GET',
-        headers,
-        body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
-        signal: controller.signal,
-        cache: 'no-store',
-      });
-      let body = null;
-      try {
-        body = await response.json();
-      } catch (_) {
-        body = null;
-      }
-      return { ok: response.ok, status: response.status, body, headers: response.headers };
-    } catch (err) {
-      const aborted = err && err.name === 'AbortError';
-      return { ok: false, status: 0, body: { error: aborted ? '请求超时' : '网络错误' } };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   function describeDetail(detail) {
     if (detail === null || detail === undefined || detail === '') return '';
     if (typeof detail === 'string') return detail;
@@ -204,83 +170,25 @@
   }
 
   // ------------------------------------------------------------------ live connection
-  function connect() {
-    clearTimeout(S.reconnectTimer);
-    S.reconnectTimer = null;
-    if (S.ws) return;
-    let ws;
-    try {
-      ws = new WebSocket(window.SafetyUi.liveUrl(token));
-    } catch (_) {
-      scheduleReconnect();
-      return;
-    }
-    S.ws = ws;
-    // A connection that neither opens nor delivers its snapshot in time is given up.
-    const openTimer = setTimeout(() => {
-      if (S.ws === ws && !S.connected) ws.close();
-    }, 10000);
-    ws.onmessage = (event) => {
-      if (S.ws !== ws) return;
-      let msg;
-      try {
-        msg = JSON.parse(event.data);
-      } catch (_) {
-        return;
-      }
-      handleMessage(msg);
-    };
-    ws.onclose = (event) => {
-      clearTimeout(openTimer);
-      if (S.ws !== ws) return;
-      S.ws = null;
-      const hadSnapshot = S.connected;
-      lostConnection();
-      // A refused token closes the socket before it opens (the browser then reports only
-      // 1006): ask the API, which answers 401 in words.
-      if (event.code === 4401) S.authFailed = true;
-      else if (!hadSnapshot) checkAuth();
-    };
-    ws.onerror = () => {
-      /* onclose follows and handles it */
-    };
-  }
+  // Connected = the live feed's snapshot has arrived on its current connection.
+  const feed = new window.SafetyLive.LiveFeed({
+    onMessage: handleMessage,
+    onClose: lostConnection,
+    // 0.5 s, 1 s, 2 s, 4 s, 8 s, then every 10 s; every 10 s while the token is refused.
+    delayMs: (attempt) => (S.authFailed ? 10000 : window.SafetyLive.backoffMs(attempt, 10000, 5)),
+  });
 
-  function lostConnection() {
-    const wasConnected = S.connected;
-    S.connected = false;
-    if (wasConnected || S.downSince === null) S.downSince = Date.now();
-    scheduleReconnect();
+  function lostConnection(event, hadSnapshot) {
+    if (hadSnapshot || S.downSince === null) S.downSince = Date.now();
     render();
-  }
-
-  function scheduleReconnect() {
-    if (S.reconnectTimer) return;
-    // Back off: 0.5 s, 1 s, 2 s, 4 s, 8 s, then every 10 s, with some jitter so that many
-    // consoles do not all knock at the same moment after the gateway restarts.
-    const base = Math.min(10000, 500 * 2 ** Math.min(S.attempt, 5));
-    const delay = S.authFailed ? 10000 : Math.round(base * (0.8 + Math.random() * 0.4));
-    S.attempt += 1;
-    S.reconnectAt = Date.now() + delay;
-    S.reconnectTimer = setTimeout(() => {
-      S.reconnectTimer = null;
-      connect();
-    }, delay);
+    // A refused token closes the socket before it opens (the browser then reports only
+    // 1006): ask the API, which answers 401 in words.
+    if (event.code === 4401) S.authFailed = true;
+    else if (!hadSnapshot) checkAuth();
   }
 
   function reconnectNow() {
-    if (S.ws) {
-      const ws = S.ws;
-      S.ws = null; // its onclose no longer counts
-      ws.close();
-    }
-    if (S.connected) {
-      S.connected = false;
-      S.downSince = Date.now();
-    }
-    clearTimeout(S.reconnectTimer);
-    S.reconnectTimer = null;
-    connect();
+    if (feed.reconnectNow()) S.downSince = Date.now();
     render();
   }
 
@@ -311,9 +219,7 @@
         break;
       }
     }
-    S.connected = true;
     S.everConnected = true;
-    S.attempt = 0;
     S.downSince = null;
     S.authFailed = false;
     S.snapshots += 1;
@@ -367,7 +273,7 @@
     const box = $('gw-health');
     if (!res.ok || !res.body) {
       S.healthFailures += 1;
-      if (S.healthFailures >= 2 && S.ws && S.connected) reconnectNow();
+      if (S.healthFailures >= 2 && feed.live) reconnectNow();
       return;
     }
     S.healthFailures = 0;
@@ -476,7 +382,7 @@
       silence();
     }
     const linkLost =
-      audioArmed() && S.everConnected && !S.connected && S.downSince !== null &&
+      audioArmed() && S.everConnected && !feed.live && S.downSince !== null &&
       Date.now() - S.downSince > LINK_LOST_ALARM_MS;
     if (linkLost && !audio.linkTimer) {
       beepPattern(LINK_PATTERN, 0.2);
@@ -527,7 +433,7 @@
     document.title = unackedCritical > 0 ? `【紧急 ${unackedCritical}】值班室安全监控台` : '值班室安全监控台';
 
     window.__consoleState = {
-      connected: S.connected,
+      connected: feed.live,
       alarms: alarms.length,
       unackedCritical,
       unacked,
@@ -536,7 +442,7 @@
       linkLostSounding: sound.linkLostSounding,
       devices: S.devices.size,
       snapshots: S.snapshots,
-      reconnectAttempts: S.attempt,
+      reconnectAttempts: feed.attempt,
     };
   }
 
@@ -544,14 +450,14 @@
     const conn = $('conn');
     const text = $('conn-text');
     const banner = $('offline-banner');
-    if (S.connected) {
+    if (feed.live) {
       conn.className = 'conn conn-connected';
       text.textContent = '已连接 · 实时';
       banner.hidden = true;
       $('main').classList.remove('stale');
       return;
     }
-    if (!S.everConnected && !S.authFailed && S.attempt <= 1) {
+    if (!S.everConnected && !S.authFailed && feed.attempt <= 1) {
       conn.className = 'conn conn-connecting';
       text.textContent = '正在连接网关…';
       banner.hidden = true;
@@ -566,8 +472,8 @@
       parts.push(token ? '网关拒绝了访问令牌，请检查网址中的 ?token=' : '网关需要访问令牌：请在网址后加上 ?token=…');
     }
     if (S.downSince !== null) parts.push(`已中断 ${fmtDuration(Date.now() - S.downSince)}`);
-    if (S.ws) parts.push('正在连接…');
-    else if (S.reconnectTimer) parts.push(`${Math.max(0, Math.ceil((S.reconnectAt - Date.now()) / 1000))} 秒后重试`);
+    if (feed.connecting) parts.push('正在连接…');
+    else if (feed.waiting) parts.push(`${Math.max(0, Math.ceil((feed.reconnectAt - Date.now()) / 1000))} 秒后重试`);
     $('offline-detail').textContent = parts.length ? `（${parts.join('，')}）` : '';
   }
 
@@ -828,7 +734,7 @@
       if (a) fillDuration(tr, a);
     }
     for (const tile of S.tiles.values()) fillSeen(tile);
-    if (!S.connected) render(); // countdown, and the link-lost sound after a minute
+    if (!feed.live) render(); // countdown, and the link-lost sound after a minute
   }
 
   // ------------------------------------------------------------------ dialogs
@@ -968,9 +874,9 @@
     tick();
     setInterval(tick, 1000);
     setInterval(() => {
-      if (S.connected) checkHealth();
+      if (feed.live) checkHealth();
     }, 10000);
-    connect();
+    feed.connect();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

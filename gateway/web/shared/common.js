@@ -1,7 +1,8 @@
 /* Shared by the duty console (/) and the bureau page (/bureau): the gateway's words in
  * Chinese and the formatting both pages need, so that the two never say a thing differently.
  * Plain browser JavaScript, loaded before either page's own script; it defines
- * `window.SafetyUi` and nothing else. Pure: time comes in as an argument.
+ * `window.SafetyUi` and nothing else. Pure: time comes in as an argument (talking to the
+ * gateway is live.js).
  */
 'use strict';
 
@@ -134,13 +135,6 @@ window.SafetyUi = (() => {
     return `${pad2(t.getUTCHours())}:${pad2(t.getUTCMinutes())}:${pad2(t.getUTCSeconds())}`;
   }
 
-  // ------------------------------------------------------------------ live feed
-  function liveUrl(token) {
-    const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = token ? `?token=${encodeURIComponent(token)}` : '';
-    return `${scheme}://${window.location.host}/api/live${query}`;
-  }
-
   return Object.freeze({
     ALARM_TYPES,
     SEVERITIES,
@@ -161,6 +155,5 @@ window.SafetyUi = (() => {
     fmtWallClock,
     zoneOffsetOf,
     fmtClock,
-    liveUrl,
   });
 })();

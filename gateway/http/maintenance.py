@@ -1,0 +1,77 @@
+"""`PUT`/`DELETE /api/devices/{id}/maintenance` and `GET /api/maintenance`: a device's
+maintenance window (no calls while someone works on it), kept by the notification worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from gateway.app.supervisor import Gateway
+from gateway.http.auth import GatewayDep, PrincipalDep, actable_device
+from gateway.http.errors import ApiError
+from gateway.http.params import Body, parse_time
+from gateway.notify.worker import Maintenance
+
+MAX_MAINTENANCE_S = 7 * 24 * 3600
+
+router = APIRouter()
+
+
+class MaintenanceBody(Body):
+    by: str = Field(min_length=1, max_length=64)
+    until: str | None = None  # ISO 8601 with offset
+    minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    note: str = Field("", max_length=2000)
+    site: str | None = None
+
+
+def _maintenance_json(gw: Gateway, m: Maintenance) -> dict[str, Any]:
+    return {
+        "site": m.site,
+        "device": m.device,
+        "until": gw.clockface.iso(m.until),
+        "by": m.by,
+        "note": m.note,
+    }
+
+
+@router.put("/api/devices/{device_id}/maintenance")
+async def maintenance_on(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    device_id: str,
+    body: MaintenanceBody,
+    site: str | None = None,
+) -> dict[str, Any]:
+    installed = actable_device(gw, device_id, body.site or site, who)
+    now = gw.clock()
+    if (body.until is None) == (body.minutes is None):
+        raise ApiError(422, "invalid request", "give exactly one of until or minutes")
+    until = now + body.minutes * 60 if body.minutes is not None else parse_time(body.until, "until")
+    assert until is not None
+    if not now < until <= now + MAX_MAINTENANCE_S:
+        raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
+    m = Maintenance(installed.ref.site, installed.ref.device, until, body.by, body.note or None)
+    await gw.notifications.set_maintenance(m)
+    return _maintenance_json(gw, m)
+
+
+@router.delete("/api/devices/{device_id}/maintenance")
+async def maintenance_off(
+    gw: GatewayDep, who: PrincipalDep, device_id: str, site: str | None = None
+) -> dict[str, Any]:
+    installed = actable_device(gw, device_id, site, who)
+    cleared = await gw.notifications.clear_maintenance(installed.ref.site, installed.ref.device)
+    return {"site": installed.ref.site, "device": installed.ref.device, "cleared": cleared}
+
+
+@router.get("/api/maintenance")
+async def maintenance_list(gw: GatewayDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    now = gw.clock()
+    return [
+        _maintenance_json(gw, m)
+        for m in gw.notifications.maintenance.values()
+        if who.may_read(m.site) and m.until > now
+    ]

@@ -1,0 +1,34 @@
+"""What the routes share to read a request: the strict body base and the query values
+(ISO 8601 times with an offset, comma-separated lists), refused with the API's 422 body."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.http.errors import ApiError
+
+
+class Body(BaseModel):
+    """A request body: an unknown field is an error, not ignored (a typo never passes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_time(raw: str | None, name: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid request", f"{name}: not an ISO 8601 time: {raw!r}") from None
+    if dt.tzinfo is None:
+        raise ApiError(
+            422, "invalid request", f"{name}: give a UTC offset, e.g. 2026-11-24T08:00+08:00"
+        )
+    return dt.timestamp()
+
+
+def split_list(raw: str | None) -> list[str]:
+    return [p for p in (raw or "").split(",") if p]
