@@ -27,6 +27,8 @@ from gateway.alarms.book import (
     Disposition,
     TimelineEntry,
 )
+from gateway.alarms.history import HistoryReads
+from gateway.alarms.rows import CommandRecord as CommandRecord  # noqa: PLC0414 (re-export)
 from rules.model import AlarmType, Severity
 
 log = logging.getLogger(__name__)
@@ -112,21 +114,6 @@ _INSERT_ENTRY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
-    id: str
-    site: str
-    device: str
-    cmd: str
-    requested_by: str
-    alarm_id: str | None
-    reason: str | None
-    sent_at: float
-    result: str | None = None
-    result_at: float | None = None
-    detail: str | None = None
-
-
 @dataclass(slots=True)
 class _AlarmOp:
     row: tuple[Any, ...]
@@ -174,8 +161,9 @@ def _entry_row(alarm_id: str, seq: int, e: TimelineEntry) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class AlarmStore:
-    """Owns the database connection. Reads are direct; writes go through `submit_*`."""
+class AlarmStore(HistoryReads):
+    """Owns the database connection. Reads are direct (the history reads for the report and
+    the overview are in `HistoryReads`); writes go through `submit_*`."""
 
     BATCH_MAX = 500
 

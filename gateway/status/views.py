@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from gateway.alarms.book import Alarm, TimelineEntry
 from gateway.alarms.store import CommandRecord
 from gateway.config.inventory import InstalledDevice
+from gateway.status.device import device_state
 from rules.engine import DeviceStatus
 
 
@@ -139,14 +140,6 @@ def entry_json(e: TimelineEntry, clock: Clockface) -> dict[str, Any]:
 
 
 def device_json(d: InstalledDevice, status: DeviceStatus, clock: Clockface) -> dict[str, Any]:
-    if not status.online:
-        state = "offline"
-    elif status.last_seen is None:
-        state = "unknown"  # not heard from since start-up, not yet overdue
-    elif status.fault:
-        state = "fault"
-    else:
-        state = "online"
     return {
         "id": d.ref.device,
         "site": d.ref.site,
@@ -155,7 +148,7 @@ def device_json(d: InstalledDevice, status: DeviceStatus, clock: Clockface) -> d
         "name": d.config.name,
         "transport": d.config.transport,
         "shutoff_valve": d.config.shutoff_valve,
-        "status": state,
+        "status": device_state(status).value,
         "last_seen": clock.iso(status.last_seen),
         "values": {name: value for name, (value, _) in sorted(status.values.items())},
         "values_at": {name: clock.iso(at) for name, (_, at) in sorted(status.values.items())},
