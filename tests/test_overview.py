@@ -26,20 +26,22 @@ from gateway.http.static import BUREAU_DIR
 from gateway.overview.queries import (
     KIND_LABELS,
     WINDOW_S,
-    Availability,
     DeviceSnapshot,
     SiteRow,
     SiteStatus,
     SortKey,
     StatusReason,
-    alarm_offline_intervals,
-    availability,
-    clipped_total,
-    merge_intervals,
     site_status,
     sort_sites,
     summarize_site,
 )
+from gateway.status.availability import (
+    Availability,
+    availability,
+    clipped_total,
+    merge_intervals,
+)
+from gateway.status.availability import alarm_intervals as alarm_offline_intervals
 from rules.model import AlarmType, DeviceRef, Severity
 from tests.conftest import Mosquitto, Probe, running_gateway, site_config, until
 

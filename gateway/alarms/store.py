@@ -29,6 +29,7 @@ from gateway.alarms.book import (
     TimelineEntry,
 )
 from gateway.alarms.event import AlarmEvent
+from gateway.alarms.history import HistoryReads
 from rules.model import AlarmType, Severity
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,9 @@ def _entry_row(alarm_id: str, seq: int, e: TimelineEntry) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class AlarmStore:
-    """Owns the database connection. Reads are direct; writes go through `submit_*`."""
+class AlarmStore(HistoryReads):
+    """Owns the database connection. Reads are direct (the history reads for the report and
+    the overview are in `HistoryReads`); writes go through `submit_*`."""
 
     BATCH_MAX = 500
 

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
+from gateway.app.supervisor import Gateway
 from gateway.config.schema import SiteKind
 from gateway.http.auth import GatewayDep, PrincipalDep
 from gateway.http.errors import ApiError
 from gateway.http.sites import contacts_json
 from gateway.http.static import BUREAU_DIR, NoCacheFiles, page
-from gateway.overview.gather import site_rows
+from gateway.overview.gather import OverviewSources, site_rows
 from gateway.overview.queries import (
     RECENT_LIMIT,
     WINDOW_S,
@@ -52,7 +53,7 @@ async def overview(
     alarm, last contact, online rate over 24 h, a status; plus the totals."""
     now = gw.clock()
     sites = [s for s in gw.config.sites if who.may_read(s.id) and (kind is None or s.kind is kind)]
-    rows = sort_sites(await site_rows(gw, sites, now), sort, reverse)
+    rows = sort_sites(await site_rows(_sources(gw), sites, now), sort, reverse)
     clock = gw.clockface
     return {
         "county": gw.config.report.county,
@@ -75,7 +76,7 @@ async def overview_site(gw: GatewayDep, who: PrincipalDep, site_id: str) -> dict
     if site is None or not who.may_read(site_id):
         raise ApiError(404, "unknown site", site_id)
     now = gw.clock()
-    (row,) = await site_rows(gw, [site], now)
+    (row,) = await site_rows(_sources(gw), [site], now)
     open_alarms = sorted(
         (a for a in gw.book.open_alarms() if a.site == site_id),
         key=lambda a: (-a.severity.rank, a.acked, a.raised_at, a.id),
@@ -114,3 +115,7 @@ async def bureau_page() -> FileResponse:
 async def bureau_slash(request: Request) -> RedirectResponse:
     query = f"?{request.url.query}" if request.url.query else ""
     return RedirectResponse(f"/bureau{query}", status_code=307)
+
+
+def _sources(gw: Gateway) -> OverviewSources:
+    return OverviewSources(gw.store, gw.book, gw.engine, gw.central.edges)

@@ -2,10 +2,11 @@
 
 Functional core, imperative shell. The figures are computed by plain functions that take
 data (device states, open alarms, offline intervals, `now`) and return data:
-`alarm_offline_intervals`, `merge_intervals`, `availability`, `site_status`,
-`summarize_site` and `sort_sites`; and the JSON they are written as. The shell is
-`gateway.overview.gather`, which reads the gateway (inventory, rule engine, alarm book,
-store) once per request with one `now`, and `gateway.http.overview`, which serves them.
+`site_status`, `summarize_site` and `sort_sites`, and the JSON they are written as; the
+offline intervals and the online rate are `gateway.status.availability`'s, the same as the
+daily report's. The shell is `gateway.overview.gather`, which reads the gateway (inventory,
+rule engine, alarm book, store) once per request with one `now`, and
+`gateway.http.overview`, which serves them.
 
 Online rate over 24 h: device-time online / device-time in the window [now - 24 h, now],
 for the devices known now (heard since start, or offline); a device not heard from since
@@ -17,14 +18,18 @@ active; from the alarm's timeline) clipped to the window.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from gateway.alarms.book import Action, Alarm, AlarmState
+from gateway.alarms.book import Alarm, AlarmState
 from gateway.central.edges import EdgeLink, EdgeState, edge_json
 from gateway.config.schema import SiteConfig, SiteKind
+from gateway.status.availability import (
+    Availability,
+)
+from gateway.status.device import DeviceState
 from gateway.status.views import Clockface
 from rules.model import Severity
 
@@ -39,11 +44,8 @@ KIND_LABELS: dict[SiteKind, str] = {
     SiteKind.MARRIAGE_REGISTRY: "婚姻登记处",
     SiteKind.OTHER: "其他",
 }
-DEVICE_STATES = ("online", "offline", "fault", "unknown")
+DEVICE_STATES = tuple(s.value for s in DeviceState)  # online, offline, fault, unknown
 SEVERITIES = tuple(s.value for s in Severity)  # critical, major, minor, warning
-
-Interval = tuple[float, float]
-K = TypeVar("K", bound=Hashable)
 
 
 # --------------------------------------------------------------------------- status
@@ -102,93 +104,6 @@ def site_status(
     if devices_by_status.get("fault", 0) > 0:
         return SiteStatus.WARNING, StatusReason.DEVICES_FAULT
     return SiteStatus.OK, StatusReason.NOTHING_OPEN
-
-
-# ---------------------------------------------------------------- online rate (24 h)
-_STARTS = frozenset({Action.RAISED.value, Action.RETURNED.value})
-_ENDS = frozenset({Action.CLEARED.value, Action.CLOSED.value})
-
-
-def alarm_offline_intervals(
-    raised_at: float,
-    state: str,
-    cleared_at: float | None,
-    closed_at: float | None,
-    events: Iterable[tuple[float, str]],
-    now: float,
-) -> list[Interval]:
-    """The times one `device_offline` alarm was active.
-
-    `events` are its timeline entries (time, action): raised/returned start an interval,
-    cleared/closed end it; one that is still active runs to `now`. Without a timeline
-    (or with a partial one, as a mirrored alarm may have) the alarm is taken as active from
-    `raised_at` to `cleared_at` (or `closed_at`, or `now` while it is active).
-    """
-    out: list[Interval] = []
-    start, active = raised_at, True
-    for at, action in sorted(events):
-        if action in _STARTS and not active:
-            start, active = at, True
-        elif action in _ENDS and active:
-            out.append((start, at))
-            active = False
-    if active:
-        if state == AlarmState.ACTIVE.value:
-            end = now
-        else:
-            end = next((t for t in (cleared_at, closed_at) if t is not None), now)
-        out.append((start, end))
-    return [(s, e) for s, e in out if e > s]
-
-
-def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
-    """Union of intervals, sorted; empty or reversed ones are dropped."""
-    merged: list[Interval] = []
-    for s, e in sorted(i for i in intervals if i[1] > i[0]):
-        if merged and s <= merged[-1][1]:
-            if e > merged[-1][1]:
-                merged[-1] = (merged[-1][0], e)
-        else:
-            merged.append((s, e))
-    return merged
-
-
-def clipped_total(intervals: Iterable[Interval], start: float, end: float) -> float:
-    """Seconds covered by the union of `intervals` within [start, end]."""
-    return sum(
-        min(e, end) - max(s, start) for s, e in merge_intervals(intervals) if e > start and s < end
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """Device-seconds in the window and how many of them were offline."""
-
-    device_s: float = 0.0
-    offline_s: float = 0.0
-
-    @property
-    def rate(self) -> float | None:
-        """Online fraction, 4 decimals; None when no device is known."""
-        if self.device_s <= 0:
-            return None
-        return round(max(0.0, self.device_s - self.offline_s) / self.device_s, 4)
-
-    def __add__(self, other: Availability) -> Availability:
-        return Availability(self.device_s + other.device_s, self.offline_s + other.offline_s)
-
-
-def availability(
-    known: Iterable[K],
-    offline: Mapping[K, Sequence[Interval]],
-    start: float,
-    end: float,
-) -> Availability:
-    """Online time of the `known` devices in [start, end]; others' intervals are ignored."""
-    devices = set(known)
-    window = max(0.0, end - start)
-    offline_s = sum(clipped_total(offline.get(d, ()), start, end) for d in devices)
-    return Availability(window * len(devices), offline_s)
 
 
 # --------------------------------------------------------------------- site summary

@@ -12,8 +12,10 @@ made per site, or for the whole county (every site, with totals), and holds:
 - valve and trip commands sent in the period, with who asked and the result;
 - the false-alarm rate of each device whose alarms were closed in the period.
 
-Everything is computed by pure functions from rows (`AlarmRow`, `CommandRecord`); the thin
-I/O around them reads the store's read connection, renders HTML/XLSX/JSON, mails the reports
+Everything is computed by pure functions from the alarm store's rows (`AlarmRow`,
+`CommandRecord`); online rates and device status are `gateway.status`'s, the same as the
+bureau overview's. The thin I/O around them reads through the store's history reads
+(`gateway.alarms.history`), renders HTML/XLSX/JSON, mails the reports
 every day (`ReportMailer`), serves them over HTTP (`register_report_routes`) and writes them to
 files for the CLI (`write_report_files`).
 
@@ -24,14 +26,13 @@ later says the same as the one mailed that day (except "offline now", which is n
 
 from __future__ import annotations
 
-from gateway.report.figures import alarm_at, covered_seconds
+from gateway.alarms.rows import AlarmRow, LifecycleEntry
+from gateway.report.figures import alarm_at
 from gateway.report.files import write_report_files
 from gateway.report.mailer import ReportMailer, SmtpReportSender
 from gateway.report.model import (
     XLSX_MIME,
-    AlarmRow,
     DailyReport,
-    LifecycleEntry,
     PeriodNotStarted,
     SiteReport,
     UnknownSite,
@@ -41,6 +42,7 @@ from gateway.report.reader import ReadableStore, build_daily_report
 from gateway.report.render_html import render_html
 from gateway.report.render_json import report_json
 from gateway.report.render_xlsx import render_xlsx
+from gateway.status.availability import clipped_total as covered_seconds
 
 __all__ = [
     "XLSX_MIME",

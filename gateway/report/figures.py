@@ -1,4 +1,7 @@
-"""The report's figures, computed by pure functions from rows (no I/O, no clock)."""
+"""The report's figures, computed by pure functions from the store's rows (no I/O, no clock):
+an alarm's state at an instant replayed from its timeline, the counts, open alarms, actions
+and false-alarm rates of a period, and the report put together. Online rates and device
+status are `gateway.status`'s, shared with the bureau overview."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Literal
 
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import Action, AlarmState, Disposition
+from gateway.alarms.rows import AlarmRow
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, SiteConfig
 from gateway.report.model import (
@@ -20,7 +24,6 @@ from gateway.report.model import (
     SEVERITY_RANK,
     TYPE_KEYS,
     ActionRecord,
-    AlarmRow,
     Counts,
     DailyReport,
     DeviceAvailability,
@@ -31,7 +34,9 @@ from gateway.report.model import (
     SiteReport,
     Totals,
 )
-from rules.engine import DeviceStatus
+from gateway.status.availability import Availability, intervals_by_device
+from gateway.status.availability import availability as online_time
+from gateway.status.device import DeviceState
 from rules.model import AlarmType
 
 
@@ -108,80 +113,6 @@ def _alarm_at_from_row(row: AlarmRow, t: float) -> AlarmAt:
         row.severity,
         row.severity,
     )
-
-
-def active_spans(row: AlarmRow) -> list[tuple[float, float]]:
-    """The intervals during which the alarm's condition was present (end inf: still is).
-
-    From the timeline: raised/returned start one, cleared/closed end it. A device_offline
-    alarm that cleared and came back is one row but two spans.
-    """
-    spans: list[tuple[float, float]] = []
-    begin: float | None = None
-    for e in row.events:
-        if e.action in (Action.RAISED, Action.RETURNED, Action.REPEATED):
-            if begin is None:
-                begin = e.at
-        elif e.action in (Action.CLEARED, Action.CLOSED) and begin is not None:
-            spans.append((begin, e.at))
-            begin = None
-    if begin is not None:
-        spans.append((begin, math.inf))
-    if not row.events:
-        end = row.cleared_at if row.cleared_at is not None else row.closed_at
-        spans.append((row.raised_at, end if end is not None else math.inf))
-    return spans
-
-
-def covered_seconds(spans: Iterable[tuple[float, float]], start: float, end: float) -> float:
-    """Length of the union of `spans` within [start, end]."""
-    total = 0.0
-    reach = start
-    for begin, finish in sorted(spans):
-        a, b = max(begin, reach), min(finish, end)
-        if b > a:
-            total += b - a
-            reach = b
-    return total
-
-
-def _spans_by_device(
-    alarms: Iterable[AlarmRow], alarm_type: str
-) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for row in alarms:
-        if row.type == alarm_type:
-            out.setdefault((row.site, row.device), []).extend(active_spans(row))
-    return out
-
-
-def _present_at(spans: Iterable[tuple[float, float]], t: float) -> bool:
-    return any(a <= t < b for a, b in spans)
-
-
-def status_from_alarms(alarms: Sequence[AlarmRow], device: DeviceInfo, now: float) -> str:
-    """A device's status told by the store alone (no running engine): the engine raises
-    device_offline for a device silent past its stale window, counted from start-up, so
-    no offline alarm means it was heard."""
-    mine = [a for a in alarms if a.site == device.site and a.device == device.device]
-    if _present_at(
-        _spans_by_device(mine, AlarmType.DEVICE_OFFLINE).get(device_key(device), []), now
-    ):
-        return "offline"
-    if _present_at(_spans_by_device(mine, AlarmType.DEVICE_FAULT).get(device_key(device), []), now):
-        return "fault"
-    return "online"
-
-
-def status_from_engine(status: DeviceStatus) -> str:
-    """The same mapping as the API's device view (gateway/views.py)."""
-    if not status.online:
-        return "offline"
-    if status.last_seen is None:
-        return "unknown"  # not heard from since start-up, not yet overdue
-    if status.fault:
-        return "fault"
-    return "online"
 
 
 def device_key(d: DeviceInfo) -> tuple[str, str]:
@@ -267,33 +198,34 @@ def availability(
     status_now: Mapping[tuple[str, str], str],
 ) -> tuple[list[DeviceAvailability], float | None]:
     """Per device online rate over the part of the period seen, and the site's (device-time
-    weighted). Offline time is the union of the device's device_offline alarm spans."""
-    spans = _spans_by_device(alarms, AlarmType.DEVICE_OFFLINE)
-    covered = max(0.0, period.as_of - period.start)
+    weighted). Offline time is the union of the device's device_offline alarm intervals,
+    computed as the bureau overview does (`gateway.status.availability`)."""
+    offline = intervals_by_device(alarms, AlarmType.DEVICE_OFFLINE.value, math.inf)
     rows: list[DeviceAvailability] = []
     for d in devices:
-        offline = covered_seconds(spans.get(device_key(d), []), period.start, period.as_of)
+        seen = online_time([device_key(d)], offline, period.start, period.as_of)
         rows.append(
             DeviceAvailability(
                 site=d.site,
                 device=d.device,
                 type=d.type,
                 location=d.location,
-                offline_s=round(offline, 3),
-                covered_s=round(covered, 3),
-                online_rate=round(1 - offline / covered, 6) if covered > 0 else None,
-                status_now=status_now.get(device_key(d), "unknown"),
+                offline_s=round(seen.offline_s, 3),
+                covered_s=round(seen.device_s, 3),
+                online_rate=_rounded(seen.fraction),
+                status_now=status_now.get(device_key(d), DeviceState.UNKNOWN.value),
             )
         )
     return rows, _weighted_rate(rows)
 
 
+def _rounded(fraction: float | None) -> float | None:
+    return None if fraction is None else round(fraction, 6)
+
+
 def _weighted_rate(rows: Iterable[DeviceAvailability]) -> float | None:
-    seen = [r for r in rows if r.online_rate is not None]
-    total = sum(r.covered_s for r in seen)
-    if total <= 0:
-        return None
-    return round(1 - sum(r.offline_s for r in seen) / total, 6)
+    seen = [Availability(r.covered_s, r.offline_s) for r in rows if r.online_rate is not None]
+    return _rounded(sum(seen, Availability()).fraction)
 
 
 def actions_in_period(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from gateway.alarms.history import ReadOnlyHistory
 from gateway.config.inventory import Inventory
 from gateway.config.schema import load_config
 from gateway.report.model import DailyReport
@@ -17,15 +18,6 @@ from gateway.report.reader import build_daily_report
 from gateway.report.render_html import render_html
 from gateway.report.render_json import report_json
 from gateway.report.render_xlsx import render_xlsx
-
-
-class _ReadOnlyStore:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        return self._conn
 
 
 async def write_report_files(
@@ -44,7 +36,7 @@ async def write_report_files(
     conn = await aiosqlite.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         report = await build_daily_report(
-            _ReadOnlyStore(conn), config, Inventory(config), None, day, site, time.time()
+            ReadOnlyHistory(conn), config, Inventory(config), None, day, site, time.time()
         )
     finally:
         await conn.close()

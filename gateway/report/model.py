@@ -1,4 +1,6 @@
-"""What a daily report is made of: input rows, output records, labels and fixed key orders."""
+"""What a daily report is made of: its output records, labels and fixed key orders, and the
+device list it reads (the alarm and command rows it reads are the store's, in
+`gateway.alarms.rows`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from gateway.alarms.book import SYSTEM, Action, Disposition
+from gateway.alarms.book import SYSTEM, Disposition
 from rules.model import AlarmType, CommandKind, Severity
 
 SITE_KIND_LABELS: Mapping[str, str] = {
@@ -67,15 +69,6 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 STATE_FILE = "report_state.json"
 
 SEVERITY_RANK: Mapping[str, int] = {s.value: s.rank for s in Severity}
-LIFECYCLE_ACTIONS = (
-    Action.RAISED.value,
-    Action.RETURNED.value,
-    Action.REPEATED.value,
-    Action.ESCALATED.value,
-    Action.CLEARED.value,
-    Action.ACKED.value,
-    Action.CLOSED.value,
-)
 
 
 def label_of(table: Mapping[str, str], key: str | None) -> str:
@@ -87,36 +80,6 @@ def actor_label(name: str) -> str:
 
 
 # ------------------------------------------------------------------------- input rows
-
-
-@dataclass(frozen=True, slots=True)
-class LifecycleEntry:
-    """One state-changing entry of an alarm's timeline (notification entries are left out)."""
-
-    at: float
-    action: str
-    actor: str
-    severity: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmRow:
-    """An alarm as stored, with its lifecycle entries in order (may be empty)."""
-
-    id: str
-    site: str
-    device: str
-    type: str
-    severity: str
-    state: str
-    raised_at: float
-    acked_at: float | None = None
-    acked_by: str | None = None
-    cleared_at: float | None = None
-    closed_at: float | None = None
-    closed_by: str | None = None
-    disposition: str | None = None
-    events: tuple[LifecycleEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

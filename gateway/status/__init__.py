@@ -1,2 +1,5 @@
 """Device status and availability: one implementation for the API views, the bureau overview and
-the daily report."""
+the daily report. `device` maps what the rule engine (or, without one, the stored alarms) says
+of a device to the contract's status; `availability` turns `device_offline` alarm lifecycles
+into offline intervals and online rates; `views` holds the contract's JSON shapes. Pure: no
+I/O and no clock here (the callers read the store and pass `now`)."""

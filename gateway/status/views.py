@@ -8,6 +8,7 @@ from gateway.actuate.wire import CommandMessage, command_json
 from gateway.alarms.wire import alarm_json, entry_json
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import InstalledDevice
+from gateway.status.device import device_state
 from rules.engine import DeviceStatus
 
 # Moved: re-exported until every caller imports from the owner.
@@ -15,14 +16,6 @@ __all__ = ["Clockface", "CommandMessage", "alarm_json", "command_json", "device_
 
 
 def device_json(d: InstalledDevice, status: DeviceStatus, clock: Clockface) -> dict[str, Any]:
-    if not status.online:
-        state = "offline"
-    elif status.last_seen is None:
-        state = "unknown"  # not heard from since start-up, not yet overdue
-    elif status.fault:
-        state = "fault"
-    else:
-        state = "online"
     return {
         "id": d.ref.device,
         "site": d.ref.site,
@@ -31,7 +24,7 @@ def device_json(d: InstalledDevice, status: DeviceStatus, clock: Clockface) -> d
         "name": d.config.name,
         "transport": d.config.transport,
         "shutoff_valve": d.config.shutoff_valve,
-        "status": state,
+        "status": device_state(status).value,
         "last_seen": clock.iso(status.last_seen),
         "values": {name: value for name, (value, _) in sorted(status.values.items())},
         "values_at": {name: clock.iso(at) for name, (_, at) in sorted(status.values.items())},
