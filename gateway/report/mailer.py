@@ -21,7 +21,7 @@ import aiosmtplib
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, ReportRecipient, SmtpChannel
 from gateway.notify.base import SendResult
-from gateway.notify.channels.mail import smtp_failure
+from gateway.notify.smtp import smtp_failure
 from gateway.report.model import STATE_FILE, XLSX_MIME, DailyReport
 from gateway.report.period import latest_report_day, next_report_time
 from gateway.report.reader import ReadableStore, build_daily_report
