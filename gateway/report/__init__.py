@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from gateway.report.figures import alarm_at, covered_seconds
 from gateway.report.files import write_report_files
-from gateway.report.mailer import ReportMailer, SmtpReportSender
+from gateway.report.mailer import ReportMailer
 from gateway.report.model import (
     XLSX_MIME,
     AlarmRow,
@@ -51,7 +51,6 @@ __all__ = [
     "ReadableStore",
     "ReportMailer",
     "SiteReport",
-    "SmtpReportSender",
     "UnknownSite",
     "alarm_at",
     "build_daily_report",
