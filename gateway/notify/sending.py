@@ -30,6 +30,8 @@ TimelineRecorder = Callable[[str, str, dict[str, Any]], None]  # (alarm id, acti
 
 
 class BatchSender:
+    """Sends batches through the configured notifiers; counts attempts and failed ones."""
+
     def __init__(
         self,
         config: GatewayConfig,

@@ -64,9 +64,8 @@ class NotificationWorker:
         await self._sendlog.open()
         await self._windows.open()
         self.escalations.load(await self._sendlog.load(self._clock() - RELOAD_SENT_S))
-        pending = sum(1 for s in self.escalations.sends.values() if s.state is SendState.PENDING)
-        if pending:
-            log.warning("reloaded %d pending notification steps", pending)
+        if self.pending:
+            log.warning("reloaded %d pending notification steps", self.pending)
 
     async def close(self) -> None:
         await self._sendlog.close()
