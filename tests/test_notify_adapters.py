@@ -19,6 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,6 +37,7 @@ from gateway.notify.channels.mail import SmtpMail
 from gateway.notify.channels.tencent import TencentSms
 from gateway.notify.channels.webhook import JsonWebhook
 from gateway.notify.channels.wecom import WeComRobot
+from gateway.notify.smtp import SmtpSender
 
 SITE = "城区幸福养老服务中心"
 GAS = MessageLine("一楼厨房", "gas-kitchen", "燃气泄漏", "24.5 %LEL", "2026-11-24 14:03", "未处理")
@@ -779,3 +781,31 @@ async def test_mail_reaches_email_addresses_only() -> None:
     assert mail.can_reach(LEGAL_REP)
     assert not mail.can_reach(HK_PHONE)
     assert (await mail.send(ONE, HK_PHONE)).recoverable is False
+
+
+async def test_the_smtp_sender_takes_recipients_from_the_to_header(
+    smtp: tuple[MailHandler, int],
+) -> None:
+    """The one sender under alarm and report mails: display names are fine, and a recipient
+    refused among others fails the mail (temporarily, for a 4xx refusal)."""
+    handler, port = smtp
+    sender = SmtpSender("127.0.0.1", "gw@zhongyang.example.cn", port=port, timeout=2)
+    assert sender.address == "gw@zhongyang.example.cn"
+
+    def mail(to: str) -> EmailMessage:
+        m = EmailMessage()
+        m["From"] = sender.address
+        m["To"] = to
+        m["Subject"] = "安全日报"
+        m["Message-ID"] = "<1@zhongyang.example.cn>"
+        m.set_content("见附件。")
+        return m
+
+    result = await sender.send(mail("李四应 <li@xingfu.example.cn>"))
+    assert result.ok, result.detail
+    assert result.provider_ref == "<1@zhongyang.example.cn>"
+    assert handler.envelopes[0].rcpt_tos == ["li@xingfu.example.cn"]
+
+    result = await sender.send(mail("li@xingfu.example.cn, busy@xingfu.example.cn"))
+    assert (result.ok, result.recoverable) == (False, True)
+    assert result.detail.startswith("refused:")

@@ -45,7 +45,6 @@ from gateway.report import (
     PeriodNotStarted,
     ReportMailer,
     SiteReport,
-    SmtpReportSender,
     UnknownSite,
     alarm_at,
     build_daily_report,
@@ -58,6 +57,8 @@ from gateway.report import (
     report_period,
     write_report_files,
 )
+from gateway.report.mailer import report_sender
+from gateway.report.mailings import MailingFailure, Mailings
 from rules.engine import DeviceStatus
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, DeviceRef, Reason, Severity
 from tests.conftest import free_port, until
@@ -688,11 +689,18 @@ class FakeClock:
 def mailer_for(
     store: AlarmStore, config: GatewayConfig, clock: Callable[[], float], **kw: Any
 ) -> ReportMailer:
-    sender = SmtpReportSender.from_config(config)
+    sender = report_sender(config)
     assert sender is not None
     kw.setdefault("poll_s", 0.01)
     kw.setdefault("retry_backoff_s", 0.01)
     return ReportMailer(config, store, Inventory(config), sender, clock=clock, **kw)
+
+
+async def saved(data_dir: Path) -> Mailings:
+    """What the mailer has on disk, as a restarted mailer reads it."""
+    mailings = Mailings(data_dir / "alarms.sqlite3")
+    await mailings.load()
+    return mailings
 
 
 async def run_for(mailer: ReportMailer, predicate: Callable[[], bool], what: str) -> None:
@@ -785,8 +793,8 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
         "合计（2家）",
     ]
 
-    state = json.loads((tmp_path / "data" / "report_state.json").read_text(encoding="utf-8"))
-    assert state["last_day"] == "2026-11-24" and state["failures"] == []
+    state = await saved(tmp_path / "data")
+    assert state.last_day == DAY and state.failures == ()
 
     # Restarted at 14:45: the day was sent, nothing again.
     clock.t = END + 900
@@ -829,14 +837,65 @@ async def test_restart_part_way_sends_only_the_rest(
 ) -> None:
     handler, port = smtp
     config = parse_config(config_data(tmp_path / "data", port))
-    state = {
+    before = await saved(tmp_path / "data")  # stopped after the county report went out
+    await before.finish(date(2026, 11, 23), END - 24 * H)
+    await before.record_sent(DAY, (None, "bureau@minzheng.example.cn"), "250", END)
+    assert await mailer_for(store, config, FakeClock(END + 60)).send_due(END + 60) == DAY
+    assert [e.rcpt_tos for e in handler.envelopes] == [["li@xingfu.example.cn"]]
+
+
+async def test_upgrade_imports_the_json_state_once(
+    store: AlarmStore, tmp_path: Path, smtp: tuple[MailHandler, int]
+) -> None:
+    handler, port = smtp
+    config = parse_config(config_data(tmp_path / "data", port))
+    json_state = tmp_path / "data" / "report_state.json"
+    state = {  # as the versions before the table wrote it: the 24th half sent
         "last_day": "2026-11-23",
         "day": "2026-11-24",
         "delivered": ["*county*|bureau@minzheng.example.cn"],
+        "failures": [
+            {
+                "day": "2026-11-23",
+                "site": "xingfu",
+                "to": "li@xingfu.example.cn",
+                "error": "SMTPResponseException: (550, 'Rejected')",
+                "at": "2026-11-23T14:31:00.000+08:00",
+            }
+        ],
     }
-    (tmp_path / "data" / "report_state.json").write_text(json.dumps(state), encoding="utf-8")
+    json_state.write_text(json.dumps(state), encoding="utf-8")
     assert await mailer_for(store, config, FakeClock(END + 60)).send_due(END + 60) == DAY
     assert [e.rcpt_tos for e in handler.envelopes] == [["li@xingfu.example.cn"]]
+    assert not json_state.exists()
+    assert (tmp_path / "data" / "report_state.json.imported").exists()
+    assert (await saved(tmp_path / "data")).failures == (
+        MailingFailure(
+            date(2026, 11, 23),
+            "xingfu",
+            "li@xingfu.example.cn",
+            "SMTPResponseException: (550, 'Rejected')",
+            datetime(2026, 11, 23, 14, 31, tzinfo=SH).timestamp(),
+        ),
+    )
+
+    # The old file put back (a backup restored over the data directory) is not read again.
+    (tmp_path / "data" / "report_state.json.imported").rename(json_state)
+    await idle(mailer_for(store, config, FakeClock(END + 120)))
+    assert len(handler.envelopes) == 1
+    assert not json_state.exists()
+
+
+async def test_upgrade_after_the_day_was_mailed_mails_nothing(
+    store: AlarmStore, tmp_path: Path, smtp: tuple[MailHandler, int]
+) -> None:
+    handler, port = smtp
+    config = parse_config(config_data(tmp_path / "data", port))
+    state = {"last_day": "2026-11-24", "day": "2026-11-24", "delivered": [], "failures": []}
+    (tmp_path / "data" / "report_state.json").write_text(json.dumps(state), encoding="utf-8")
+    await idle(mailer_for(store, config, FakeClock(END + 600)))
+    assert handler.envelopes == []
+    assert (await saved(tmp_path / "data")).last_day == DAY
 
 
 async def test_mailer_retries_a_temporary_refusal(store: AlarmStore, tmp_path: Path) -> None:
@@ -853,14 +912,14 @@ async def test_mailer_retries_a_temporary_refusal(store: AlarmStore, tmp_path: P
         # done: the mail accepted and the day recorded (stopping between the two is a restart)
         await run_for(
             mailer,
-            lambda: len(handler.envelopes) == 1 and mailer.state.last_day == "2026-11-24",
+            lambda: len(handler.envelopes) == 1 and mailer.mailings.last_day == DAY,
             "mail",
         )
     finally:
         controller.stop()
     assert handler.refused == 2
-    state = json.loads((tmp_path / "data" / "report_state.json").read_text(encoding="utf-8"))
-    assert state["last_day"] == "2026-11-24" and state["failures"] == []
+    state = await saved(tmp_path / "data")
+    assert state.last_day == DAY and state.failures == ()
 
 
 async def test_mail_that_cannot_be_sent_is_recorded(
@@ -878,13 +937,13 @@ async def test_mail_that_cannot_be_sent_is_recorded(
         controller.stop()
     assert sent == DAY
     assert handler.refused == 2  # one attempt per recipient: a 5xx will not get better
-    state = json.loads((tmp_path / "data" / "report_state.json").read_text(encoding="utf-8"))
-    assert state["last_day"] == "2026-11-24"
-    assert sorted(f["to"] for f in state["failures"]) == [
+    state = await saved(tmp_path / "data")
+    assert state.last_day == DAY
+    assert sorted(f.to for f in state.failures) == [
         "bureau@minzheng.example.cn",
         "li@xingfu.example.cn",
     ]
-    assert "550" in state["failures"][0]["error"]
+    assert "550" in state.failures[0].error
     assert "could not be mailed" in caplog.text
 
 
@@ -895,8 +954,8 @@ async def test_unreachable_server_is_retried_then_recorded(
     mailer = mailer_for(store, config, FakeClock(END + 60), attempts=3)
     async with asyncio.timeout(30):  # liveness: a refused connection must not hang the mailer
         await mailer.send_due(END + 60)
-    assert len(mailer.state.failures) == 2
-    assert mailer.state.last_day == "2026-11-24"
+    assert len(mailer.mailings.failures) == 2
+    assert mailer.mailings.last_day == DAY
 
 
 # ------------------------------------------------------------------------------ API

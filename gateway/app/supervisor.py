@@ -241,7 +241,9 @@ class Gateway:
         if self.timeseries is not None:
             self._start("timeseries", self.timeseries.run)
             self._start("status-points", self._status_points)
-        mailer = ReportMailer.from_gateway(self)
+        mailer = ReportMailer.configured(
+            self.config, self.store, self.inventory, self.engine.status, self.clock
+        )
         if mailer is not None:
             self._start("daily-report", mailer.run)
         if self.modbus:

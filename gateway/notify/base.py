@@ -50,6 +50,11 @@ class SendResult:
     detail: str  # provider's code/message, or the exception text
     provider_ref: str | None = None  # provider's request/message id when it gives one
 
+    @property
+    def worth_retrying(self) -> bool:
+        """Failed, and the same channel may get through a little later."""
+        return not self.ok and self.recoverable
+
 
 class Notifier(Protocol):
     name: str  # configured channel name, e.g. "sms-aliyun"

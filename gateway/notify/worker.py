@@ -1,73 +1,39 @@
-"""The notification worker: escalation rows in SQLite, sends with retry and fallback.
+"""The notification worker: turns committed alarm changes into escalation sends and sends
+what is due.
 
 Alarm changes arrive after their commit (so nobody is told of an alarm the disk lacks) on an
 unbounded queue: the alarm path never waits for a phone. The worker turns them into rows
-(`gateway.notify.policy`), writes the rows before acting on them, sends what is due, and writes
-the outcome. After a restart the rows are reloaded: what was sent is not sent again, and
-what fell due meanwhile goes out at once. A send that was in flight when the process died is
-sent again (a second SMS is better than none).
-
-Each send: personal channels (SMS, voice, mail) per recipient, in the step's order, the next
-channel being the fallback when one fails; group channels (DingTalk, WeCom, webhook) once per
-message. Each channel gets `attempts` tries with exponential backoff while its failure is
-recoverable. Every attempt is on the timeline of every alarm in the message.
+(`gateway.notify.policy`), writes the rows before acting on them (`gateway.notify.sendlog`),
+sends what is due (`gateway.notify.sending`), and writes the outcome. After a restart the
+rows are reloaded: what was sent is not sent again, and what fell due meanwhile goes out at
+once. A send that was in flight when the process died is sent again (a second SMS is better
+than none). A device in maintenance (`gateway.notify.maintenance`) gets no sends at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from gateway.alarms.book import AlarmState
 from gateway.alarms.event import AlarmEvent
 from gateway.central.edges import CENTRAL_ALARM_TYPES
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
-from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
+from gateway.notify.base import Notifier
+from gateway.notify.maintenance import Maintenance, MaintenanceWindows
 from gateway.notify.policy import AlarmInfo, Batch, Escalations, Send, SendKey, SendState, Why
-from gateway.notify.render import ALARM_LABELS, STATE_LABELS
+from gateway.notify.sending import BatchSender, TimelineRecorder
+from gateway.notify.sendlog import SendLog
 
 log = logging.getLogger(__name__)
 
-GROUP_KINDS = frozenset({"dingtalk", "wecom", "webhook"})  # one message to a group, no recipient
+__all__ = ["Maintenance", "NotificationWorker", "TimelineRecorder"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS escalation_sends (
-    alarm_id TEXT NOT NULL, occurrence TEXT NOT NULL, step INTEGER NOT NULL,
-    repeat INTEGER NOT NULL, site TEXT NOT NULL, severity TEXT NOT NULL,
-    due_at REAL NOT NULL, state TEXT NOT NULL, sent_at REAL,
-    PRIMARY KEY (alarm_id, occurrence, step, repeat)
-);
-CREATE INDEX IF NOT EXISTS escalation_pending ON escalation_sends(state, due_at);
-CREATE TABLE IF NOT EXISTS maintenance (
-    site TEXT NOT NULL, device TEXT NOT NULL, until REAL NOT NULL, by TEXT NOT NULL,
-    note TEXT, PRIMARY KEY (site, device)
-);
-"""
-
-TimelineRecorder = Callable[[str, str, dict[str, Any]], None]  # (alarm id, action, detail)
-
-
-@dataclass(frozen=True, slots=True)
-class Maintenance:
-    site: str
-    device: str
-    until: float
-    by: str
-    note: str | None
+RELOAD_SENT_S = 24 * 3600.0  # finished sends reloaded at start: they restart grouping windows
 
 
 class NotificationWorker:
@@ -83,53 +49,28 @@ class NotificationWorker:
         clock: Callable[[], float],
         tick_s: float = 1.0,
     ) -> None:
-        self._config = config
-        self._inventory = inventory
         self.escalations = escalations
-        self._notifiers = notifiers
-        self._db_path = db_path
-        self._db: aiosqlite.Connection | None = None
+        self._sender = BatchSender(config, inventory, notifiers, record, alarm_view)
+        self._sendlog = SendLog(db_path)
+        self._windows = MaintenanceWindows(db_path)
         self._record = record
-        self._alarm_view = alarm_view
         self._clock = clock
         self._tick_s = tick_s
         self._queue: asyncio.Queue[AlarmEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
-        self.maintenance: dict[tuple[str, str], Maintenance] = {}
-        self.attempts = 0
-        self.failures = 0
         self._inflight: set[SendKey] = set()
-        n = config.notify
-        self._retry_attempts = n.attempts
-        self._retry_backoff = n.retry_backoff
 
     # ----------------------------------------------------------------- setup
     async def open(self) -> None:
-        self._db = await aiosqlite.connect(self._db_path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
-        async with self._db.execute(
-            "SELECT alarm_id, occurrence, step, repeat, site, severity, due_at, state, sent_at "
-            "FROM escalation_sends WHERE state = 'pending' OR sent_at > ?",
-            (self._clock() - 24 * 3600,),
-        ) as cur:
-            rows = await cur.fetchall()
-        self.escalations.load(
-            Send(SendKey(r[0], r[1], r[2], r[3]), r[4], r[5], r[6], SendState(r[7]), r[8])
-            for r in rows
-        )
-        async with self._db.execute("SELECT site, device, until, by, note FROM maintenance") as cur:
-            for site, device, until, by, note in await cur.fetchall():
-                self.maintenance[(site, device)] = Maintenance(site, device, until, by, note)
-        pending = sum(1 for s in self.escalations.sends.values() if s.state is SendState.PENDING)
-        if pending:
-            log.warning("reloaded %d pending notification steps", pending)
+        await self._sendlog.open()
+        await self._windows.open()
+        self.escalations.load(await self._sendlog.load(self._clock() - RELOAD_SENT_S))
+        if self.pending:
+            log.warning("reloaded %d pending notification steps", self.pending)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self._sendlog.close()
+        await self._windows.close()
 
     @property
     def depth(self) -> int:
@@ -140,11 +81,19 @@ class NotificationWorker:
         return sum(1 for s in self.escalations.sends.values() if s.state is SendState.PENDING)
 
     @property
+    def attempts(self) -> int:
+        return self._sender.attempts
+
+    @property
+    def failures(self) -> int:
+        return self._sender.failures
+
+    @property
     def channel_names(self) -> list[str]:
-        return list(self._notifiers)
+        return list(self._sender.notifiers)
 
     def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
-        self._notifiers = notifiers
+        self._sender.notifiers = notifiers
 
     # ----------------------------------------------------------- alarm input
     def alarm_changed(self, event: AlarmEvent) -> None:
@@ -152,27 +101,19 @@ class NotificationWorker:
         self._queue.put_nowait(event)
         self._wake.set()
 
+    # ----------------------------------------------------------- maintenance
+    @property
+    def maintenance(self) -> Mapping[tuple[str, str], Maintenance]:
+        return self._windows.windows
+
     def in_maintenance(self, site: str, device: str, now: float) -> Maintenance | None:
-        m = self.maintenance.get((site, device))
-        return m if m is not None and m.until > now else None
+        return self._windows.active(site, device, now)
 
     async def set_maintenance(self, m: Maintenance) -> None:
-        assert self._db is not None
-        await self._db.execute(
-            "INSERT OR REPLACE INTO maintenance (site, device, until, by, note) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (m.site, m.device, m.until, m.by, m.note),
-        )
-        await self._db.commit()
-        self.maintenance[(m.site, m.device)] = m
+        await self._windows.set(m)
 
     async def clear_maintenance(self, site: str, device: str) -> bool:
-        assert self._db is not None
-        await self._db.execute(
-            "DELETE FROM maintenance WHERE site = ? AND device = ?", (site, device)
-        )
-        await self._db.commit()
-        return self.maintenance.pop((site, device), None) is not None
+        return await self._windows.clear(site, device)
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
@@ -202,7 +143,7 @@ class NotificationWorker:
         changed: list[Send] = []
         while not self._queue.empty():
             changed += self._apply(self._queue.get_nowait())
-        await self._persist(changed)
+        await self._sendlog.save(changed)
         batches = []
         for batch in self.escalations.due(self._clock()):
             fresh = tuple(s for s in batch.sends if s.key not in self._inflight)
@@ -220,8 +161,8 @@ class NotificationWorker:
 
     async def _deliver(self, batch: Batch) -> None:
         try:
-            ok = await self._send_batch(batch)
-            await self._persist(self.escalations.done(batch, self._clock(), ok))
+            ok = await self._sender.send(batch)
+            await self._sendlog.save(self.escalations.done(batch, self._clock(), ok))
         finally:
             self._inflight.difference_update(s.key for s in batch.sends)
 
@@ -255,167 +196,3 @@ class NotificationWorker:
         if why in (Why.CANCELLED_ACKED, Why.CANCELLED_CLOSED):
             self._record(info.id, "notify_cancelled", {"why": why.value, "steps": len(sends)})
         return sends
-
-    async def _persist(self, sends: Sequence[Send]) -> None:
-        if not sends or self._db is None:
-            return
-        await self._db.executemany(
-            "INSERT INTO escalation_sends (alarm_id, occurrence, step, repeat, site, severity, "
-            "due_at, state, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (alarm_id, occurrence, step, repeat) DO UPDATE SET "
-            "state = excluded.state, sent_at = excluded.sent_at",
-            [
-                (
-                    s.key.alarm_id,
-                    s.key.occurrence,
-                    s.key.step,
-                    s.key.repeat,
-                    s.site,
-                    s.severity,
-                    s.due_at,
-                    s.state.value,
-                    s.sent_at,
-                )
-                for s in sends
-            ],
-        )
-        await self._db.commit()
-
-    # ---------------------------------------------------------------- sending
-    async def _send_batch(self, batch: Batch) -> bool:
-        views = [v for v in (self._alarm_view(a) for a in batch.alarm_ids) if v is not None]
-        if not views:
-            return True  # closed and gone: nothing to say
-        message = self._message(batch, views)
-        step = batch.step
-        personal = [c for c in step.channels if self._kind(c) not in GROUP_KINDS]
-        group = [c for c in step.channels if self._kind(c) in GROUP_KINDS]
-        reached_all = True
-        for recipient in self._recipients(batch.site, step.roles):
-            if personal and not await self._first_that_works(personal, message, recipient, batch):
-                reached_all = False
-        for channel in group:
-            everyone = Recipient("群", "group", None, None)
-            if not await self._first_that_works([channel], message, everyone, batch):
-                reached_all = False
-        return reached_all
-
-    async def _first_that_works(
-        self, channels: Sequence[str], message: Message, to: Recipient, batch: Batch
-    ) -> bool:
-        for name in channels:
-            notifier = self._notifiers.get(name)
-            if notifier is None or not notifier.can_reach(to):
-                continue
-            if await self._with_retries(notifier, message, to, batch):
-                return True
-        log.error(
-            "could not reach %s (%s) about %s through %s",
-            to.name,
-            to.role,
-            batch.alarm_ids,
-            channels,
-        )
-        return False
-
-    async def _with_retries(
-        self, notifier: Notifier, message: Message, to: Recipient, batch: Batch
-    ) -> bool:
-        attempt = 0
-
-        async def once() -> SendResult:
-            nonlocal attempt
-            attempt += 1
-            self.attempts += 1
-            try:
-                result = await notifier.send(message, to)
-            except Exception as exc:  # an adapter must not raise; if it does, it is a bug
-                log.exception("notifier %s raised", notifier.name)
-                result = SendResult(False, True, f"internal error: {exc!r}")
-            if not result.ok:
-                self.failures += 1
-            detail = {
-                "channel": notifier.name,
-                "kind": notifier.kind,
-                "to": to.name,
-                "role": to.role,
-                "attempt": attempt,
-                "ok": result.ok,
-                "detail": result.detail,
-                "grouped": len(batch.alarm_ids),
-                "step": batch.sends[0].key.step,
-            }
-            if result.provider_ref:
-                detail["provider_ref"] = result.provider_ref
-            for alarm_id in batch.alarm_ids:
-                self._record(alarm_id, "notify_attempt", detail)
-            return result
-
-        result = SendResult(False, False, "not attempted")
-        try:
-            async for tries in AsyncRetrying(
-                stop=stop_after_attempt(self._retry_attempts),
-                wait=wait_exponential(multiplier=self._retry_backoff, max=60),
-                retry=retry_if_result(lambda r: not r.ok and r.recoverable),
-            ):
-                with tries:
-                    result = await once()
-                if tries.retry_state.outcome is not None and not tries.retry_state.outcome.failed:
-                    tries.retry_state.set_result(result)
-        except RetryError:
-            return False
-        return result.ok
-
-    def _kind(self, channel: str) -> str:
-        n = self._notifiers.get(channel)
-        return n.kind if n is not None else ""
-
-    def _recipients(self, site_id: str, roles: Sequence[str]) -> list[Recipient]:
-        site = self._inventory.sites.get(site_id)
-        contacts = list(site.contacts) if site else []
-        contacts += list(self._config.notify.bureau_contacts)
-        return [
-            Recipient(c.name, c.role.value, c.phone, c.email)
-            for c in contacts
-            if c.role.value in roles
-        ]
-
-    def _message(self, batch: Batch, views: Sequence[dict[str, Any]]) -> Message:
-        site = self._inventory.sites.get(batch.site)
-        lines = []
-        for v in views:
-            state = "acked" if v["acked"] and v["state"] == "active" else v["state"]
-            lines.append(
-                MessageLine(
-                    location=v.get("location") or v["device"],
-                    device=v["device"],
-                    alarm=ALARM_LABELS.get(v["type"], v["type"]),
-                    value=_value_text(v),
-                    time=str(v["raised_at"])[:16].replace("T", " "),
-                    state=STATE_LABELS.get(state, state),
-                )
-            )
-        return Message(
-            site_id=batch.site,
-            site_name=site.name if site else batch.site,
-            severity=batch.severity,
-            alarm_ids=batch.alarm_ids,
-            lines=tuple(lines),
-        )
-
-
-_UNITS = {
-    "gas_leak": "%LEL",
-    "co": "ppm",
-    "residual_current": "mA",
-    "overtemperature": "°C",
-    "overcurrent": "A",
-}
-
-
-def _value_text(v: dict[str, Any]) -> str | None:
-    value = v.get("peak") if v.get("peak") is not None else v.get("value")
-    if value is None:
-        return None
-    unit = _UNITS.get(v["type"], "")
-    return f"{value:g} {unit}".strip()

@@ -29,7 +29,7 @@ from __future__ import annotations
 from gateway.alarms.rows import AlarmRow, LifecycleEntry
 from gateway.report.figures import alarm_at
 from gateway.report.files import write_report_files
-from gateway.report.mailer import ReportMailer, SmtpReportSender
+from gateway.report.mailer import ReportMailer
 from gateway.report.model import (
     XLSX_MIME,
     DailyReport,
@@ -53,7 +53,6 @@ __all__ = [
     "ReadableStore",
     "ReportMailer",
     "SiteReport",
-    "SmtpReportSender",
     "UnknownSite",
     "alarm_at",
     "build_daily_report",

@@ -1,10 +1,14 @@
-"""Mails the reports every day at the report time (aiosmtplib), once per day and recipient."""
+"""Mails the reports every day at the report time, once per day and recipient.
+
+What this module owns: when the reports are due, who gets which report, writing the mail.
+What went out is remembered by `gateway.report.mailings`; the mail leaves through the one
+SMTP sender (`gateway.notify.smtp`), retried by the one backoff helper (`gateway.notify.retry`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import os
 import time
@@ -13,27 +17,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
-
-import aiosmtplib
 
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, ReportRecipient, SmtpChannel
 from gateway.notify.base import SendResult
-from gateway.notify.channels.mail import smtp_failure
+from gateway.notify.retry import with_backoff
+from gateway.notify.smtp import SmtpSender
+from gateway.report.mailings import MailingFailure, Mailings, Target
 from gateway.report.model import STATE_FILE, XLSX_MIME, DailyReport
 from gateway.report.period import latest_report_day, next_report_time
 from gateway.report.reader import ReadableStore, build_daily_report
 from gateway.report.render_html import render_html, time_text
 from gateway.report.render_json import pct_text
 from gateway.report.render_xlsx import render_xlsx
-from gateway.status.views import Clockface
 from rules.engine import DeviceStatus
 from rules.model import DeviceRef
-
-if TYPE_CHECKING:
-    from gateway.app.supervisor import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -95,50 +95,21 @@ class ReportSender(Protocol):
     async def send(self, mail: EmailMessage) -> SendResult: ...
 
 
-class SmtpReportSender:
-    """The report's channel: an smtp channel of `notify.channels` (one session per mail)."""
+REPORT_SMTP_TIMEOUT_S = 60.0  # a workbook of a county is a larger mail than an alarm
 
-    def __init__(self, channel: SmtpChannel, password: str | None, timeout: float = 60.0) -> None:
-        self._channel = channel
-        self._password = password
-        self._timeout = timeout
 
-    @classmethod
-    def from_config(cls, config: GatewayConfig) -> SmtpReportSender | None:
-        name = config.report.mail_channel
-        channel = next(
-            (c for c in config.notify.channels if c.name == name and isinstance(c, SmtpChannel)),
-            None,
-        )
-        if channel is None:
-            return None
-        password = os.environ.get(channel.password_env) if channel.password_env else None
-        return cls(channel, password)
-
-    @property
-    def address(self) -> str:
-        return self._channel.sender
-
-    async def send(self, mail: EmailMessage) -> SendResult:
-        to = email.utils.getaddresses([str(mail["To"])])[0][1]
-        try:
-            errors, reply = await aiosmtplib.send(
-                mail,
-                hostname=self._channel.host,
-                port=self._channel.port,
-                username=self._channel.username,
-                password=self._password,
-                start_tls=self._channel.starttls,  # False, not None: see notify/mail.py
-                timeout=self._timeout,
-            )
-        except aiosmtplib.SMTPException as exc:
-            return smtp_failure(exc)
-        except OSError as exc:  # DNS failure, unreachable network
-            return SendResult(False, True, f"{type(exc).__name__}: {exc}")
-        if to in errors:
-            refused = errors[to]
-            return SendResult(False, 400 <= refused.code < 500, f"refused: {refused}")
-        return SendResult(True, False, reply, str(mail["Message-ID"]))
+def report_sender(config: GatewayConfig) -> SmtpSender | None:
+    """The report's channel: the smtp channel of `notify.channels` named by
+    `report.mail_channel`, or None when there is none."""
+    name = config.report.mail_channel
+    channel = next(
+        (c for c in config.notify.channels if c.name == name and isinstance(c, SmtpChannel)),
+        None,
+    )
+    if channel is None:
+        return None
+    password = os.environ.get(channel.password_env) if channel.password_env else None
+    return SmtpSender.for_channel(channel, password, REPORT_SMTP_TIMEOUT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +120,8 @@ class Delivery:
     site: str | None
 
     @property
-    def key(self) -> str:
-        return f"{self.site or '*county*'}|{self.recipient.email}"
+    def target(self) -> Target:
+        return (self.site, self.recipient.email)
 
 
 def deliveries(config: GatewayConfig) -> list[Delivery]:
@@ -162,56 +133,6 @@ def deliveries(config: GatewayConfig) -> list[Delivery]:
         else:
             out += [Delivery(r, s) for s in r.sites]
     return out
-
-
-class ReportState:
-    """`report_state.json` under data_dir: the last day fully sent, what of the current day
-    has gone out (a restart part-way sends only the rest), and recent failures."""
-
-    MAX_FAILURES = 100
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.last_day: str | None = None
-        self.day: str | None = None
-        self.delivered: set[str] = set()
-        self.failures: list[dict[str, Any]] = []
-        self._load()
-
-    def _load(self) -> None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            # Losing the state risks one repeated report; refusing to start would lose all.
-            log.error("report state %s unreadable (%s); starting afresh", self.path, exc)
-            return
-        if isinstance(data, dict):
-            self.last_day = data.get("last_day")
-            self.day = data.get("day")
-            self.delivered = set(data.get("delivered") or [])
-            self.failures = list(data.get("failures") or [])
-
-    def save(self) -> None:
-        data = {
-            "last_day": self.last_day,
-            "day": self.day,
-            "delivered": sorted(self.delivered),
-            "failures": self.failures[-self.MAX_FAILURES :],
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)  # a crash mid-write leaves the old state, never half a file
-
-    def sent(self, day: date) -> bool:
-        return self.last_day is not None and self.last_day >= day.isoformat()
-
-    def begin(self, day: date) -> None:
-        if self.day != day.isoformat():
-            self.day = day.isoformat()
-            self.delivered = set()
 
 
 class ReportMailer:
@@ -238,7 +159,7 @@ class ReportMailer:
         poll_s: float = 30.0,
         attempts: int = 5,
         retry_backoff_s: float = 30.0,  # doubling: 30 s .. 4 min, all within the 15:00 deadline
-        state_path: Path | None = None,
+        db_path: Path | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -251,22 +172,23 @@ class ReportMailer:
         self._attempts = attempts
         self._backoff = retry_backoff_s
         self._tz = ZoneInfo(config.gateway.timezone)
-        self.state = ReportState(state_path or Path(config.gateway.data_dir) / STATE_FILE)
+        data_dir = Path(config.gateway.data_dir)
+        self.mailings = Mailings(db_path or data_dir / "alarms.sqlite3", data_dir / STATE_FILE)
 
     @classmethod
-    def from_gateway(cls, gw: Gateway) -> ReportMailer | None:
-        """The mailer of a running gateway, or None when no report is to be mailed."""
-        sender = SmtpReportSender.from_config(gw.config)
-        if sender is None or not gw.config.report.recipients:
+    def configured(
+        cls,
+        config: GatewayConfig,
+        store: ReadableStore,
+        inventory: Inventory,
+        device_status: Callable[[DeviceRef], DeviceStatus],
+        clock: Callable[[], float],
+    ) -> ReportMailer | None:
+        """The mailer the configuration asks for, or None when no report is to be mailed."""
+        sender = report_sender(config)
+        if sender is None or not config.report.recipients:
             return None
-        return cls(
-            gw.config,
-            gw.store,
-            gw.inventory,
-            sender,
-            engine_status=gw.engine.status,
-            clock=gw.clock,
-        )
+        return cls(config, store, inventory, sender, engine_status=device_status, clock=clock)
 
     async def run(self) -> None:
         hhmm = self._config.report.time
@@ -281,11 +203,12 @@ class ReportMailer:
 
     async def send_due(self, now: float) -> date | None:
         """Send the latest day's reports if due today and not yet sent; returns the day sent."""
+        await self.mailings.load()
         day = latest_report_day(now, self._config.report.time, self._tz)
-        if self.state.sent(day):
+        if self.mailings.finished(day):
             return None
         if day != datetime.fromtimestamp(now, self._tz).date():
-            if self.state.last_day is not None:  # a first start is not a missed report
+            if self.mailings.last_day is not None:  # a first start is not a missed report
                 log.error(
                     "daily report for %s was not mailed: the gateway was not running "
                     "between %s and midnight that day",
@@ -297,17 +220,17 @@ class ReportMailer:
         return day
 
     async def send_day(self, day: date) -> None:
-        self.state.begin(day)
-        todo = [d for d in deliveries(self._config) if d.key not in self.state.delivered]
+        await self.mailings.load()
+        sent = await self.mailings.sent(day)
+        todo = [d for d in deliveries(self._config) if d.target not in sent]
         reports: dict[str | None, tuple[DailyReport, str, bytes] | None] = {}
         for site in dict.fromkeys(d.site for d in todo):
             reports[site] = await self._render(day, site)
         await asyncio.gather(*(self._deliver(day, d, reports[d.site]) for d in todo))
-        self.state.last_day = day.isoformat()
-        self.state.save()
+        await self.mailings.finish(day, self._clock())
 
     async def _render(self, day: date, site: str | None) -> tuple[DailyReport, str, bytes] | None:
-        for attempt in range(1, self._attempts + 1):
+        async def build(attempt: int) -> tuple[DailyReport, str, bytes] | None:
             try:
                 report = await build_daily_report(
                     self._store,
@@ -326,47 +249,52 @@ class ReportMailer:
                     site or "county",
                     attempt,
                 )
-            if attempt < self._attempts:
-                await self._sleep(self._backoff * 2 ** (attempt - 1))
-        return None
+                return None
+
+        return await with_backoff(
+            build,
+            again=lambda built: built is None,
+            attempts=self._attempts,
+            backoff_s=self._backoff,
+            sleep=self._sleep,
+        )
 
     async def _deliver(
         self, day: date, delivery: Delivery, rendered: tuple[DailyReport, str, bytes] | None
     ) -> None:
         to = delivery.recipient
         result = SendResult(False, False, "the report could not be built")
-        for attempt in range(1, self._attempts + 1):
-            if rendered is None:
-                break
+        if rendered is not None:
             report, html_body, xlsx = rendered
-            mail = build_report_mail(report, self._sender.address, to, html_body, xlsx)
-            try:
-                result = await self._sender.send(mail)
-            except Exception as exc:  # noqa: BLE001 - a sender that raises is one failed attempt
-                result = SendResult(False, True, f"{type(exc).__name__}: {exc}")
+
+            async def mail(attempt: int) -> SendResult:
+                message = build_report_mail(report, self._sender.address, to, html_body, xlsx)
+                try:
+                    result = await self._sender.send(message)
+                except Exception as exc:  # noqa: BLE001 - a sender that raises is one failed attempt
+                    result = SendResult(False, True, f"{type(exc).__name__}: {exc}")
+                if not result.ok:
+                    log.warning(
+                        "daily report for %s to %s (attempt %d/%d): %s",
+                        day, to.email, attempt, self._attempts, result.detail,
+                    )  # fmt: skip
+                return result
+
+            result = await with_backoff(
+                mail,
+                again=lambda r: r.worth_retrying,
+                attempts=self._attempts,
+                backoff_s=self._backoff,
+                sleep=self._sleep,
+            )
             if result.ok:
                 log.info("daily report %s mailed to %s <%s>", report.title, to.name, to.email)
-                self.state.delivered.add(delivery.key)
-                self.state.save()
+                await self.mailings.record_sent(day, delivery.target, result.detail, self._clock())
                 return
-            log.warning(
-                "daily report for %s to %s (attempt %d/%d): %s",
-                day, to.email, attempt, self._attempts, result.detail,
-            )  # fmt: skip
-            if not result.recoverable or attempt == self._attempts:
-                break
-            await self._sleep(self._backoff * 2 ** (attempt - 1))
         log.error(
             "daily report for %s (%s) could not be mailed to %s <%s>: %s",
             day, delivery.site or "county", to.name, to.email, result.detail,
         )  # fmt: skip
-        self.state.failures.append(
-            {
-                "day": day.isoformat(),
-                "site": delivery.site,
-                "to": to.email,
-                "error": result.detail,
-                "at": Clockface(self._config.gateway.timezone).iso(self._clock()),
-            }
+        await self.mailings.record_failure(
+            MailingFailure(day, delivery.site, to.email, result.detail, self._clock())
         )
-        self.state.save()

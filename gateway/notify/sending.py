@@ -1,0 +1,179 @@
+"""Sending one batch of due escalation sends: the message, its recipients, each channel tried
+with retries (`gateway.notify.retry`), then the next channel of the step.
+
+Personal channels (SMS, voice, mail) go per recipient, in the step's order, the next channel
+being the fallback when one fails; group channels (DingTalk, WeCom, webhook) once per
+message. Each channel gets `notify.attempts` tries with exponential backoff while its failure
+is recoverable. Every attempt is on the timeline of every alarm in the message. Which batch is
+due, and what its outcome changes, is the worker's (`gateway.notify.worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gateway.config.inventory import Inventory
+from gateway.config.schema import GatewayConfig
+from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
+from gateway.notify.policy import Batch
+from gateway.notify.render import ALARM_LABELS, STATE_LABELS
+from gateway.notify.retry import with_backoff
+
+log = logging.getLogger(__name__)
+
+GROUP_KINDS = frozenset({"dingtalk", "wecom", "webhook"})  # one message to a group, no recipient
+MAX_RETRY_WAIT_S = 60.0  # a later escalation step is the answer to a longer outage
+
+TimelineRecorder = Callable[[str, str, dict[str, Any]], None]  # (alarm id, action, detail)
+
+
+class BatchSender:
+    """Sends batches through the configured notifiers; counts attempts and failed ones."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        inventory: Inventory,
+        notifiers: Mapping[str, Notifier],
+        record: TimelineRecorder,
+        alarm_view: Callable[[str], dict[str, Any] | None],
+    ) -> None:
+        self._config = config
+        self._inventory = inventory
+        self.notifiers = notifiers
+        self._record = record
+        self._alarm_view = alarm_view
+        self.attempts = 0
+        self.failures = 0
+
+    async def send(self, batch: Batch) -> bool:
+        """True when every recipient (and every group channel) was reached."""
+        views = [v for v in (self._alarm_view(a) for a in batch.alarm_ids) if v is not None]
+        if not views:
+            return True  # closed and gone: nothing to say
+        message = self._message(batch, views)
+        step = batch.step
+        personal = [c for c in step.channels if self._kind(c) not in GROUP_KINDS]
+        group = [c for c in step.channels if self._kind(c) in GROUP_KINDS]
+        reached_all = True
+        for recipient in self._recipients(batch.site, step.roles):
+            if personal and not await self._first_that_works(personal, message, recipient, batch):
+                reached_all = False
+        for channel in group:
+            everyone = Recipient("群", "group", None, None)
+            if not await self._first_that_works([channel], message, everyone, batch):
+                reached_all = False
+        return reached_all
+
+    async def _first_that_works(
+        self, channels: Sequence[str], message: Message, to: Recipient, batch: Batch
+    ) -> bool:
+        for name in channels:
+            notifier = self.notifiers.get(name)
+            if notifier is None or not notifier.can_reach(to):
+                continue
+            if await self._with_retries(notifier, message, to, batch):
+                return True
+        log.error(
+            "could not reach %s (%s) about %s through %s",
+            to.name,
+            to.role,
+            batch.alarm_ids,
+            channels,
+        )
+        return False
+
+    async def _with_retries(
+        self, notifier: Notifier, message: Message, to: Recipient, batch: Batch
+    ) -> bool:
+        async def once(attempt: int) -> SendResult:
+            self.attempts += 1
+            try:
+                result = await notifier.send(message, to)
+            except Exception as exc:  # an adapter must not raise; if it does, it is a bug
+                log.exception("notifier %s raised", notifier.name)
+                result = SendResult(False, True, f"internal error: {exc!r}")
+            if not result.ok:
+                self.failures += 1
+            detail = {
+                "channel": notifier.name,
+                "kind": notifier.kind,
+                "to": to.name,
+                "role": to.role,
+                "attempt": attempt,
+                "ok": result.ok,
+                "detail": result.detail,
+                "grouped": len(batch.alarm_ids),
+                "step": batch.sends[0].key.step,
+            }
+            if result.provider_ref:
+                detail["provider_ref"] = result.provider_ref
+            for alarm_id in batch.alarm_ids:
+                self._record(alarm_id, "notify_attempt", detail)
+            return result
+
+        notify = self._config.notify
+        result = await with_backoff(
+            once,
+            again=lambda r: r.worth_retrying,
+            attempts=notify.attempts,
+            backoff_s=notify.retry_backoff,
+            max_wait_s=MAX_RETRY_WAIT_S,
+        )
+        return result.ok
+
+    def _kind(self, channel: str) -> str:
+        n = self.notifiers.get(channel)
+        return n.kind if n is not None else ""
+
+    def _recipients(self, site_id: str, roles: Sequence[str]) -> list[Recipient]:
+        site = self._inventory.sites.get(site_id)
+        contacts = list(site.contacts) if site else []
+        contacts += list(self._config.notify.bureau_contacts)
+        return [
+            Recipient(c.name, c.role.value, c.phone, c.email)
+            for c in contacts
+            if c.role.value in roles
+        ]
+
+    def _message(self, batch: Batch, views: Sequence[dict[str, Any]]) -> Message:
+        site = self._inventory.sites.get(batch.site)
+        lines = []
+        for v in views:
+            state = "acked" if v["acked"] and v["state"] == "active" else v["state"]
+            lines.append(
+                MessageLine(
+                    location=v.get("location") or v["device"],
+                    device=v["device"],
+                    alarm=ALARM_LABELS.get(v["type"], v["type"]),
+                    value=_value_text(v),
+                    time=str(v["raised_at"])[:16].replace("T", " "),
+                    state=STATE_LABELS.get(state, state),
+                )
+            )
+        return Message(
+            site_id=batch.site,
+            site_name=site.name if site else batch.site,
+            severity=batch.severity,
+            alarm_ids=batch.alarm_ids,
+            lines=tuple(lines),
+        )
+
+
+_UNITS = {
+    "gas_leak": "%LEL",
+    "co": "ppm",
+    "residual_current": "mA",
+    "overtemperature": "°C",
+    "overcurrent": "A",
+}
+
+
+def _value_text(v: dict[str, Any]) -> str | None:
+    value = v.get("peak") if v.get("peak") is not None else v.get("value")
+    if value is None:
+        return None
+    unit = _UNITS.get(v["type"], "")
+    return f"{value:g} {unit}".strip()
