@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):/usr/sbin:/sbin:$(PATH)
 
-.PHONY: demo test test-fast check lint typecheck install dev mosquitto bench clean
+.PHONY: demo test test-fast check lint typecheck imports install dev mosquitto bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,10 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-check: lint typecheck
+imports: dev
+	$(BIN)/lint-imports
+
+check: lint typecheck imports
 
 test: dev mosquitto check
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -58,7 +58,7 @@ from gateway.notify.factory import build_notifiers
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.report import ReportMailer
-from gateway.status.views import device_json
+from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
 from gateway.timeseries.feed import TimeSeriesFeed
 from rules.engine import RuleEngine

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gateway.status.views import Clockface
+from gateway.config.clockface import Clockface
 from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
 
 # Alarms a central gateway raises itself about a site its edge serves: the bureau acts on

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from gateway.config.schema import NotifySection
+
 
 class SendState(StrEnum):
     PENDING = "pending"
@@ -264,12 +266,9 @@ def default_policies(voice: tuple[str, ...], sms: tuple[str, ...]) -> dict[str, 
     return {"critical": tuple(critical), "major": major}
 
 
-def policies_from_config(notify: object) -> dict[str, Policy]:
+def policies_from_config(notify: NotifySection) -> dict[str, Policy]:
     """Configured steps per severity; severities not configured fall back to the default
     policy when `default_policy` is on (DESIGN section 7)."""
-    from gateway.config.schema import NotifySection
-
-    assert isinstance(notify, NotifySection)
     policies: dict[str, Policy] = {}
     if notify.default_policy:
         policies.update(default_policies(tuple(notify.voice_channels), tuple(notify.sms_channels)))

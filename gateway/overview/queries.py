@@ -25,12 +25,12 @@ from typing import Any
 
 from gateway.alarms.book import Alarm, AlarmState
 from gateway.central.edges import EdgeLink, EdgeState, edge_json
+from gateway.config.clockface import Clockface
 from gateway.config.schema import SiteConfig, SiteKind
 from gateway.status.availability import (
     Availability,
 )
 from gateway.status.device import DeviceState
-from gateway.status.views import Clockface
 from rules.model import Severity
 
 WINDOW_S = 24 * 3600.0

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.rows import AlarmRow
+from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.report.figures import compose_report, device_key, devices_of
@@ -23,7 +24,6 @@ from gateway.report.model import (
 )
 from gateway.report.period import report_period
 from gateway.status.device import device_state, state_from_alarms
-from gateway.status.views import Clockface
 from rules.engine import DeviceStatus
 from rules.model import DeviceRef
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gateway.config.clockface import Clockface
 from gateway.report.model import DailyReport, SiteReport
-from gateway.status.views import Clockface
 
 
 def pct_text(rate: float | None) -> str:

@@ -1,18 +1,14 @@
-"""JSON shapes of the external contract (DESIGN section 8): times in ISO 8601 with offset."""
+"""A device's JSON shape in the external contract (DESIGN section 8): its status and last
+values, times in ISO 8601 with offset."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.actuate.wire import CommandMessage, command_json
-from gateway.alarms.wire import alarm_json, entry_json
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import InstalledDevice
 from gateway.status.device import device_state
 from rules.engine import DeviceStatus
-
-# Moved: re-exported until every caller imports from the owner.
-__all__ = ["Clockface", "CommandMessage", "alarm_json", "command_json", "device_json", "entry_json"]
 
 
 def device_json(d: InstalledDevice, status: DeviceStatus, clock: Clockface) -> dict[str, Any]:
