@@ -12,23 +12,18 @@ everything accepted, close the store.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
-import orjson
 
-from drivers.codec import TopicParser
 from drivers.modbus.link import ModbusLink
-from drivers.mqtt import Delivery, LinkHealth, MqttLink, MqttSettings, Presence
-from drivers.mqtt.catchup import CatchUp
+from drivers.mqtt import Delivery, MqttLink
 from gateway.actuate.actuator import Actuator
 from gateway.alarms.actions import AlarmActions
 from gateway.alarms.book import Alarm, AlarmBook
@@ -37,11 +32,13 @@ from gateway.alarms.event import AlarmContext, AlarmEvent
 from gateway.alarms.fanout import AlarmFanout
 from gateway.alarms.store import AlarmStore
 from gateway.alarms.wire import alarm_view
-from gateway.central.edges import edge_json, presence_message
+from gateway.app.health import health_report, watch_gauges
+from gateway.app.loops import every, status_points, watch_loop_lag
+from gateway.app.settings import mqtt_settings, time_series
+from gateway.app.tasks import Tasks
 from gateway.central.observer import (
     Authority,
     CentralObserver,
-    control_subscriptions,
     observed_sites,
 )
 from gateway.config.clockface import Clockface
@@ -53,6 +50,7 @@ from gateway.ingest.modbus_plan import any_modbus, modbus_plan
 from gateway.ingest.modbus_sink import ModbusSink
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
+from gateway.ingest.series import IngestDeps
 from gateway.live.hub import LiveHub
 from gateway.notify.factory import build_notifiers
 from gateway.notify.policy import Escalations, policies_from_config
@@ -60,7 +58,6 @@ from gateway.notify.worker import NotificationWorker
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
-from gateway.timeseries.feed import TimeSeriesFeed
 from rules.engine import RuleEngine
 from rules.model import DeviceRef
 
@@ -100,7 +97,7 @@ class Gateway:
         self.store = AlarmStore(data_dir / "alarms.sqlite3", self._committed, self._on_durable)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
-            _mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
+            mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
             handler=self._on_message,
             on_connection_change=self._on_connection_change,
             hold_acks=lambda: self.store.healthy,
@@ -161,20 +158,12 @@ class Gateway:
             clock=clock,
         )
         self._http: httpx.AsyncClient | None = None
-        self.timeseries: TimeSeriesFeed | None = None
-        self.device_series: DeviceSeries | None = None
-        if config.influx is not None:
-            token = os.environ.get(config.influx.token_env) if config.influx.token_env else None
-            self.timeseries = TimeSeriesFeed(
-                config.influx, token, data_dir / "timeseries-outbox.sqlite3", clock
-            )
-            self.device_series = DeviceSeries(
-                feed=self.timeseries,
-                engine=self.engine,
-                inventory=self.inventory,
-                decides=decides,
-                clock=clock,
-            )
+        self.timeseries = time_series(config, data_dir, clock)
+        self.device_series = (
+            DeviceSeries(self.timeseries, self.engine, self.inventory, decides, clock)
+            if self.timeseries is not None
+            else None
+        )
         self.fanout = AlarmFanout(
             link=self.link,
             topic_prefix=prefix,
@@ -185,36 +174,27 @@ class Gateway:
             series=self.device_series,
         )
         self.rejects = Rejects(self.metrics)
+        ingest = IngestDeps(
+            self.inventory,
+            self.engine,
+            self.dispatcher,
+            self.authority,
+            self.live,
+            self.rejects,
+            self.metrics,
+            clock,
+            self.timeseries,
+        )
         self.router = MessageRouter(
-            inventory=self.inventory,
-            engine=self.engine,
-            dispatcher=self.dispatcher,
+            ingest,
             central=self.central,
-            authority=self.authority,
-            live=self.live,
-            rejects=self.rejects,
-            metrics=self.metrics,
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
-            clock=clock,
-            series=self.timeseries,
         )
-        self.modbus_sink = ModbusSink(
-            inventory=self.inventory,
-            engine=self.engine,
-            dispatcher=self.dispatcher,
-            authority=self.authority,
-            live=self.live,
-            rejects=self.rejects,
-            metrics=self.metrics,
-            clock=clock,
-            series=self.timeseries,
-        )
-        self._tasks: dict[str, asyncio.Task[Any]] = {}
-        self._tg: asyncio.TaskGroup | None = None
-        self.restarts: dict[str, int] = {}
+        self.modbus_sink = ModbusSink(ingest)
+        self.tasks = Tasks(lambda name: self.metrics.internal_errors.labels(name).inc())
         self.loop_lag_max_s = 0.0
-        self._watch_metrics()
+        watch_gauges(self)
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Gateway:
@@ -229,25 +209,24 @@ class Gateway:
         self.dispatcher.restore(alarms)
         if alarms:
             log.warning("reloaded %d open alarms from the store", len(alarms))
-        tg = asyncio.TaskGroup()
-        await tg.__aenter__()
-        self._tg = tg
-        self._start("store-writer", self.store.run_writer, supervised=False)
-        self._start("mqtt", self.link.run)
-        self._start("rule-tick", self._tick_loop)
-        self._start("loop-watch", self._loop_watch)
-        self._start("live-flush", self.live.run_flusher)
-        self._start("notifications", self.notifications.run)
+        await self.tasks.open()
+        self.tasks.start("store-writer", self.store.run_writer, supervised=False)
+        self.tasks.start("mqtt", self.link.run)
+        self.tasks.start("rule-tick", partial(every, self._tick_interval, self.tick))
+        self.tasks.start("loop-watch", partial(watch_loop_lag, self._observe_lag))
+        self.tasks.start("live-flush", self.live.run_flusher)
+        self.tasks.start("notifications", self.notifications.run)
         if self.timeseries is not None:
-            self._start("timeseries", self.timeseries.run)
-            self._start("status-points", self._status_points)
+            self.tasks.start("timeseries", self.timeseries.run)
+        if self.device_series is not None:
+            self.tasks.start("status-points", partial(status_points, self.device_series))
         mailer = ReportMailer.configured(
             self.config, self.store, self.inventory, self.engine.status, self.clock
         )
         if mailer is not None:
-            self._start("daily-report", mailer.run)
+            self.tasks.start("daily-report", mailer.run)
         if self.modbus:
-            self._start("modbus", lambda: self.modbus.run(self.modbus_sink))
+            self.tasks.start("modbus", lambda: self.modbus.run(self.modbus_sink))
         log.info(
             "gateway %s started: %d sites, %d devices, broker %s:%s",
             self.config.gateway.id,
@@ -264,100 +243,37 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        tg = self._tg
-        if tg is None:
+        if not self.tasks.running:
             return
         try:
-            await self._cancel("daily-report")
-            await self._cancel("loop-watch")
-            await self._cancel("rule-tick")
-            await self._cancel("live-flush")
+            await self.tasks.cancel("daily-report")
+            await self.tasks.cancel("loop-watch")
+            await self.tasks.cancel("rule-tick")
+            await self.tasks.cancel("live-flush")
             if self.modbus:
                 self.modbus.stop()
-            await self._cancel("modbus")
+            await self.tasks.cancel("modbus")
             self.link.pause()  # take no more messages; the broker keeps them for us
             await self.store.flush(timeout_s=5.0)  # commit, then acknowledge what we took
             await self.link.stop(grace_s=2.0)  # let queued commands and alarms leave
-            await self._cancel("mqtt")
+            await self.tasks.cancel("mqtt")
             self.store.stop()
-            writer = self._tasks.pop("store-writer")
-            await writer
-            await self._cancel("notifications")  # pending steps stay in the store
-            await self._cancel("status-points")
+            await self.tasks.join("store-writer")
+            await self.tasks.cancel("notifications")  # pending steps stay in the store
+            await self.tasks.cancel("status-points")
             if self.timeseries is not None:
                 await self.timeseries.close()  # last points to the server, or to the outbox
-                await self._cancel("timeseries")
+                await self.tasks.cancel("timeseries")
         finally:
             try:
-                for task in self._tasks.values():
-                    task.cancel()
-                await tg.__aexit__(exc_type, exc, tb)
+                await self.tasks.close(exc_type, exc, tb)
             finally:
-                self._tg = None
                 # Always, even when interrupted: the store's thread would keep the process alive.
                 await self.notifications.close()
                 if self._http is not None:
                     await self._http.aclose()
                 await self.store.close()
                 log.info("gateway %s stopped", self.config.gateway.id)
-
-    def _start(self, name: str, fn: Callable[[], Awaitable[None]], supervised: bool = True) -> None:
-        assert self._tg is not None
-        coro = self._supervise(name, fn) if supervised else fn()
-        self._tasks[name] = self._tg.create_task(coro, name=name)  # type: ignore[arg-type]
-
-    async def _supervise(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
-        """Restart a task that died of an unexpected error, loudly, with backoff."""
-        delay = 0.5
-        while True:
-            try:
-                await fn()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.restarts[name] = self.restarts.get(name, 0) + 1
-                self.metrics.internal_errors.labels(name).inc()
-                log.exception("task %s failed; restarting in %.1fs", name, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def _cancel(self, name: str, grace_s: float = 10.0) -> None:
-        task = self._tasks.pop(name, None)
-        if task is None:
-            return
-        task.cancel()
-        # A library may swallow the cancel (3.11's wait_for race); shutdown must still end.
-        done, _ = await asyncio.wait({task}, timeout=grace_s)
-        if not done:
-            log.error(
-                "task %s did not stop within %.0fs of being cancelled; leaving it", name, grace_s
-            )
-            return
-        with contextlib.suppress(asyncio.CancelledError):
-            task.result()
-
-    async def _status_points(self, every_s: float = 60.0) -> None:
-        assert self.device_series is not None
-        while True:
-            for _ in self.device_series.snapshot():
-                await asyncio.sleep(0)
-            await asyncio.sleep(every_s)
-
-    async def _loop_watch(self, every_s: float = 0.05) -> None:
-        """How late the loop runs a timer: what any message or request waited for a turn."""
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + every_s
-            await asyncio.sleep(every_s)
-            lag = max(0.0, loop.time() - due)
-            self.metrics.loop_lag.observe(lag)
-            self.loop_lag_max_s = max(self.loop_lag_max_s, lag)
-
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick_interval)
-            self.tick()
 
     def tick(self) -> None:
         """The engine's deadlines (offline, valve confirmation, escalation of levels) and
@@ -402,20 +318,9 @@ class Gateway:
         if connected and self.link.health.reconnects:
             self.metrics.mqtt_reconnects.inc()
 
-    def _watch_metrics(self) -> None:
-        m = self.metrics
-        m.watch_depth("mqtt_incoming_bytes", lambda: self.link.incoming_bytes)
-        m.watch_depth("mqtt_outbox", lambda: self.link.outbox_depth)
-        m.watch_depth("store", lambda: self.store.depth)
-        if self.timeseries is not None:
-            feed = self.timeseries
-            m.watch_depth("timeseries_buffer", lambda: int(feed.stats()["buffered"]))
-            m.watch_depth("timeseries_outbox", lambda: int(feed.stats()["outbox_points"]))
-            m.timeseries_dropped.set_function(lambda: float(feed.stats()["dropped_readings"]))
-        for severity in ("critical", "major", "minor", "warning"):
-            m.open_alarms.labels(severity).set_function(
-                lambda s=severity: self.book.open_by_severity()[s]  # type: ignore[misc]
-            )
+    def _observe_lag(self, lag: float) -> None:
+        self.metrics.loop_lag.observe(lag)
+        self.loop_lag_max_s = max(self.loop_lag_max_s, lag)
 
     # --------------------------------------------------------------------- views
     def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
@@ -428,114 +333,4 @@ class Gateway:
         return device_json(installed, self.engine.status(ref), self.clockface)
 
     def health(self) -> dict[str, Any]:
-        h: LinkHealth = self.link.health
-        now = self.clock()
-        internal_errors = sum(
-            int(sample.value)
-            for metric in self.metrics.internal_errors.collect()
-            for sample in metric.samples
-            if sample.name.endswith("_total")
-        )
-        total, online, offline, fault = self.engine.counts()
-        ok = h.connected and internal_errors == 0 and self.store.healthy
-        return {
-            "status": "ok" if ok else "degraded",
-            "gateway": self.config.gateway.id,
-            "uptime_s": round(now - self.started_at, 1),
-            "broker": {
-                "host": self.link.settings.host,
-                "port": self.link.settings.port,
-                "connected": h.connected,
-                "connected_since": self.clockface.iso(h.connected_since),
-                "disconnected_since": self.clockface.iso(h.disconnected_since),
-                "reconnects": h.reconnects,
-                "failed_attempts": h.failed_attempts,
-                "last_error": h.last_error,
-                "received": h.received,
-                "published": h.published,
-                "lanes": h.lanes,
-                "lane_reconnects": h.lane_reconnects,
-                "oversize_dropped": self.link.oversize_dropped,
-                "catchup": _catchup_json(self.link.catchup),
-            },
-            "queues": {
-                "mqtt_incoming_bytes": self.link.incoming_bytes,
-                "mqtt_outbox": self.link.outbox_depth,
-                "store": self.store.depth,
-                "live_subscribers": self.live.subscribers,
-            },
-            "store": {
-                "healthy": self.store.healthy,
-                "committed_batches": self.store.stats.committed_batches,
-                "failed_batches": self.store.stats.failed_batches,
-                "last_error": self.store.stats.last_error,
-            },
-            "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
-            "modbus": self.modbus.stats() if self.modbus else None,
-            "timeseries": self.timeseries.stats() if self.timeseries else None,
-            "edges": {
-                site: edge_json(link, self.clockface)
-                for site, link in sorted(self.central.edges.links.items())
-            },
-            "notifications": {
-                "queue": self.notifications.depth,
-                "channels": sorted(self.notifications.channel_names),
-                "attempts": self.notifications.attempts,
-                "failed_attempts": self.notifications.failures,
-                "pending_steps": self.notifications.pending,
-                "devices_in_maintenance": len(self.notifications.maintenance),
-            },
-            "open_alarms": self.book.open_by_severity(),
-            "rejected": dict(self.rejects.by_reason),
-            "internal_errors": internal_errors,
-            "task_restarts": dict(self.restarts),
-            "loop_lag_max_ms": round(self.loop_lag_max_s * 1000, 1),
-        }
-
-
-def _mqtt_settings(
-    config: GatewayConfig,
-    host: str | None,
-    port: int | None,
-    durable_acks: bool,
-    observed: frozenset[str],
-) -> MqttSettings:
-    mq = config.mqtt
-    topics = TopicParser(config.topic_prefix)
-    password = os.environ.get(mq.password_env) if mq and mq.password_env else None
-    return MqttSettings(
-        host=host or (mq.host if mq else "127.0.0.1"),
-        port=port or (mq.port if mq else 1883),
-        client_id=mq.client_id if mq and mq.client_id else f"safety-gw-{config.gateway.id}",
-        subscriptions=tuple(control_subscriptions(topics, observed)),
-        bulk_subscriptions=tuple(topics.bulk_subscriptions),
-        username=mq.username if mq else None,
-        password=password,
-        keepalive_s=mq.keepalive_s if mq else 30,
-        manual_acks=durable_acks,
-        presence=_presence(config, config.topic_prefix),
-    )
-
-
-def _presence(config: GatewayConfig, prefix: str) -> Presence:
-    """This gateway's presence for the bureau: which sites it protects, online or not."""
-    gid = config.gateway.id
-    served = tuple(s.id for s in config.sites if s.served_by == "self")
-    return Presence(
-        TopicParser(prefix).presence_topic(gid),
-        orjson.dumps(presence_message(gid, True, served)),
-        orjson.dumps(presence_message(gid, False, served)),
-    )
-
-
-def _catchup_json(c: CatchUp) -> dict[str, Any]:
-    return {
-        "active": c.active,
-        "behind": c.behind,
-        "catchups": c.catchups,
-        "live_messages": c.live_messages,
-        "backlog_messages": c.backlog_messages,
-        "duplicates": c.duplicates,
-        "pending": c.pending,
-        "end_reason": c.end_reason,
-    }
+        return health_report(self)

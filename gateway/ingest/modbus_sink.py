@@ -12,42 +12,23 @@ from collections.abc import Callable
 
 from drivers import codec
 from drivers.modbus.poller import CommandJob
-from gateway.alarms.dispatch import AlarmDispatcher
-from gateway.central.observer import Authority
-from gateway.config.inventory import Inventory
-from gateway.health.metrics import Metrics
-from gateway.ingest.rejects import Rejects
-from gateway.ingest.series import ReadingSeries
-from gateway.live.hub import LiveHub
-from rules.engine import RuleEngine
+from gateway.ingest.series import IngestDeps
 from rules.model import Availability, DeviceRef, FaultReport, Reading, Reason
 
 log = logging.getLogger(__name__)
 
 
 class ModbusSink:
-    def __init__(
-        self,
-        *,
-        inventory: Inventory,
-        engine: RuleEngine,
-        dispatcher: AlarmDispatcher,
-        authority: Authority,
-        live: LiveHub,
-        rejects: Rejects,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        series: ReadingSeries | None = None,
-    ) -> None:
-        self._inventory = inventory
-        self._engine = engine
-        self._dispatcher = dispatcher
-        self._authority = authority
-        self._live = live
-        self._rejects = rejects
-        self._metrics = metrics
-        self._clock = clock
-        self._series = series
+    def __init__(self, deps: IngestDeps) -> None:
+        self._inventory = deps.inventory
+        self._engine = deps.engine
+        self._dispatcher = deps.dispatcher
+        self._authority = deps.authority
+        self._live = deps.live
+        self._rejects = deps.rejects
+        self._metrics = deps.metrics
+        self._clock = deps.clock
+        self._series = deps.series
 
     def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None:
         now = self._clock()

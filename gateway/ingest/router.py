@@ -10,20 +10,13 @@ counted, and the next message is handled: one device never stops protection of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import Delivery
-from gateway.alarms.dispatch import AlarmDispatcher
-from gateway.central.observer import Authority, CentralObserver
-from gateway.config.inventory import Inventory
-from gateway.health.metrics import Metrics
-from gateway.ingest.rejects import Rejects
-from gateway.ingest.series import ReadingSeries
-from gateway.live.hub import LiveHub
-from rules.engine import RuleEngine
+from gateway.central.observer import CentralObserver
+from gateway.ingest.series import IngestDeps
 from rules.model import DeviceRef, Outcome, Reading
 
 log = logging.getLogger(__name__)
@@ -43,32 +36,24 @@ class _DeviceRoute:
 class MessageRouter:
     def __init__(
         self,
+        deps: IngestDeps,
         *,
-        inventory: Inventory,
-        engine: RuleEngine,
-        dispatcher: AlarmDispatcher,
         central: CentralObserver,
-        authority: Authority,
-        live: LiveHub,
-        rejects: Rejects,
-        metrics: Metrics,
         topic_prefix: str,
         max_payload_bytes: int,
-        clock: Callable[[], float],
-        series: ReadingSeries | None = None,
     ) -> None:
-        self._inventory = inventory
-        self._engine = engine
-        self._dispatcher = dispatcher
+        self._inventory = deps.inventory
+        self._engine = deps.engine
+        self._dispatcher = deps.dispatcher
         self._central = central
-        self._authority = authority
-        self._live = live
-        self._rejects = rejects
-        self._metrics = metrics
+        self._authority = deps.authority
+        self._live = deps.live
+        self._rejects = deps.rejects
+        self._metrics = deps.metrics
         self._topics = TopicParser(topic_prefix)
         self._max_payload = max_payload_bytes
-        self._clock = clock
-        self._series = series
+        self._clock = deps.clock
+        self._series = deps.series
         self._routes: dict[str, _DeviceRoute] = {}
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.

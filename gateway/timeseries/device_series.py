@@ -16,7 +16,6 @@ from rules.model import DeviceRef
 class DeviceSeries:
     def __init__(
         self,
-        *,
         feed: TimeSeriesFeed,
         engine: RuleEngine,
         inventory: Inventory,

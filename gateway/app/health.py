@@ -1,0 +1,111 @@
+"""The gateway's health report (`GET /api/health`, `safety-gateway` logs): what an operator
+checks first. Built from the running stages; the Prometheus metrics are `gateway.health`'s."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from drivers.mqtt import LinkHealth
+from drivers.mqtt.catchup import CatchUp
+from gateway.central.edges import edge_json
+
+if TYPE_CHECKING:
+    from gateway.app.supervisor import Gateway
+
+
+def health_report(gw: Gateway) -> dict[str, Any]:
+    """`GET /api/health`: degraded when the broker is down, the store failing, or any
+    internal error was counted since start."""
+    h: LinkHealth = gw.link.health
+    now = gw.clock()
+    internal_errors = sum(
+        int(sample.value)
+        for metric in gw.metrics.internal_errors.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+    total, online, offline, fault = gw.engine.counts()
+    ok = h.connected and internal_errors == 0 and gw.store.healthy
+    return {
+        "status": "ok" if ok else "degraded",
+        "gateway": gw.config.gateway.id,
+        "uptime_s": round(now - gw.started_at, 1),
+        "broker": {
+            "host": gw.link.settings.host,
+            "port": gw.link.settings.port,
+            "connected": h.connected,
+            "connected_since": gw.clockface.iso(h.connected_since),
+            "disconnected_since": gw.clockface.iso(h.disconnected_since),
+            "reconnects": h.reconnects,
+            "failed_attempts": h.failed_attempts,
+            "last_error": h.last_error,
+            "received": h.received,
+            "published": h.published,
+            "lanes": h.lanes,
+            "lane_reconnects": h.lane_reconnects,
+            "oversize_dropped": gw.link.oversize_dropped,
+            "catchup": catchup_json(gw.link.catchup),
+        },
+        "queues": {
+            "mqtt_incoming_bytes": gw.link.incoming_bytes,
+            "mqtt_outbox": gw.link.outbox_depth,
+            "store": gw.store.depth,
+            "live_subscribers": gw.live.subscribers,
+        },
+        "store": {
+            "healthy": gw.store.healthy,
+            "committed_batches": gw.store.stats.committed_batches,
+            "failed_batches": gw.store.stats.failed_batches,
+            "last_error": gw.store.stats.last_error,
+        },
+        "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
+        "modbus": gw.modbus.stats() if gw.modbus else None,
+        "timeseries": gw.timeseries.stats() if gw.timeseries else None,
+        "edges": {
+            site: edge_json(link, gw.clockface)
+            for site, link in sorted(gw.central.edges.links.items())
+        },
+        "notifications": {
+            "queue": gw.notifications.depth,
+            "channels": sorted(gw.notifications.channel_names),
+            "attempts": gw.notifications.attempts,
+            "failed_attempts": gw.notifications.failures,
+            "pending_steps": gw.notifications.pending,
+            "devices_in_maintenance": len(gw.notifications.maintenance),
+        },
+        "open_alarms": gw.book.open_by_severity(),
+        "rejected": dict(gw.rejects.by_reason),
+        "internal_errors": internal_errors,
+        "task_restarts": dict(gw.tasks.restarts),
+        "loop_lag_max_ms": round(gw.loop_lag_max_s * 1000, 1),
+    }
+
+
+def catchup_json(c: CatchUp) -> dict[str, Any]:
+    return {
+        "active": c.active,
+        "behind": c.behind,
+        "catchups": c.catchups,
+        "live_messages": c.live_messages,
+        "backlog_messages": c.backlog_messages,
+        "duplicates": c.duplicates,
+        "pending": c.pending,
+        "end_reason": c.end_reason,
+    }
+
+
+def watch_gauges(gw: Gateway) -> None:
+    """Gauges read when Prometheus scrapes: queue depths, open alarms by severity."""
+    m = gw.metrics
+    m.watch_depth("mqtt_incoming_bytes", lambda: gw.link.incoming_bytes)
+    m.watch_depth("mqtt_outbox", lambda: gw.link.outbox_depth)
+    m.watch_depth("store", lambda: gw.store.depth)
+    if gw.timeseries is not None:
+        feed = gw.timeseries
+        m.watch_depth("timeseries_buffer", lambda: int(feed.stats()["buffered"]))
+        m.watch_depth("timeseries_outbox", lambda: int(feed.stats()["outbox_points"]))
+        m.timeseries_dropped.set_function(lambda: float(feed.stats()["dropped_readings"]))
+    for severity in ("critical", "major", "minor", "warning"):
+        m.open_alarms.labels(severity).set_function(
+            lambda s=severity: gw.book.open_by_severity()[s]  # type: ignore[misc]
+        )

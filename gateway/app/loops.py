@@ -1,0 +1,32 @@
+"""The supervisor's own periodic tasks: the rule tick, the event-loop lag watch, and the
+devices' status points for the time series."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from gateway.timeseries.device_series import DeviceSeries
+
+
+async def every(interval_s: float, fn: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        fn()
+
+
+async def watch_loop_lag(observe: Callable[[float], None], every_s: float = 0.05) -> None:
+    """How late the loop runs a timer: what any message or request waited for a turn."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + every_s
+        await asyncio.sleep(every_s)
+        observe(max(0.0, loop.time() - due))
+
+
+async def status_points(series: DeviceSeries, every_s: float = 60.0) -> None:
+    """Every device's status once a minute, yielding between chunks."""
+    while True:
+        for _ in series.snapshot():
+            await asyncio.sleep(0)
+        await asyncio.sleep(every_s)
