@@ -26,7 +26,7 @@ from drivers.modbus.link import ModbusLink
 from drivers.mqtt import Delivery, MqttLink
 from gateway.actuate.actuator import Actuator
 from gateway.alarms.actions import AlarmActions
-from gateway.alarms.book import Alarm, AlarmBook
+from gateway.alarms.book import Action, Alarm, AlarmBook
 from gateway.alarms.dispatch import AlarmDispatcher
 from gateway.alarms.event import AlarmContext, AlarmEvent
 from gateway.alarms.fanout import AlarmFanout
@@ -120,7 +120,7 @@ class Gateway:
             {},  # notifiers need the HTTP client: made in __aenter__
             data_dir / "alarms.sqlite3",
             record=self._record,
-            alarm_view=self._open_alarm_view,
+            current=self._current_alarm,
             clock=clock,
         )
         self.alarm_context = AlarmContext(self.inventory, self._in_maintenance)
@@ -306,9 +306,9 @@ class Gateway:
     def _record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
         self.dispatcher.record(alarm_id, action, detail)
 
-    def _open_alarm_view(self, alarm_id: str) -> dict[str, Any] | None:
+    def _current_alarm(self, alarm_id: str) -> AlarmEvent | None:
         alarm = self.book.get(alarm_id)
-        return self.alarm_view(alarm, timeline=False) if alarm is not None else None
+        return self.alarm_context.event(alarm, Action.UPDATED) if alarm is not None else None
 
     def _in_maintenance(self, site: str, device: str) -> bool:
         return self.notifications.in_maintenance(site, device, self.clock()) is not None

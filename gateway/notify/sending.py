@@ -14,6 +14,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gateway.alarms.book import AlarmState
+from gateway.alarms.event import AlarmEvent, AlarmSnapshot
+from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
@@ -38,22 +41,23 @@ class BatchSender:
         inventory: Inventory,
         notifiers: Mapping[str, Notifier],
         record: TimelineRecorder,
-        alarm_view: Callable[[str], dict[str, Any] | None],
+        current: Callable[[str], AlarmEvent | None],
     ) -> None:
         self._config = config
+        self._clockface = Clockface(config.gateway.timezone)
         self._inventory = inventory
         self.notifiers = notifiers
         self._record = record
-        self._alarm_view = alarm_view
+        self._current = current  # an open alarm as it is now; None once closed
         self.attempts = 0
         self.failures = 0
 
     async def send(self, batch: Batch) -> bool:
         """True when every recipient (and every group channel) was reached."""
-        views = [v for v in (self._alarm_view(a) for a in batch.alarm_ids) if v is not None]
-        if not views:
+        alarms = [e for e in (self._current(a) for a in batch.alarm_ids) if e is not None]
+        if not alarms:
             return True  # closed and gone: nothing to say
-        message = self._message(batch, views)
+        message = self._message(batch, alarms)
         step = batch.step
         personal = [c for c in step.channels if self._kind(c) not in GROUP_KINDS]
         group = [c for c in step.channels if self._kind(c) in GROUP_KINDS]
@@ -138,18 +142,20 @@ class BatchSender:
             if c.role.value in roles
         ]
 
-    def _message(self, batch: Batch, views: Sequence[dict[str, Any]]) -> Message:
+    def _message(self, batch: Batch, alarms: Sequence[AlarmEvent]) -> Message:
         site = self._inventory.sites.get(batch.site)
         lines = []
-        for v in views:
-            state = "acked" if v["acked"] and v["state"] == "active" else v["state"]
+        for e in alarms:
+            a = e.alarm
+            state = "acked" if a.acked and a.state is AlarmState.ACTIVE else a.state.value
+            raised = self._clockface.iso(a.raised_at) or ""
             lines.append(
                 MessageLine(
-                    location=v.get("location") or v["device"],
-                    device=v["device"],
-                    alarm=ALARM_LABELS.get(v["type"], v["type"]),
-                    value=_value_text(v),
-                    time=str(v["raised_at"])[:16].replace("T", " "),
+                    location=e.location or a.device,
+                    device=a.device,
+                    alarm=ALARM_LABELS.get(a.type.value, a.type.value),
+                    value=_value_text(a),
+                    time=raised[:16].replace("T", " "),
                     state=STATE_LABELS.get(state, state),
                 )
             )
@@ -171,9 +177,9 @@ _UNITS = {
 }
 
 
-def _value_text(v: dict[str, Any]) -> str | None:
-    value = v.get("peak") if v.get("peak") is not None else v.get("value")
+def _value_text(a: AlarmSnapshot) -> str | None:
+    value = a.peak if a.peak is not None else a.value
     if value is None:
         return None
-    unit = _UNITS.get(v["type"], "")
+    unit = _UNITS.get(a.type.value, "")
     return f"{value:g} {unit}".strip()

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from gateway.alarms.book import AlarmState
 from gateway.alarms.event import AlarmEvent
@@ -45,12 +44,12 @@ class NotificationWorker:
         notifiers: Mapping[str, Notifier],
         db_path: Path,
         record: TimelineRecorder,
-        alarm_view: Callable[[str], dict[str, Any] | None],
+        current: Callable[[str], AlarmEvent | None],
         clock: Callable[[], float],
         tick_s: float = 1.0,
     ) -> None:
         self.escalations = escalations
-        self._sender = BatchSender(config, inventory, notifiers, record, alarm_view)
+        self._sender = BatchSender(config, inventory, notifiers, record, current)
         self._sendlog = SendLog(db_path)
         self._windows = MaintenanceWindows(db_path)
         self._record = record
