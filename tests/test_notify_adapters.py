@@ -719,7 +719,9 @@ def smtp() -> Iterator[tuple[MailHandler, int]]:
 
 
 def _mail(port: int, **kw: Any) -> SmtpMail:
-    return SmtpMail("mail", "127.0.0.1", "alarm@gateway.example.cn", port=port, timeout=2, **kw)
+    return SmtpMail(
+        "mail", SmtpSender("127.0.0.1", "alarm@gateway.example.cn", port=port, timeout=2, **kw)
+    )
 
 
 async def test_mail_arrives_with_chinese_subject_and_body(

@@ -7,7 +7,6 @@ that makes levels fall or a deadband that can never clear is reported with its p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 from gateway.config.schema import (
@@ -206,9 +205,3 @@ def _co(layers: list[tuple[str, Thresholds]]) -> CoRule | None:
         except ValueError as exc:
             raise _RuleProblem(f"{where}.co", str(exc)) from None
     return rule if enabled else None
-
-
-def iter_rule_types(rules: DeviceRules) -> Iterator[AlarmType]:
-    yield from (t.alarm for t in rules.thresholds)
-    if rules.co is not None:
-        yield AlarmType.CO

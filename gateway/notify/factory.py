@@ -27,6 +27,7 @@ from gateway.notify.channels.mail import SmtpMail
 from gateway.notify.channels.tencent import TencentSms
 from gateway.notify.channels.webhook import JsonWebhook
 from gateway.notify.channels.wecom import WeComRobot
+from gateway.notify.smtp import SmtpSender
 
 
 class MissingSecret(RuntimeError):
@@ -71,9 +72,7 @@ def build_notifiers(notify: NotifySection, client: httpx.AsyncClient) -> dict[st
             n = JsonWebhook(ch.name, client, ch.url, _optional_env(ch.token_env))
         elif isinstance(ch, SmtpChannel):
             n = SmtpMail(
-                ch.name, ch.host, ch.sender, port=ch.port, starttls=ch.starttls,
-                username=ch.username, password=_optional_env(ch.password_env),
-                timeout=notify.timeout,
-            )  # fmt: skip
+                ch.name, SmtpSender.for_channel(ch, _optional_env(ch.password_env), notify.timeout)
+            )
         notifiers[ch.name] = n
     return notifiers

@@ -28,29 +28,9 @@ def build_message(msg: Message, sender: str, to: str) -> EmailMessage:
 class SmtpMail:
     kind = "smtp"
 
-    def __init__(
-        self,
-        name: str,
-        host: str,
-        sender: str,
-        port: int = 25,
-        starttls: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        use_tls: bool = False,  # implicit TLS, e.g. port 465
-        timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, name: str, smtp: SmtpSender) -> None:
         self.name = name
-        self._smtp = SmtpSender(
-            host,
-            sender,
-            port=port,
-            starttls=starttls,
-            username=username,
-            password=password,
-            use_tls=use_tls,
-            timeout=timeout,
-        )
+        self._smtp = smtp
 
     def can_reach(self, to: Recipient) -> bool:
         return bool(to.email)
