@@ -6,7 +6,7 @@ gateways in front of RS-485 do too; different buses run concurrently. The task p
 device whose poll is due next, and a queued command always goes before the next poll.
 
 A poll reads the profile's merged blocks (`plan_reads`), decodes them and hands the result
-to a `PollSink` (the alarm pipeline) as plain values, faults and availability: the rule
+to a `PollSink` (`gateway.ingest.modbus_sink`) as plain values, faults and availability: the rule
 engine never learns which transport a reading came from.
 
 Failures are typed: `DeviceTimeout` and `ConnectionLost` count towards `device_offline`
@@ -74,7 +74,7 @@ EXCEPTION_NAMES = {
 
 
 class PollSink(Protocol):
-    """Where poll results go (the alarm pipeline). All calls are synchronous."""
+    """Where poll results go (the gateway's ingest). All calls are synchronous."""
 
     def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None: ...
     def poll_unreachable(self, ref: DeviceRef) -> None: ...

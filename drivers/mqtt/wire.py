@@ -55,7 +55,7 @@ class Other(NamedTuple):
 Packet = Publish | Oversize | Other
 
 # Larger than any payload the gateway accepts (mqtt.max_payload_bytes is at most 1 MiB, and the
-# pipeline counts what exceeds it), small enough that a packet in progress always fits in the
+# router counts what exceeds it), small enough that a packet in progress always fits in the
 # connection's read-ahead.
 MAX_PACKET_BYTES = 2 * 1024 * 1024
 
