@@ -195,7 +195,7 @@ class AlarmBook:
         )
         self._open[key] = alarm
         self._by_id[alarm.id] = alarm
-        return self._record(alarm, Action.RAISED, now, SYSTEM, change.reason.value, change.value)
+        return self.record(alarm, Action.RAISED, now, SYSTEM, change.reason.value, change.value)
 
     def _returned(self, alarm: Alarm, change: AlarmChange, now: float) -> AlarmWrite:
         alarm.state = AlarmState.ACTIVE
@@ -206,7 +206,7 @@ class AlarmBook:
         alarm.level = change.level or alarm.level
         alarm.reason = change.reason.value
         _note_value(alarm, change.value)
-        return self._record(alarm, Action.RETURNED, now, SYSTEM, change.reason.value, change.value)
+        return self.record(alarm, Action.RETURNED, now, SYSTEM, change.reason.value, change.value)
 
     def _worsened(self, alarm: Alarm, change: AlarmChange, now: float) -> AlarmWrite:
         _note_value(alarm, change.value)
@@ -223,7 +223,7 @@ class AlarmBook:
             alarm.acked = False  # got worse: must be acknowledged again
         if change.level is not None:
             alarm.level = change.level
-        return self._record(alarm, action, now, SYSTEM, change.reason.value, change.value)
+        return self.record(alarm, action, now, SYSTEM, change.reason.value, change.value)
 
     def _clear(self, alarm: Alarm | None, change: AlarmChange, now: float) -> AlarmWrite | None:
         if alarm is None or alarm.state is not AlarmState.ACTIVE or alarm.latched:
@@ -233,7 +233,7 @@ class AlarmBook:
         alarm.reason = change.reason.value
         if change.value is not None:
             alarm.value = change.value
-        return self._record(alarm, Action.CLEARED, now, SYSTEM, change.reason.value, change.value)
+        return self.record(alarm, Action.CLEARED, now, SYSTEM, change.reason.value, change.value)
 
     # ------------------------------------------------------ people's actions
     def ack(self, alarm_id: str, by: str, note: str | None, now: float) -> AlarmWrite:
@@ -243,7 +243,7 @@ class AlarmBook:
         alarm.acked = True
         alarm.acked_at = now
         alarm.acked_by = by
-        return self._record(alarm, Action.ACKED, now, by, None, None, note=note)
+        return self.record(alarm, Action.ACKED, now, by, None, None, note=note)
 
     def close(
         self,
@@ -271,7 +271,7 @@ class AlarmBook:
         del self._open[alarm.key]
         del self._by_id[alarm.id]
         detail = {"disposition": disposition.value}
-        return self._record(alarm, Action.CLOSED, now, by, None, None, note=note, detail=detail)
+        return self.record(alarm, Action.CLOSED, now, by, None, None, note=note, detail=detail)
 
     def annotate(
         self,
@@ -285,61 +285,39 @@ class AlarmBook:
         alarm = self._by_id.get(alarm_id)
         if alarm is None:
             return None
-        return self._record(alarm, action, now, actor, None, None, detail=detail)
+        return self.record(alarm, action, now, actor, None, None, detail=detail)
 
-    def mirror(
-        self,
-        snap: dict[str, Any],
-        parse_time: Callable[[str | None], float | None],
-        now: float,
-    ) -> list[AlarmWrite]:
-        """Adopt another gateway's view of an alarm (central mode: the edge is the authority).
+    # ------------------------------- also for central mode (gateway.alarms.mirror)
+    def hold(self, alarm: Alarm) -> None:
+        """Hold `alarm` as the open one of its key, or let it go once closed.
 
-        No lifecycle rule is applied: the snapshot is the truth. Returns the write to store,
-        or None for an update that changes nothing worth a row (unknown change, stale echo).
+        For an alarm another gateway decides (central mode): no lifecycle rule applies, the
+        caller has set its state. Everything else changes alarms through the transitions.
         """
-        try:
-            key = AlarmKey(snap["site"], snap["device"], AlarmType(snap["type"]))
-            state = AlarmState(snap["state"])
-            severity = Severity(snap["severity"])
-            raised_at = parse_time(snap["raised_at"]) or now
-        except (KeyError, ValueError, TypeError):
-            return []
-        writes: list[AlarmWrite] = []
-        alarm = self._by_id.get(snap["id"])
-        if alarm is None:
-            stale = self._open.get(key)
-            if stale is not None and stale.id != snap["id"]:
-                # The edge has a newer alarm for this key (we missed the close): ours is over,
-                # or the store's one-open-per-key index would refuse the new one.
-                stale.state = AlarmState.CLOSED
-                stale.closed_at = now
-                stale.closed_by = "edge"
-                stale.note = f"superseded by {snap['id']} at the edge"
-                self._forget(stale)
-                writes.append(self._record(stale, Action.CLOSED, now, "edge", None, None))
-            alarm = Alarm(snap["id"], key.site, key.device, key.type, severity, state, raised_at)
-        _adopt(alarm, snap, severity, state, parse_time, now)
-        if state is AlarmState.CLOSED:
+        if alarm.state is AlarmState.CLOSED:
             self._forget(alarm)
         else:
-            self._open[key] = alarm
+            self._open[alarm.key] = alarm
             self._by_id[alarm.id] = alarm
-        try:
-            action = Action(snap.get("change", "updated"))
-        except ValueError:
-            action = Action.UPDATED
-        if action is Action.UPDATED:
-            writes.append(AlarmWrite(alarm, (), len(alarm.timeline), action))
-            return writes
-        actor = {Action.ACKED: alarm.acked_by, Action.CLOSED: alarm.closed_by}.get(action) or "edge"
-        note = alarm.note if action is Action.CLOSED else None
-        writes.append(
-            self._record(
-                alarm, action, alarm.updated_at, actor, alarm.reason, alarm.value, note=note
-            )
-        )
-        return writes
+
+    def record(
+        self,
+        alarm: Alarm,
+        action: Action,
+        now: float,
+        actor: str,
+        reason: str | None,
+        value: float | None,
+        note: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AlarmWrite:
+        """Append the timeline entry of `action` and return the write to store: where every
+        transition ends, and how the mirror records what the edge did."""
+        entry = TimelineEntry(now, action, actor, reason, value, alarm.severity, note, detail)
+        first = len(alarm.timeline)
+        alarm.timeline.append(entry)
+        alarm.updated_at = now
+        return AlarmWrite(alarm, (entry,), first, action)
 
     def _forget(self, alarm: Alarm) -> None:
         if self._open.get(alarm.key) is alarm:
@@ -352,23 +330,6 @@ class AlarmBook:
             raise AlarmNotFound(alarm_id)
         return alarm
 
-    def _record(
-        self,
-        alarm: Alarm,
-        action: Action,
-        now: float,
-        actor: str,
-        reason: str | None,
-        value: float | None,
-        note: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> AlarmWrite:
-        entry = TimelineEntry(now, action, actor, reason, value, alarm.severity, note, detail)
-        first = len(alarm.timeline)
-        alarm.timeline.append(entry)
-        alarm.updated_at = now
-        return AlarmWrite(alarm, (entry,), first, action)
-
 
 def _note_value(alarm: Alarm, value: float | None) -> None:
     if value is None:
@@ -376,33 +337,3 @@ def _note_value(alarm: Alarm, value: float | None) -> None:
     alarm.value = value
     if alarm.peak is None or value > alarm.peak:
         alarm.peak = value
-
-
-def _adopt(
-    alarm: Alarm,
-    snap: dict[str, Any],
-    severity: Severity,
-    state: AlarmState,
-    parse_time: Callable[[str | None], float | None],
-    now: float,
-) -> None:
-    """Copy another gateway's snapshot of an alarm onto ours (central mirror)."""
-    alarm.severity = severity
-    alarm.state = state
-    alarm.level = snap.get("level")
-    alarm.latched = bool(snap.get("latched"))
-    alarm.acked = bool(snap.get("acked"))
-    alarm.value = snap.get("value")
-    alarm.peak = snap.get("peak")
-    alarm.count = int(snap.get("count") or 1)
-    alarm.reason = snap.get("reason")
-    alarm.acked_at = parse_time(snap.get("acked_at"))
-    alarm.acked_by = snap.get("acked_by")
-    alarm.cleared_at = parse_time(snap.get("cleared_at"))
-    alarm.closed_at = parse_time(snap.get("closed_at"))
-    alarm.closed_by = snap.get("closed_by")
-    disposition = snap.get("disposition")
-    known = {d.value for d in Disposition}
-    alarm.disposition = Disposition(str(disposition)) if disposition in known else None
-    alarm.note = snap.get("note")
-    alarm.updated_at = parse_time(snap.get("updated_at")) or now

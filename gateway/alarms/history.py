@@ -1,7 +1,12 @@
-"""The read side of the alarm store for past periods: the SQL over `alarms`, `alarm_timeline`
-and `commands` that the daily report and the bureau overview need, returning typed rows
-(`gateway.alarms.rows`). `AlarmStore` has these methods; `ReadOnlyHistory` gives them over a
-connection of its own (the CLI reads a store that a running gateway may own).
+"""The read side of the alarm store: every SELECT over `alarms`, `alarm_timeline` and
+`commands`. With `gateway.alarms.store` (the schema and the one writer) it is the one owner
+of those tables; nobody else has their SQL.
+
+The open alarms at start-up, one alarm and the API's lists come back as the book's `Alarm`
+and `CommandRecord`; the history of past periods that the daily report and the bureau
+overview need comes back as frozen rows (`gateway.alarms.rows`). `AlarmStore` has these
+methods; `ReadOnlyHistory` gives them over a connection of its own (the CLI reads a store
+that a running gateway may own).
 """
 
 from __future__ import annotations
@@ -10,9 +15,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
+import orjson
 
+from gateway.alarms.book import Action, Alarm, AlarmState, Disposition, TimelineEntry
 from gateway.alarms.rows import LIFECYCLE_ACTIONS, AlarmRow, CommandRecord, LifecycleEntry
-from rules.model import AlarmType
+from rules.model import AlarmType, Severity
+
+# The columns of `alarms` in the order `gateway.alarms.store.SCHEMA` declares them: what a
+# read selects and the writer's upsert binds.
+ALARM_COLUMNS = (
+    "id, site, device, type, severity, level, state, latched, acked, value, peak, count, "
+    "reason, raised_at, acked_at, acked_by, cleared_at, closed_at, closed_by, disposition, "
+    "note, updated_at"
+)
 
 
 def _marks(n: int) -> str:
@@ -20,12 +35,101 @@ def _marks(n: int) -> str:
 
 
 class HistoryReads:
-    """Queries over the stored history, on the `reader` connection of whoever mixes it in."""
+    """Queries over the stored alarms and commands, on the `reader` connection of whoever
+    mixes it in."""
 
     @property
     def reader(self) -> aiosqlite.Connection:
         raise NotImplementedError
 
+    # ------------------------------------------------------ the alarms of now
+    async def load_open(self) -> list[Alarm]:
+        rows = await self._select("WHERE state != 'closed' ORDER BY raised_at", ())
+        return await self._with_timelines(rows)
+
+    async def get(self, alarm_id: str) -> Alarm | None:
+        rows = await self._select("WHERE id = ?", (alarm_id,))
+        alarms = await self._with_timelines(rows)
+        return alarms[0] if alarms else None
+
+    async def query(
+        self,
+        *,
+        states: Sequence[str] = (),
+        sites: Sequence[str] | None = None,
+        types: Sequence[str] = (),
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 200,
+    ) -> list[Alarm]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, values in (("state", states), ("type", types)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
+        if sites is not None:
+            where.append(f"site IN ({', '.join('?' * len(sites))})" if sites else "0")
+            args.extend(sites)
+        if device is not None:
+            where.append("device = ?")
+            args.append(device)
+        if since is not None:
+            where.append("raised_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("raised_at < ?")
+            args.append(until)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = await self._select(f"{clause} ORDER BY raised_at DESC LIMIT ?", (*args, limit))
+        return [_alarm_from_row(r) for r in rows]
+
+    async def commands(self, limit: int = 100) -> list[CommandRecord]:
+        async with self.reader.execute(
+            "SELECT id, site, device, cmd, requested_by, alarm_id, reason, sent_at, result, "
+            "result_at, detail FROM commands ORDER BY sent_at DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [CommandRecord(*row) for row in await cur.fetchall()]
+
+    async def _select(self, tail: str, args: Sequence[Any]) -> list[Any]:
+        async with self.reader.execute(f"SELECT {ALARM_COLUMNS} FROM alarms {tail}", args) as cur:
+            return list(await cur.fetchall())
+
+    async def _with_timelines(self, rows: list[Any]) -> list[Alarm]:
+        alarms = [_alarm_from_row(r) for r in rows]
+        for alarm in alarms:
+            async with self.reader.execute(
+                "SELECT at, action, actor, reason, value, severity, note, detail "
+                "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
+                (alarm.id,),
+            ) as cur:
+                for (
+                    at,
+                    action,
+                    actor,
+                    reason,
+                    value,
+                    severity,
+                    note,
+                    detail,
+                ) in await cur.fetchall():
+                    alarm.timeline.append(
+                        TimelineEntry(
+                            at,
+                            Action(action),
+                            actor,
+                            reason,
+                            value,
+                            Severity(severity) if severity else None,
+                            note,
+                            orjson.loads(detail) if detail else None,
+                        )
+                    )
+        return alarms
+
+    # ------------------------------------------------------------ past periods
     async def alarm_history(
         self,
         sites: Sequence[str],
@@ -96,8 +200,18 @@ class HistoryReads:
             return [CommandRecord(*row) for row in await cur.fetchall()]
 
 
+def _alarm_from_row(r: Sequence[Any]) -> Alarm:
+    return Alarm(
+        id=r[0], site=r[1], device=r[2], type=AlarmType(r[3]), severity=Severity(r[4]),
+        level=r[5], state=AlarmState(r[6]), latched=bool(r[7]), acked=bool(r[8]), value=r[9],
+        peak=r[10], count=r[11], reason=r[12], raised_at=r[13], acked_at=r[14], acked_by=r[15],
+        cleared_at=r[16], closed_at=r[17], closed_by=r[18],
+        disposition=Disposition(r[19]) if r[19] else None, note=r[20], updated_at=r[21],
+    )  # fmt: skip
+
+
 class ReadOnlyHistory(HistoryReads):
-    """The history reads over a connection the caller opened (and closes)."""
+    """The reads over a connection the caller opened (and closes)."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn

@@ -1,4 +1,6 @@
-"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL).
+"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the
+schema and the one writer. With its read side, `gateway.alarms.history` (every SELECT), it
+is the one owner of the `alarms`, `alarm_timeline` and `commands` tables.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed
@@ -20,17 +22,9 @@ import aiosqlite
 import orjson
 
 from gateway.actuate.wire import CommandRecord
-from gateway.alarms.book import (
-    Action,
-    Alarm,
-    AlarmState,
-    AlarmWrite,
-    Disposition,
-    TimelineEntry,
-)
+from gateway.alarms.book import Alarm, AlarmWrite, TimelineEntry
 from gateway.alarms.event import AlarmEvent
-from gateway.alarms.history import HistoryReads
-from rules.model import AlarmType, Severity
+from gateway.alarms.history import ALARM_COLUMNS, HistoryReads
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +85,10 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 """
 
-_ALARM_COLUMNS = (
-    "id, site, device, type, severity, level, state, latched, acked, value, peak, count, "
-    "reason, raised_at, acked_at, acked_by, cleared_at, closed_at, closed_by, disposition, "
-    "note, updated_at"
-)
 _UPSERT_ALARM = (
-    f"INSERT INTO alarms ({_ALARM_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
+    f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
     "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{c.strip()}=excluded.{c.strip()}" for c in _ALARM_COLUMNS.split(",")[1:])
+    + ", ".join(f"{c.strip()}=excluded.{c.strip()}" for c in ALARM_COLUMNS.split(",")[1:])
 )
 _UPSERT_COMMAND = (
     "INSERT INTO commands (id, site, device, cmd, requested_by, alarm_id, "
@@ -163,8 +152,8 @@ def _entry_row(alarm_id: str, seq: int, e: TimelineEntry) -> tuple[Any, ...]:
 
 
 class AlarmStore(HistoryReads):
-    """Owns the database connection. Reads are direct (the history reads for the report and
-    the overview are in `HistoryReads`); writes go through `submit_*`."""
+    """Owns the database connections. Reads are direct, on their own connection (the
+    queries are `HistoryReads`); writes go through `submit_*` and the batching writer."""
 
     BATCH_MAX = 500
 
@@ -344,106 +333,9 @@ class AlarmStore(HistoryReads):
                 if result is not None:
                     await result
 
-    # ------------------------------------------------------------------- reads
-    async def load_open(self) -> list[Alarm]:
-        rows = await self._select("WHERE state != 'closed' ORDER BY raised_at", ())
-        return await self._with_timelines(rows)
-
-    async def get(self, alarm_id: str) -> Alarm | None:
-        rows = await self._select("WHERE id = ?", (alarm_id,))
-        alarms = await self._with_timelines(rows)
-        return alarms[0] if alarms else None
-
-    async def query(
-        self,
-        *,
-        states: Sequence[str] = (),
-        sites: Sequence[str] | None = None,
-        types: Sequence[str] = (),
-        device: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 200,
-    ) -> list[Alarm]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, values in (("state", states), ("type", types)):
-            if values:
-                where.append(f"{column} IN ({', '.join('?' * len(values))})")
-                args.extend(values)
-        if sites is not None:
-            where.append(f"site IN ({', '.join('?' * len(sites))})" if sites else "0")
-            args.extend(sites)
-        if device is not None:
-            where.append("device = ?")
-            args.append(device)
-        if since is not None:
-            where.append("raised_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("raised_at < ?")
-            args.append(until)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = await self._select(f"{clause} ORDER BY raised_at DESC LIMIT ?", (*args, limit))
-        return [_alarm_from_row(r) for r in rows]
-
-    async def commands(self, limit: int = 100) -> list[CommandRecord]:
-        async with self.reader.execute(
-            "SELECT id, site, device, cmd, requested_by, alarm_id, reason, sent_at, result, "
-            "result_at, detail FROM commands ORDER BY sent_at DESC LIMIT ?",
-            (limit,),
-        ) as cur:
-            return [CommandRecord(*row) for row in await cur.fetchall()]
-
-    async def _select(self, tail: str, args: Sequence[Any]) -> list[Any]:
-        async with self.reader.execute(f"SELECT {_ALARM_COLUMNS} FROM alarms {tail}", args) as cur:
-            return list(await cur.fetchall())
-
-    async def _with_timelines(self, rows: list[Any]) -> list[Alarm]:
-        alarms = [_alarm_from_row(r) for r in rows]
-        for alarm in alarms:
-            async with self.reader.execute(
-                "SELECT at, action, actor, reason, value, severity, note, detail "
-                "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
-                (alarm.id,),
-            ) as cur:
-                for (
-                    at,
-                    action,
-                    actor,
-                    reason,
-                    value,
-                    severity,
-                    note,
-                    detail,
-                ) in await cur.fetchall():
-                    alarm.timeline.append(
-                        TimelineEntry(
-                            at,
-                            Action(action),
-                            actor,
-                            reason,
-                            value,
-                            Severity(severity) if severity else None,
-                            note,
-                            orjson.loads(detail) if detail else None,
-                        )
-                    )
-        return alarms
-
 
 def _command_row(r: CommandRecord) -> tuple[Any, ...]:
     return (
         r.id, r.site, r.device, r.cmd, r.requested_by, r.alarm_id, r.reason, r.sent_at,
         r.result, r.result_at, r.detail,
-    )  # fmt: skip
-
-
-def _alarm_from_row(r: Sequence[Any]) -> Alarm:
-    return Alarm(
-        id=r[0], site=r[1], device=r[2], type=AlarmType(r[3]), severity=Severity(r[4]),
-        level=r[5], state=AlarmState(r[6]), latched=bool(r[7]), acked=bool(r[8]), value=r[9],
-        peak=r[10], count=r[11], reason=r[12], raised_at=r[13], acked_at=r[14], acked_by=r[15],
-        cleared_at=r[16], closed_at=r[17], closed_by=r[18],
-        disposition=Disposition(r[19]) if r[19] else None, note=r[20], updated_at=r[21],
     )  # fmt: skip

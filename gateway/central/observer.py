@@ -18,6 +18,7 @@ from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from gateway.actuate.wire import CommandMessage
 from gateway.alarms.book import Alarm, AlarmBook, AlarmState
 from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.alarms.mirror import mirror
 from gateway.alarms.store import AlarmStore
 from gateway.central.edges import (
     CENTRAL_ALARM_TYPES,
@@ -111,7 +112,7 @@ class CentralObserver:
         snap = codec.load_json(payload)
         if not isinstance(snap, dict) or snap.get("site") != site:
             raise Rejected(RejectReason.WRONG_TYPE, "an alarm object of this site expected")
-        for write in self._book.mirror(snap, self._clockface.parse, now):
+        for write in mirror(self._book, snap, self._clockface.parse, now):
             self._dispatcher.persist(write)
         self._metrics.messages.inc(Channel.ALARMS.value)
 
