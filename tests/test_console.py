@@ -165,7 +165,12 @@ def test_console_assets_are_all_local() -> None:
 
 def test_shared_scripts_are_all_local() -> None:
     """The scripts the console and the bureau page share: no CDN either."""
-    assert {p.name for p in SHARED_DIR.iterdir()} == {"common.js", "live.js"}
+    assert {p.name for p in SHARED_DIR.iterdir()} == {
+        "common.js",
+        "live.js",
+        "clock.js",
+        "tiles.js",
+    }
     for path in SHARED_DIR.iterdir():
         text = path.read_text(encoding="utf-8")
         external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)

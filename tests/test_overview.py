@@ -661,7 +661,15 @@ async def test_bureau_page_and_assets_are_served(tmp_path: Path) -> None:
 def test_bureau_assets_are_all_local() -> None:
     """No CDN, no external URL: a bureau network may have no internet."""
     names = {p.name for p in BUREAU_DIR.iterdir()}
-    assert names == {"index.html", "bureau.js", "bureau.css"}
+    assert names == {
+        "index.html",
+        "bureau.css",
+        "state.js",
+        "sites.js",
+        "detail.js",
+        "refresh.js",
+        "bureau.js",
+    }
     for path in BUREAU_DIR.iterdir():
         text = path.read_text(encoding="utf-8")
         external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)

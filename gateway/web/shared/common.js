@@ -1,8 +1,8 @@
 /* Shared by the duty console (/) and the bureau page (/bureau): the gateway's words in
- * Chinese and the formatting both pages need, so that the two never say a thing differently.
- * Plain browser JavaScript, loaded before either page's own script; it defines
- * `window.SafetyUi` and nothing else. Pure: time comes in as an argument (talking to the
- * gateway is live.js).
+ * Chinese, the formatting both pages need (so that the two never say a thing differently) and
+ * the small DOM helpers both draw with. Plain browser JavaScript, loaded before either page's
+ * own scripts; it defines `window.SafetyUi` and nothing else. Pure: time comes in as an
+ * argument (the gateway's clock is clock.js, talking to the gateway is live.js).
  */
 'use strict';
 
@@ -59,13 +59,64 @@ window.SafetyUi = (() => {
   const typeLabel = (type) => ALARM_TYPES[type] || type;
   const severityLabel = (sev) => (SEVERITIES[sev] ? SEVERITIES[sev].label : sev);
 
+  // An alarm's state in words, with the class that colours it.
+  function stateLabel(alarm) {
+    if (alarm.state === 'closed') return { text: '已关闭', cls: 'state-cleared' };
+    if (alarm.state === 'cleared') return { text: '已恢复', cls: 'state-cleared' };
+    if (alarm.acked) return { text: '已确认', cls: 'state-acked' };
+    return { text: '未处理', cls: 'state-unacked' };
+  }
+
+  // How a closed alarm was closed: who, the disposition, the note (those given).
+  function closingWords(alarm) {
+    return [
+      alarm.closed_by ? `关闭人 ${alarm.closed_by}` : '',
+      alarm.disposition ? DISPOSITIONS[alarm.disposition] || alarm.disposition : '',
+      alarm.note || '',
+    ].filter(Boolean);
+  }
+
   // ------------------------------------------------------------------ DOM
+  const $ = (id) => document.getElementById(id);
+
   const el = (tag, className, text) => {
     const node = document.createElement(tag);
     if (className) node.className = className;
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
   };
+
+  const severityBadge = (sev) => el('span', `badge sev-${sev}`, severityLabel(sev));
+
+  // Where an alarm is: its location (or that none was given) over its device id.
+  const whereNodes = (alarm) => [
+    el('div', 'where-location', alarm.location || '（未填写位置）'),
+    el('span', 'sub mono', alarm.device),
+  ];
+
+  // Keep `parent`'s children one per item, in the order of `items`: `nodes` (key -> node)
+  // keeps them between calls, `create(key)` makes a missing one, `fill(node, item)` updates
+  // it in place. A node is moved only when it is out of place: moving a row would take the
+  // keyboard focus away from its buttons.
+  function syncChildren(parent, nodes, items, keyOf, create, fill) {
+    const wanted = new Set(items.map(keyOf));
+    for (const [key, node] of nodes) {
+      if (!wanted.has(key)) {
+        node.remove();
+        nodes.delete(key);
+      }
+    }
+    items.forEach((item, i) => {
+      const key = keyOf(item);
+      let node = nodes.get(key);
+      if (!node) {
+        node = create(key);
+        nodes.set(key, node);
+      }
+      fill(node, item);
+      if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] || null);
+    });
+  }
 
   // ------------------------------------------------------------------ formatting
   const parseTime = (iso) => (iso ? Date.parse(iso) : NaN);
@@ -83,6 +134,13 @@ window.SafetyUi = (() => {
     const q = quantityInfo(name);
     const n = value.toFixed(q.digits);
     return q.unit ? `${n} ${q.unit}` : n;
+  }
+
+  // An alarm's value (or peak) in the quantity its type measures; null for types without one.
+  function alarmValue(alarm, value) {
+    const quantity = ALARM_QUANTITY[alarm.type];
+    if (!quantity || typeof value !== 'number') return null;
+    return fmtQuantity(quantity, value);
   }
 
   function fmtDuration(ms) {
@@ -145,11 +203,18 @@ window.SafetyUi = (() => {
     ALARM_QUANTITY,
     typeLabel,
     severityLabel,
+    stateLabel,
+    closingWords,
+    $,
     el,
+    severityBadge,
+    whereNodes,
+    syncChildren,
     parseTime,
     pad2,
     quantityInfo,
     fmtQuantity,
+    alarmValue,
     fmtDuration,
     fmtAgo,
     fmtWallClock,

@@ -1,8 +1,9 @@
 /* Shared by the duty console (/) and the bureau page (/bureau): how a page talks to the
  * gateway. `api` calls the HTTP API with the page's token and answers every failure as a
- * value; `LiveFeed` keeps one WebSocket to /api/live, reconnecting with capped, jittered
- * backoff. Plain browser JavaScript, loaded before either page's own script; it defines
- * `window.SafetyLive` and nothing else.
+ * value (`unreachableText` and `authHint` put the usual failures in words); `LiveFeed` keeps
+ * one WebSocket to /api/live, reconnecting with capped, jittered backoff. Plain browser
+ * JavaScript, loaded before either page's own scripts; it defines `window.SafetyLive` and
+ * nothing else.
  */
 'use strict';
 
@@ -40,6 +41,13 @@ window.SafetyLive = (() => {
       clearTimeout(timer);
     }
   }
+
+  // A request that never reached the gateway (status 0), in words.
+  const unreachableText = (res) => `无法连接网关（${(res.body && res.body.error) || '网络错误'}）`;
+
+  // What to do when the gateway refuses the page (401/403): the token is the page address's.
+  const authHint = () =>
+    token ? '网关拒绝了访问令牌，请检查网址中的 ?token=' : '网关需要访问令牌：请在网址后加上 ?token=…';
 
   // ------------------------------------------------------------------ live feed
   function liveUrl() {
@@ -165,5 +173,5 @@ window.SafetyLive = (() => {
     }
   }
 
-  return Object.freeze({ token, api, backoffMs, LiveFeed });
+  return Object.freeze({ token, api, unreachableText, authHint, backoffMs, LiveFeed });
 })();
