@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 WEB_DIR = Path(__file__).parent.parent / "web"
 CONSOLE_DIR = WEB_DIR / "console"  # the duty-room console
 BUREAU_DIR = WEB_DIR / "bureau"  # the county bureau's overview page
-SHARED_DIR = WEB_DIR / "shared"  # labels, formatting, API calls and the live feed of both
+SHARED_DIR = WEB_DIR / "shared"  # what both pages use: labels, clock, tiles, API, live feed
 
 NO_CACHE = {"cache-control": "no-cache"}
 
