@@ -113,11 +113,13 @@ class Gateway:
             group_window_s=config.notify.group_window,
             observed=self.authority.observed,
         )
+        # Made outside a running loop, which httpx allows: it connects on first use.
+        self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.notifications = NotificationWorker(
             config,
             self.inventory,
             self.escalations,
-            {},  # notifiers need the HTTP client: made in __aenter__
+            build_notifiers(config.notify, self._http),
             data_dir / "alarms.sqlite3",
             record=self._record,
             current=self._current_alarm,
@@ -157,7 +159,6 @@ class Gateway:
             edge_offline_after_s=config.rules.edge_offline_after,
             clock=clock,
         )
-        self._http: httpx.AsyncClient | None = None
         self.timeseries = time_series(config, data_dir, clock)
         self.device_series = (
             DeviceSeries(self.timeseries, self.engine, self.inventory, decides, clock)
@@ -199,8 +200,6 @@ class Gateway:
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Gateway:
         await self.store.open()
-        self._http = httpx.AsyncClient(timeout=self.config.notify.timeout)
-        self.notifications.set_notifiers(build_notifiers(self.config.notify, self._http))
         await self.notifications.open()
         if self.timeseries is not None:
             await self.timeseries.open()
@@ -270,8 +269,7 @@ class Gateway:
             finally:
                 # Always, even when interrupted: the store's thread would keep the process alive.
                 await self.notifications.close()
-                if self._http is not None:
-                    await self._http.aclose()
+                await self._http.aclose()
                 await self.store.close()
                 log.info("gateway %s stopped", self.config.gateway.id)
 

@@ -91,9 +91,6 @@ class NotificationWorker:
     def channel_names(self) -> list[str]:
         return list(self._sender.notifiers)
 
-    def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
-        self._sender.notifiers = notifiers
-
     # ----------------------------------------------------------- alarm input
     def alarm_changed(self, event: AlarmEvent) -> None:
         """Called after the commit of an alarm change; never blocks."""
