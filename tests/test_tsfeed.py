@@ -410,7 +410,7 @@ async def test_outage_and_restart_lose_and_duplicate_nothing(
 ) -> None:
     """Points flow, the server stops mid-stream, points keep coming, the gateway restarts
     while the server is down, more points, the server returns: every point is in VM once."""
-    caplog.set_level(logging.INFO, logger="gateway.timeseries.feed")
+    caplog.set_level(logging.INFO, logger="gateway.timeseries")
     outbox = tmp_path / "data" / "tsfeed.db"
     settings = influx(vm.url, batch_size=40, flush_interval=0.05)
     stream = Stream(recent_ms())
