@@ -10,15 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.config.checks import missing_secrets
+from gateway.config.errors import ConfigError, ConfigProblem
+from gateway.config.loading import load_config, parse_config
 from gateway.config.ruleset import build_rules
-from gateway.config.schema import (
-    ConfigError,
-    ConfigProblem,
-    GatewayConfig,
-    load_config,
-    missing_secrets,
-    parse_config,
-)
+from gateway.config.schema import GatewayConfig
 from gateway.config.units import parse_measure
 from rules.engine import DeviceRules
 from rules.model import AlarmType, DeviceRef, DeviceType
