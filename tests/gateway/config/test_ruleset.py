@@ -19,7 +19,7 @@ from gateway.config.units import parse_measure
 from rules.engine import DeviceRules
 from rules.model import AlarmType, DeviceRef, DeviceType
 
-DEMO_SITE = Path(__file__).resolve().parent.parent / "gateway" / "cli" / "demo_site.yaml"
+DEMO_SITE = Path(__file__).resolve().parents[3] / "gateway" / "cli" / "demo_site.yaml"
 
 
 def base() -> dict[str, Any]:
