@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from drivers.modbus.poller import jitter_p99
 from drivers.mqtt.broker import free_port
 from gateway.app.supervisor import Gateway
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from simulator.testbed import Mosquitto
 
 PROFILE = "acrel_arcm300t_z"

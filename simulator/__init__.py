@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 
 from drivers.modbus.profile import all_profiles
-from gateway.config.schema import GatewayConfig, is_loopback
+from gateway.config.checks import is_loopback
+from gateway.config.schema import GatewayConfig
 from simulator.devices import BASELINE, BrokerAddress, make_device
 from simulator.modbus_server import SimModbusDevice, SimModbusServer
 from simulator.scenarios import SCENARIOS, ScenarioError, SimSite, run_scenario

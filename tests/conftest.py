@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from gateway.app.supervisor import Gateway
-from gateway.config.schema import GatewayConfig, parse_config
+from gateway.config.loading import parse_config
+from gateway.config.schema import GatewayConfig
 from gateway.http.app import create_api
 from simulator.devices import nodelay
 from simulator.testbed import (

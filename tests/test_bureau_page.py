@@ -21,7 +21,7 @@ from playwright.async_api import Page, expect
 
 from gateway.alarms.book import Alarm
 from gateway.app.supervisor import Gateway
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef

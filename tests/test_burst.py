@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench.harness import build_publisher, publish_burst
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from tests.conftest import (
     Mosquitto,
     Probe,

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from gateway.notify.policy import SendState
 from rules.model import DeviceRef
 from tests.conftest import (

@@ -23,7 +23,8 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from gateway.config.schema import GatewayConfig, parse_config
+from gateway.config.loading import parse_config
+from gateway.config.schema import GatewayConfig
 from gateway.http.app import create_api
 from gateway.http.static import CONSOLE_DIR, SHARED_DIR
 from tests.conftest import (

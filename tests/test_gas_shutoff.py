@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway, site_config, until
 
 pytestmark = pytest.mark.broker

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from rules.model import DeviceRef
 from tests.conftest import (
     Mosquitto,

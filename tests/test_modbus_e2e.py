@@ -18,7 +18,7 @@ import pytest
 
 from drivers.modbus.poller import jitter_p99
 from drivers.modbus.profile import builtin_profiles
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from rules.model import CommandKind, DeviceRef
 from simulator.modbus_server import DeviceMode, SimModbusDevice, SimModbusServer
 from tests.conftest import Mosquitto, RunningGateway, running_gateway, site_config, until

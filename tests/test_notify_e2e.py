@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway, site_config, until
 from tests.test_notify_adapters import (
     AK_ID,

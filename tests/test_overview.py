@@ -19,7 +19,8 @@ import pytest
 from gateway.alarms.book import Action, Alarm, AlarmState, AlarmWrite, Disposition, TimelineEntry
 from gateway.alarms.store import AlarmStore
 from gateway.app.supervisor import Gateway
-from gateway.config.schema import SiteConfig, SiteKind, parse_config
+from gateway.config.loading import parse_config
+from gateway.config.schema import SiteConfig, SiteKind
 from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from gateway.http.static import BUREAU_DIR

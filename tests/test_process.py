@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 import websockets
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from gateway.http.app import create_api
 from tests.conftest import (
     VENV_BIN,

@@ -34,7 +34,8 @@ from gateway.alarms.book import AlarmBook, Disposition
 from gateway.alarms.store import AlarmStore, CommandRecord
 from gateway.app.supervisor import Gateway
 from gateway.config.inventory import Inventory
-from gateway.config.schema import GatewayConfig, parse_config
+from gateway.config.loading import parse_config
+from gateway.config.schema import GatewayConfig
 from gateway.http.app import create_api
 from gateway.http.reports import register_report_routes
 from gateway.report import (

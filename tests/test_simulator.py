@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.alarms.book import Alarm
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from tests.conftest import (
     VENV_BIN,
     Mosquitto,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from tests.conftest import (
     VENV_BIN,
     Mosquitto,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.schema import parse_config
+from gateway.config.loading import parse_config
 from rules.model import DeviceRef
 from tests.conftest import Mosquitto, Probe, VictoriaMetrics, running_gateway, site_config, until
 from tests.test_central import bureau

@@ -18,13 +18,10 @@ from typing import Any
 import yaml
 
 from drivers.mqtt.broker import EmbeddedBroker, free_port
-from gateway.config.schema import (
-    ConfigError,
-    GatewayConfig,
-    load_config,
-    missing_secrets,
-    parse_config,
-)
+from gateway.config.checks import missing_secrets
+from gateway.config.errors import ConfigError
+from gateway.config.loading import load_config, parse_config
+from gateway.config.schema import GatewayConfig
 from gateway.http.server import HttpServer
 
 log = logging.getLogger("safety-gateway")

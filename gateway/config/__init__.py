@@ -1,2 +1,4 @@
-"""The configuration: its schema, loading and cross-checks, units, the device inventory and the
-rule set built from it. Imports only `rules` and `drivers` (the Modbus profiles it checks)."""
+"""The configuration: its schema (`schema`), loading (`loading`), the checks that need the
+whole file (`checks`), problems with their paths (`errors`), units, the device inventory and
+the rule set built from it. Imports only `rules` and `drivers` (the Modbus profiles it
+checks)."""

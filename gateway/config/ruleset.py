@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gateway.config.errors import ConfigError, ConfigProblem
 from gateway.config.schema import (
-    ConfigError,
-    ConfigProblem,
     CoThresholds,
     DeviceConfig,
     GasLeakThresholds,

@@ -12,7 +12,7 @@ import aiosqlite
 
 from gateway.alarms.history import ReadOnlyHistory
 from gateway.config.inventory import Inventory
-from gateway.config.schema import load_config
+from gateway.config.loading import load_config
 from gateway.report.model import DailyReport
 from gateway.report.reader import build_daily_report
 from gateway.report.render_html import render_html

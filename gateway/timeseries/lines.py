@@ -1,7 +1,16 @@
 """Line protocol for the time series (DESIGN section 9): readings, alarms, device status.
 
 Pure text. Escaping follows InfluxDB 2's rules, checked against VictoriaMetrics; every
-line carries a millisecond timestamp.
+line carries a millisecond timestamp. Three measurements:
+
+- `reading`: tags site, device, type; one float field per quantity; time = the reading's.
+- `alarm`: tags site, device, alarm_type, severity; fields state (string), state_code
+  (integer: closed 0, cleared 1, active 2), acked (integer 0/1), value (float, when the alarm
+  has one), alarm_id (string); time = the snapshot's `updated_at`. VictoriaMetrics (which
+  some bureaus run) keeps numbers only: version 1.79 stores a string field as the value 0,
+  so `state` and `alarm_id` are unreadable there, and the integer fields carry what matters.
+- `device_status`: tags site, device; fields online and fault, integers 0/1 rather than
+  booleans, so that a dashboard can sum them (devices online per site) on either server.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 pytestmark = [pytest.mark.process]
 
 SCRIPT = Path(sys.executable).parent / "safety-gateway"
-DEMO_SITE = Path(__file__).resolve().parent.parent / "gateway" / "cli" / "demo_site.yaml"
+DEMO_SITE = Path(__file__).resolve().parents[3] / "gateway" / "cli" / "demo_site.yaml"
 
 VALID = """\
 gateway: {id: gw-1}
