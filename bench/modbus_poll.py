@@ -39,7 +39,8 @@ def serve_modbus(ports: list[int], per_bus: int, ready: Any) -> None:
     import logging
 
     from drivers.modbus.profile import builtin_profiles
-    from simulator.modbus_server import SimModbusDevice, SimModbusServer
+    from simulator.modbus_device import SimModbusDevice
+    from simulator.modbus_server import SimModbusServer
 
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 

@@ -8,7 +8,8 @@ from drivers.modbus.profile import all_profiles
 from gateway.config.checks import is_loopback
 from gateway.config.schema import GatewayConfig
 from simulator.devices import BASELINE, BrokerAddress, make_device
-from simulator.modbus_server import SimModbusDevice, SimModbusServer
+from simulator.modbus_device import SimModbusDevice
+from simulator.modbus_server import SimModbusServer
 from simulator.scenarios import SCENARIOS, ScenarioError, SimSite, run_scenario
 
 __all__ = [

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from simulator.devices import SimDevice, ValveSim
-from simulator.modbus_server import DeviceMode, SimModbusDevice, SimModbusServer
+from simulator.modbus_device import DeviceMode, SimModbusDevice
+from simulator.modbus_server import SimModbusServer
 
 log = logging.getLogger(__name__)
 

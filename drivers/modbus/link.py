@@ -16,7 +16,8 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-from drivers.modbus.poller import CommandJob, ModbusBus, PollSink, PollTarget, jitter_p99
+from drivers.modbus.poller import ModbusBus, jitter_p99
+from drivers.modbus.target import CommandJob, PollSink, PollTarget
 from rules.model import CommandKind, DeviceRef
 
 log = logging.getLogger(__name__)

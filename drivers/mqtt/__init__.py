@@ -1,5 +1,7 @@
-"""MQTT: the gateway's broker link (`link`), one connection (`connection`), the framing of
-the incoming stream (`wire`) and backlog replay (`catchup`)."""
+"""MQTT: the gateway's broker link (`link`) with its inbox (`inbox`), outbox (`outbox`),
+health (`health`) and bulk lane (`bulk`); one connection's session (`connection`) and read
+side (`reader`), the framing of the incoming stream (`wire`) and backlog replay (`catchup`).
+The public names are the link's (`link.__all__`)."""
 
 from drivers.mqtt.catchup import Delivery
 from drivers.mqtt.link import (

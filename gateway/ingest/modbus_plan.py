@@ -4,8 +4,8 @@ profile (loaded once, with the configuration) and polling settings."""
 from __future__ import annotations
 
 from drivers.modbus.link import BusEndpoint, BusPlan
-from drivers.modbus.poller import PollTarget
 from drivers.modbus.profile import Profile
+from drivers.modbus.target import PollTarget
 from gateway.config.schema import GatewayConfig, ModbusEndpoint, poll_interval
 from rules.model import DeviceRef
 

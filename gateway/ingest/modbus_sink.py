@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from drivers import codec
-from drivers.modbus.poller import CommandJob
+from drivers.modbus.target import CommandJob
 from gateway.ingest.series import IngestDeps
 from rules.model import Availability, DeviceRef, FaultReport, Reading, Reason
 
