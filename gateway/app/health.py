@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from drivers.mqtt import LinkHealth
+from drivers.mqtt import LinkHealth, MqttLink
 from drivers.mqtt.catchup import CatchUp
 from gateway.central.edges import edge_json
+from gateway.health.metrics import Metrics
 
 if TYPE_CHECKING:
     from gateway.app.supervisor import Gateway
@@ -109,3 +110,9 @@ def watch_gauges(gw: Gateway) -> None:
         m.open_alarms.labels(severity).set_function(
             lambda s=severity: gw.book.open_by_severity()[s]  # type: ignore[misc]
         )
+
+
+def connection_changed(metrics: Metrics, link: MqttLink, connected: bool) -> None:
+    metrics.mqtt_connected.set(1 if connected else 0)
+    if connected and link.health.reconnects:
+        metrics.mqtt_reconnects.inc()

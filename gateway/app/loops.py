@@ -1,12 +1,36 @@
-"""The supervisor's own periodic tasks: the rule tick, the event-loop lag watch, and the
+"""The supervisor's own periodic work: the rule tick, the event-loop lag watch, and the
 devices' status points for the time series."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
+from gateway.alarms.dispatch import AlarmDispatcher
+from gateway.central.observer import CentralObserver
+from gateway.health.metrics import Metrics
 from gateway.timeseries.device_series import DeviceSeries
+from rules.engine import RuleEngine
+
+log = logging.getLogger(__name__)
+
+
+def rule_tick(
+    now: float,
+    engine: RuleEngine,
+    dispatcher: AlarmDispatcher,
+    central: CentralObserver,
+    metrics: Metrics,
+) -> None:
+    """The engine's deadlines (offline, valve confirmation, escalation of levels) and
+    central mode's `edge_offline`."""
+    try:
+        dispatcher.dispatch(engine.tick(now), now)
+        central.tick(now)
+    except Exception:
+        metrics.internal_errors.labels("tick").inc()
+        log.exception("internal error in rule tick")
 
 
 async def every(interval_s: float, fn: Callable[[], None]) -> None:

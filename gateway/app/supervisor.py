@@ -32,8 +32,8 @@ from gateway.alarms.event import AlarmContext, AlarmEvent
 from gateway.alarms.fanout import AlarmFanout
 from gateway.alarms.store import AlarmStore
 from gateway.alarms.wire import alarm_view
-from gateway.app.health import health_report, watch_gauges
-from gateway.app.loops import every, status_points, watch_loop_lag
+from gateway.app.health import connection_changed, health_report, watch_gauges
+from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.tasks import Tasks
 from gateway.central.observer import (
@@ -99,7 +99,7 @@ class Gateway:
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
             handler=self._on_message,
-            on_connection_change=self._on_connection_change,
+            on_connection_change=lambda up: connection_changed(self.metrics, self.link, up),
             hold_acks=lambda: self.store.healthy,
             on_catchup=self._on_catchup,
         )
@@ -274,15 +274,7 @@ class Gateway:
                 log.info("gateway %s stopped", self.config.gateway.id)
 
     def tick(self) -> None:
-        """The engine's deadlines (offline, valve confirmation, escalation of levels) and
-        central mode's `edge_offline`."""
-        now = self.clock()
-        try:
-            self.dispatcher.dispatch(self.engine.tick(now), now)
-            self.central.tick(now)
-        except Exception:
-            self.metrics.internal_errors.labels("tick").inc()
-            log.exception("internal error in rule tick")
+        rule_tick(self.clock(), self.engine, self.dispatcher, self.central, self.metrics)
 
     # ------------------------------------------------------------------ plumbing
     def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:
@@ -310,11 +302,6 @@ class Gateway:
 
     def _in_maintenance(self, site: str, device: str) -> bool:
         return self.notifications.in_maintenance(site, device, self.clock()) is not None
-
-    def _on_connection_change(self, connected: bool) -> None:
-        self.metrics.mqtt_connected.set(1 if connected else 0)
-        if connected and self.link.health.reconnects:
-            self.metrics.mqtt_reconnects.inc()
 
     def _observe_lag(self, lag: float) -> None:
         self.metrics.loop_lag.observe(lag)
