@@ -244,9 +244,14 @@ async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_off
         await until(lambda: p.sms_to(BUREAU), what="SMS to the bureau's duty officer")
         assert p.sms_to(LEGAL) == [] and p.sms_to(SAFETY) == [], "the edge phones the site"
         assert p.voice.requests == [], "voice calls to the site's people are the edge's"
-        attempts = [
-            e.detail for e in gas[0].timeline if e.action.value == "notify_attempt" and e.detail
-        ]
+        # The stub records the request before it answers; the attempt reaches the timeline
+        # only once the answer is back: wait for it rather than read it at once.
+        attempts = await until(
+            lambda: [
+                e.detail for e in gas[0].timeline if e.action.value == "notify_attempt" and e.detail
+            ],
+            what="the bureau's attempt on the alarm's timeline",
+        )
         assert {(d["to"], d["ok"]) for d in attempts} == {("局值班", True)}
 
 
