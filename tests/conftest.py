@@ -40,6 +40,7 @@ __all__ = ["MOSQUITTO", "VICTORIA_METRICS", "Sample", "free_port", "wait_port"]
 T = TypeVar("T")
 
 VENV_BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 # Fixtures that start a server, and the marker a test that uses one gets: `make test-fast`
@@ -119,6 +120,21 @@ def site_config(
             }
         ],
     }
+
+
+class FakeClock:
+    """Wall time that moves only when the test moves it (`now`, or `advance`)."""
+
+    T0 = 1_795_000_000.0  # 2026-11-18 19:06:40 in Shanghai
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
@@ -237,6 +253,13 @@ async def probe(broker: Mosquitto) -> AsyncIterator[Probe]:
         yield p
 
 
+async def answer_valve(probe: Probe) -> None:
+    """Play the shut-off valve: confirm the gateway's close_valve and report it closed."""
+    cmd = await probe.wait_for("valve-kitchen/cmd", lambda m: m["cmd"] == "close_valve")
+    await probe.publish("safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True})
+    await probe.telemetry("valve-kitchen", {"open": 0})
+
+
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -251,3 +274,15 @@ def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
         yield server
     finally:
         server.stop()
+
+
+# ------------------------------------------------------ notification providers
+@pytest.fixture
+def provider_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credentials `tests.support.providers.notify_config` names, as the stubs expect."""
+    from tests.support.providers import AK_ID, AK_SECRET, TC_ID, TC_KEY
+
+    monkeypatch.setenv("T_AK_ID", AK_ID)
+    monkeypatch.setenv("T_AK_SECRET", AK_SECRET)
+    monkeypatch.setenv("T_TC_ID", TC_ID)
+    monkeypatch.setenv("T_TC_KEY", TC_KEY)

@@ -4,10 +4,7 @@ and a central gateway at the bureau observing it (DESIGN section 2)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,115 +13,18 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from gateway.config.schema import parse_config
 from gateway.notify.policy import SendState
 from rules.model import DeviceRef
 from tests.conftest import (
-    Mosquitto,
+    FakeClock,
     Probe,
-    RunningGateway,
-    probe_client,
     running_gateway,
-    site_config,
     until,
 )
-from tests.test_notify_e2e import (
-    BUREAU,
-    LEGAL,
-    SAFETY,
-    FakeClock,
-    notify_config,
-    providers,
-    secrets,  # noqa: F401 - the provider secrets fixture, used below
-)
+from tests.support.bureau import bureau
+from tests.support.providers import BUREAU, LEGAL, SAFETY, notify_config, providers
 
 pytestmark = pytest.mark.broker
-
-BRIDGED = ("+/telemetry", "+/event", "+/status", "+/cmd/ack", "alarms", "commands")
-
-
-@dataclass
-class Bureau:
-    bureau_broker: Mosquitto
-    edge_broker: Mosquitto
-    edge: RunningGateway
-    central: RunningGateway
-    at_site: Probe  # publishes as the site's devices do, on the edge broker
-    at_bureau: Probe  # watches the bureau broker
-
-
-def bridge_conf(remote_port: int, site: str = "xingfu") -> str:
-    """deploy/mosquitto-bridge.conf, pointed at the test's bureau broker, without TLS."""
-    lines = [
-        "connection bureau-test",
-        f"address 127.0.0.1:{remote_port}",
-        "bridge_protocol_version mqttv311",
-        f"remote_clientid edge-{site}",
-        "cleansession false",
-        "try_private true",
-        "restart_timeout 1 5",
-        "notifications true",
-        f"notification_topic safety/{site}/bridge/state",
-    ]
-    lines += [f"topic safety/{site}/{t} out 1" for t in BRIDGED]
-    lines += ["topic safety/gateways/+ out 1"]
-    return "\n".join(lines) + "\n"
-
-
-def central_config(data_dir: Path, port: int) -> dict[str, Any]:
-    data = site_config(data_dir, port)
-    data["gateway"]["id"] = "bureau-gw"
-    data["sites"][0]["served_by"] = "edge"
-    data["sites"].append(
-        {
-            "id": "anning",
-            "name": "安宁儿童福利院",
-            "kind": "child_welfare",
-            "devices": [{"id": "btn-a", "type": "alarm_button", "location": "门厅"}],
-        }
-    )
-    return data
-
-
-@contextlib.asynccontextmanager
-async def bureau(
-    tmp_path: Path,
-    influx: dict[str, Any] | None = None,
-    central_notify: dict[str, Any] | None = None,
-    central_clock: Callable[[], float] | None = None,
-    central_rules: dict[str, Any] | None = None,
-) -> AsyncIterator[Bureau]:
-    (tmp_path / "bureau").mkdir()
-    (tmp_path / "edge").mkdir()
-    central_broker = Mosquitto(tmp_path / "bureau", name="bureau")
-    central_broker.start()
-    edge_broker = Mosquitto(tmp_path / "edge", extra=bridge_conf(central_broker.port), name="edge")
-    edge_broker.start()
-    try:
-        edge_data = site_config(tmp_path / "edge-data", edge_broker.port)
-        central_data = central_config(tmp_path / "bureau-data", central_broker.port)
-        if influx is not None:  # both feed the same bureau time-series server
-            edge_data["influx"] = central_data["influx"] = influx
-        if central_notify is not None:
-            central_data["notify"] = central_notify
-        if central_rules is not None:
-            central_data["rules"] |= central_rules
-        edge_cfg = parse_config(edge_data)
-        central_cfg = parse_config(central_data)
-        central_kwargs = {"clock": central_clock} if central_clock is not None else {}
-        async with (
-            running_gateway(edge_cfg) as edge,
-            running_gateway(central_cfg, **central_kwargs) as central,
-            probe_client(edge_broker.port) as at_site,
-            probe_client(central_broker.port) as at_bureau,
-        ):
-            # The bridge connects asynchronously: wait until a message crosses it.
-            await at_site.event("btn-lobby", "self_test")
-            await at_bureau.wait_for("btn-lobby/event", timeout=15)
-            yield Bureau(central_broker, edge_broker, edge, central, at_site, at_bureau)
-    finally:
-        edge_broker.stop()
-        central_broker.stop()
 
 
 async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(tmp_path: Path) -> None:
@@ -206,7 +106,7 @@ async def test_the_bureau_serves_its_own_sites_fully(tmp_path: Path) -> None:
         assert view["status"] == "online"
 
 
-@pytest.mark.usefixtures("secrets")
+@pytest.mark.usefixtures("provider_secrets")
 async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_officer(
     tmp_path: Path,
 ) -> None:
@@ -255,7 +155,7 @@ async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_off
         assert {(d["to"], d["ok"]) for d in attempts} == {("局值班", True)}
 
 
-@pytest.mark.usefixtures("secrets")
+@pytest.mark.usefixtures("provider_secrets")
 async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: Path) -> None:
     clock = FakeClock()
     clock.now = time.time()
@@ -375,7 +275,7 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: P
         assert stored is not None and stored.closed_by == "局值班"
 
 
-@pytest.mark.usefixtures("secrets")
+@pytest.mark.usefixtures("provider_secrets")
 async def test_edge_offline_phones_the_site_and_the_bureau(tmp_path: Path) -> None:
     """The edge is down, so it phones nobody: the bureau's edge_offline alarm follows the
     whole policy (the site's two phones at once, the bureau's duty officer after 5 min)."""

@@ -61,7 +61,7 @@ from gateway.report.mailer import report_sender
 from gateway.report.mailings import MailingFailure, Mailings
 from rules.engine import DeviceStatus
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, DeviceRef, Reason, Severity
-from tests.conftest import free_port, until
+from tests.conftest import FakeClock, free_port, until
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 24)
@@ -678,14 +678,6 @@ def smtp() -> Iterator[tuple[MailHandler, int]]:
         controller.stop()
 
 
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def mailer_for(
     store: AlarmStore, config: GatewayConfig, clock: Callable[[], float], **kw: Any
 ) -> ReportMailer:
@@ -748,7 +740,7 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     try:
         await asyncio.sleep(0.3)
         assert handler.envelopes == []
-        clock.t = END  # 14:30: the county report to the bureau, xingfu's to its manager
+        clock.now = END  # 14:30: the county report to the bureau, xingfu's to its manager
         await until(lambda: len(handler.envelopes) == 2, 10.0, "two report mails")
         await asyncio.sleep(0.2)
         assert len(handler.envelopes) == 2
@@ -797,12 +789,12 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     assert state.last_day == DAY and state.failures == ()
 
     # Restarted at 14:45: the day was sent, nothing again.
-    clock.t = END + 900
+    clock.now = END + 900
     await idle(mailer_for(store, config, clock))
     assert len(handler.envelopes) == 2
 
     # Down at 14:30 the next day, started at 18:00: that day's reports go out at once.
-    clock.t = END + 24 * H + 3.5 * H
+    clock.now = END + 24 * H + 3.5 * H
     await run_for(
         mailer_for(store, config, clock), lambda: len(handler.envelopes) == 4, "the next day's"
     )
@@ -813,7 +805,7 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     }
 
     # Started the day after a missed one, before 14:30: the missed day is only logged ...
-    clock.t = END + 3 * 24 * H - 4 * H  # 2026-11-27 10:30; the 26th was never sent
+    clock.now = END + 3 * 24 * H - 4 * H  # 2026-11-27 10:30; the 26th was never sent
     caplog.clear()
     await idle(mailer_for(store, config, clock))
     assert len(handler.envelopes) == 4
@@ -823,7 +815,7 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     task = asyncio.create_task(second.run())
     try:
         await asyncio.sleep(0.1)
-        clock.t = END + 3 * 24 * H
+        clock.now = END + 3 * 24 * H
         await until(lambda: len(handler.envelopes) == 6, 10.0, "the 27th's reports")
     finally:
         task.cancel()

@@ -21,7 +21,7 @@ from tests.conftest import (
     until,
     write_config,
 )
-from tests.test_modbus_e2e import modbus_devices
+from tests.support.modbus import modbus_devices
 
 pytestmark = [pytest.mark.broker, pytest.mark.modbus, pytest.mark.process, pytest.mark.slow]
 

@@ -5,9 +5,6 @@ HTTP servers that speak Aliyun's and Tencent's APIs and re-check every request's
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,115 +12,26 @@ import orjson
 import pytest
 
 from gateway.config.schema import parse_config
-from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway, site_config, until
-from tests.test_notify_adapters import (
-    AK_ID,
-    AK_SECRET,
-    TC_ID,
-    TC_KEY,
-    Received,
-    StubServer,
-    aliyun_provider,
+from tests.conftest import (
+    FakeClock,
+    Mosquitto,
+    Probe,
+    RunningGateway,
+    running_gateway,
+    site_config,
+    until,
+)
+from tests.support.providers import (
+    BUREAU,
+    LEGAL,
+    SAFETY,
+    Providers,
     answer,
-    tencent_provider,
+    notify_config,
+    providers,
 )
 
-pytestmark = pytest.mark.broker
-
-LEGAL, SAFETY, BUREAU = "+8613800000001", "+8613800000002", "+8613900000009"
-T0 = 1_795_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Providers:
-    aliyun: StubServer
-    voice: StubServer
-    tencent: StubServer
-
-    def sms_to(self, phone: str) -> list[Received]:
-        national = phone.removeprefix("+86")
-        return [r for r in self.aliyun.requests if r.form().get("PhoneNumbers") == national]
-
-    def calls_to(self, phone: str) -> list[Received]:
-        national = phone.removeprefix("+86")
-        return [r for r in self.voice.requests if r.form().get("CalledNumber") == national]
-
-
-@contextlib.asynccontextmanager
-async def providers() -> AsyncIterator[Providers]:
-    stubs = Providers(
-        StubServer(aliyun_provider(AK_SECRET, {"BizId": "biz-1"})),
-        StubServer(aliyun_provider(AK_SECRET, {"CallId": "call-1"})),
-        StubServer(tencent_provider(TC_KEY)),
-    )
-    for s in (stubs.aliyun, stubs.voice, stubs.tencent):
-        await s.start()
-    try:
-        yield stubs
-    finally:
-        for s in (stubs.aliyun, stubs.voice, stubs.tencent):
-            await s.stop()
-
-
-def notify_config(p: Providers, **extra: Any) -> dict[str, Any]:
-    return {
-        "channels": [
-            {
-                "name": "sms-aliyun",
-                "kind": "aliyun_sms",
-                "access_key_id_env": "T_AK_ID",
-                "access_key_secret_env": "T_AK_SECRET",
-                "sign_name": "民政安全",
-                "template_code": "SMS_900001",
-                "endpoint": p.aliyun.url,
-            },
-            {
-                "name": "sms-tencent",
-                "kind": "tencent_sms",
-                "secret_id_env": "T_TC_ID",
-                "secret_key_env": "T_TC_KEY",
-                "sdk_app_id": "1400000001",
-                "sign_name": "民政安全",
-                "template_id": "100001",
-                "endpoint": p.tencent.url,
-            },
-            {
-                "name": "voice",
-                "kind": "aliyun_voice",
-                "access_key_id_env": "T_AK_ID",
-                "access_key_secret_env": "T_AK_SECRET",
-                "called_show_number": "057100000000",
-                "tts_code": "TTS_900002",
-                "endpoint": p.voice.url,
-            },
-        ],
-        "sms_channels": ["sms-aliyun", "sms-tencent"],
-        "voice_channels": ["voice"],
-        "bureau_contacts": [{"name": "局值班", "role": "bureau_duty", "phone": BUREAU}],
-        "attempts": 2,
-        "retry_backoff": "10 ms",
-        "group_window": "30 s",
-        **extra,
-    }
-
-
-@pytest.fixture(autouse=True)
-def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("T_AK_ID", AK_ID)
-    monkeypatch.setenv("T_AK_SECRET", AK_SECRET)
-    monkeypatch.setenv("T_TC_ID", TC_ID)
-    monkeypatch.setenv("T_TC_KEY", TC_KEY)
+pytestmark = pytest.mark.usefixtures("provider_secrets")
 
 
 def config(tmp_path: Path, broker: Mosquitto, p: Providers, **extra: Any) -> Any:

@@ -25,9 +25,9 @@ from gateway.config.schema import parse_config
 from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef
-from tests.conftest import Mosquitto, Probe, free_port, running_gateway, until
-from tests.test_console import chromium_page, save_screenshot, served
-from tests.test_overview import answer_valve, seed_history, two_sites
+from tests.conftest import Mosquitto, Probe, answer_valve, free_port, running_gateway, until
+from tests.support.browser import chromium_page, save_screenshot, served
+from tests.support.overview import seed_history, two_sites
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser, pytest.mark.slow]
 

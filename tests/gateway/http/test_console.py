@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,8 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from gateway.config.schema import GatewayConfig, parse_config
 from gateway.http.app import create_api
@@ -30,77 +28,22 @@ from tests.conftest import (
     Mosquitto,
     Probe,
     RunningGateway,
+    answer_valve,
     free_port,
     running_gateway,
     site_config,
-    until,
 )
+from tests.support.browser import chromium_page, save_screenshot, served
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 GAS_OFF_DELAY = {"defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}}}
-UI_TIMEOUT_MS = 10_000
-
-
-@contextlib.asynccontextmanager
-async def served(app: Any, port: int) -> AsyncIterator[int]:
-    """The API on a real HTTP server (as in test_process.py), on a port we choose so that a
-    restarted gateway comes back at the same address."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started or task.done(), what="http server started")
-    if task.done():
-        task.result()  # raises what stopped it (e.g. the port still taken)
-        raise AssertionError("http server stopped at once")
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager
 async def gateway_served(config: GatewayConfig, port: int) -> AsyncIterator[RunningGateway]:
     async with running_gateway(config) as rg, served(create_api(rg.gw), port):
         yield rg
-
-
-@contextlib.asynccontextmanager
-async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
-    """A fresh headless chromium page and the list that collects uncaught page errors."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: the console tests need Debian's chromium "
-            "(`make test` installs it; or `apt-get install chromium`)"
-        )
-    async with async_playwright() as pw:
-        browser: Browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = await browser.new_context(
-                viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="UTC"
-            )
-            page = await context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
-        finally:
-            await browser.close()
 
 
 async def console_state(page: Page) -> dict[str, Any]:
@@ -118,13 +61,6 @@ async def wait_state(page: Page, what: str, timeout: float = 10.0, **expected: A
         if time.monotonic() > deadline:
             raise AssertionError(f"console never reached {what}: {expected}; state: {state}")
         await asyncio.sleep(0.05)
-
-
-async def answer_valve(probe: Probe) -> None:
-    """Play the shut-off valve: confirm the gateway's close_valve and report it closed."""
-    cmd = await probe.wait_for("valve-kitchen/cmd", lambda m: m["cmd"] == "close_valve")
-    await probe.publish("safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True})
-    await probe.telemetry("valve-kitchen", {"open": 0})
 
 
 async def clock_shows_shanghai(page: Page) -> bool:
@@ -145,12 +81,6 @@ async def until_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def save_screenshot(png: bytes, tmp_path: Path, name: str) -> None:
-    (tmp_path / name).write_bytes(png)
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / name).write_bytes(png)
 
 
 def test_console_assets_are_all_local() -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytestmark = [pytest.mark.broker, pytest.mark.tsdb, pytest.mark.process, pytest.mark.slow]
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = REPO_ROOT / "bench"
 
 
 def run(script: str, *args: str, timeout: float = 300) -> str:

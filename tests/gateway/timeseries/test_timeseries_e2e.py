@@ -15,7 +15,7 @@ import pytest
 from gateway.config.schema import parse_config
 from rules.model import DeviceRef
 from tests.conftest import Mosquitto, Probe, VictoriaMetrics, running_gateway, site_config, until
-from tests.test_central import bureau
+from tests.support.bureau import bureau
 
 pytestmark = pytest.mark.broker
 
