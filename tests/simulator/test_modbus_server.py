@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,8 +28,7 @@ from simulator.modbus_server import (
     WriteRecord,
     encode_point,
 )
-
-pytestmark = [pytest.mark.modbus]
+from tests.conftest import free_port
 
 TRAVEL_S = 0.2
 CLIENT_TIMEOUT_S = 0.5
@@ -204,7 +203,9 @@ def test_device_reads_back_through_decode_point() -> None:
 # --- over the wire ----------------------------------------------------------------------
 
 
-async def test_values_round_trip_through_the_codec() -> None:
+async def test_values_round_trip_through_the_codec(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     dev = SimModbusDevice(monitor_profile(), unit=1)
     dev.set_quantity("voltage_v", 229.8)
     dev.set_quantity("temp_c", -12.5, channel=1)
@@ -215,7 +216,7 @@ async def test_values_round_trip_through_the_codec() -> None:
     dev.set_quantity("residual_ma", -20.5)  # raw -61: a negative s32 across two words
     dev.set_value("relay", 1)
     dev.set_value("door_open", 1)
-    async with SimModbusServer([dev]) as server, client_for(server.port) as client:
+    async with modbus_server([dev]) as server, client_for(server.port) as client:
         decoded = await poll(client, dev)
         # the words on the wire, as the profile lays them out
         rr = await client.read_holding_registers(0, count=6, device_id=1)
@@ -237,19 +238,21 @@ async def test_values_round_trip_through_the_codec() -> None:
         assert dev.value(name) == pytest.approx(value)
 
 
-async def test_nan_f32_reaches_the_gateway_as_invalid() -> None:
+async def test_nan_f32_reaches_the_gateway_as_invalid(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     dev = SimModbusDevice(monitor_profile(), unit=1)
     dev.set_value("current", float("nan"))
-    async with SimModbusServer([dev]) as server, client_for(server.port) as client:
+    async with modbus_server([dev]) as server, client_for(server.port) as client:
         decoded = await poll(client, dev)
     assert decoded.invalid == ["current"]
     assert "current_a" not in decoded.values.get(None, {})
 
 
-async def test_flags_round_trip() -> None:
+async def test_flags_round_trip(modbus_server: Callable[..., SimModbusServer]) -> None:
     dev = SimModbusDevice(monitor_profile(), unit=3)
     names = ["self_test_fault", "mains_ok", "leak_alarm", "sensor_fault"]
-    async with SimModbusServer([dev]) as server, client_for(server.port) as client:
+    async with modbus_server([dev]) as server, client_for(server.port) as client:
         fresh = await poll(client, dev)
         assert fresh.flags == dict.fromkeys(names, False)  # a new device is healthy
         assert fresh.faults == {}
@@ -280,10 +283,12 @@ async def test_flags_round_trip() -> None:
     assert {n: dev.flag(n) for n in names} == decoded.flags
 
 
-async def test_close_command_moves_the_valve_after_travel() -> None:
+async def test_close_command_moves_the_valve_after_travel(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     valve = SimModbusDevice(valve_profile(), unit=5, travel_s=TRAVEL_S)
     valve.set_value("open", 1)
-    async with SimModbusServer([valve]) as server, client_for(server.port) as client:
+    async with modbus_server([valve]) as server, client_for(server.port) as client:
         sent = time.monotonic()
         wr = await client.write_coil(0, True, device_id=5)
         assert not wr.isError()
@@ -304,11 +309,13 @@ async def test_close_command_moves_the_valve_after_travel() -> None:
     assert [(w.address, w.value) for w in valve.writes] == [(0, 1), (0, 0)]
 
 
-async def test_a_new_command_reverses_one_still_travelling() -> None:
+async def test_a_new_command_reverses_one_still_travelling(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     travel = 0.5
     valve = SimModbusDevice(valve_profile(), unit=5, travel_s=travel)
     valve.set_value("open", 1)
-    async with SimModbusServer([valve]) as server, client_for(server.port) as client:
+    async with modbus_server([valve]) as server, client_for(server.port) as client:
         await client.write_coil(0, True, device_id=5)  # close: would arrive at 0.5 s
         await asyncio.sleep(0.3)
         await client.write_coil(0, False, device_id=5)  # open: arrives at 0.8 s
@@ -321,9 +328,11 @@ async def test_a_new_command_reverses_one_still_travelling() -> None:
         assert await read_point(client, valve, "open") == 1.0
 
 
-async def test_holding_register_command_trips_after_travel() -> None:
+async def test_holding_register_command_trips_after_travel(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     dev = SimModbusDevice(monitor_profile(), unit=1, travel_s=TRAVEL_S)
-    async with SimModbusServer([dev]) as server, client_for(server.port) as client:
+    async with modbus_server([dev]) as server, client_for(server.port) as client:
         other = await client.write_register(20, 0x1234, device_id=1)  # not the trip value
         assert not other.isError()
         await asyncio.sleep(TRAVEL_S * 1.5)
@@ -340,9 +349,11 @@ async def test_holding_register_command_trips_after_travel() -> None:
     ]
 
 
-async def test_multiple_write_is_recorded_per_address() -> None:
+async def test_multiple_write_is_recorded_per_address(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     dev = SimModbusDevice(monitor_profile(), unit=1)
-    async with SimModbusServer([dev]) as server, client_for(server.port) as client:
+    async with modbus_server([dev]) as server, client_for(server.port) as client:
         wr = await client.write_registers(0, [2300, 5], device_id=1)
         assert not wr.isError()
     assert dev.value("voltage") == pytest.approx(230.0)
@@ -350,10 +361,12 @@ async def test_multiple_write_is_recorded_per_address() -> None:
     assert all(isinstance(w, WriteRecord) for w in dev.writes)
 
 
-async def test_stuck_valve_accepts_the_write_and_never_moves() -> None:
+async def test_stuck_valve_accepts_the_write_and_never_moves(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     valve = SimModbusDevice(valve_profile(), unit=5, travel_s=TRAVEL_S, stuck=True)
     valve.set_value("open", 1)
-    async with SimModbusServer([valve]) as server, client_for(server.port) as client:
+    async with modbus_server([valve]) as server, client_for(server.port) as client:
         wr = await client.write_coil(0, True, device_id=5)
         assert not wr.isError()
         assert not valve.moving
@@ -362,11 +375,13 @@ async def test_stuck_valve_accepts_the_write_and_never_moves() -> None:
     assert [(w.address, w.value) for w in valve.writes] == [(0, 1)]
 
 
-async def test_silent_unit_times_out_while_another_answers() -> None:
+async def test_silent_unit_times_out_while_another_answers(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     monitor = SimModbusDevice(monitor_profile(), unit=1)
     monitor.set_value("voltage", 230.0)
     valve = SimModbusDevice(valve_profile(), unit=2, mode=DeviceMode.SILENT)
-    async with SimModbusServer([monitor, valve]) as server, client_for(server.port) as client:
+    async with modbus_server([monitor, valve]) as server, client_for(server.port) as client:
         for unit in (2, 9):  # silent, and a unit no device uses
             start = time.monotonic()
             with pytest.raises(ModbusIOException):
@@ -386,10 +401,12 @@ async def test_silent_unit_times_out_while_another_answers() -> None:
 
 
 @pytest.mark.parametrize("code", [ExcCodes.DEVICE_FAILURE, ExcCodes.ILLEGAL_ADDRESS])
-async def test_exception_unit_answers_with_its_exception_code(code: ExcCodes) -> None:
+async def test_exception_unit_answers_with_its_exception_code(
+    code: ExcCodes, modbus_server: Callable[..., SimModbusServer]
+) -> None:
     monitor = SimModbusDevice(monitor_profile(), unit=1)
     valve = SimModbusDevice(valve_profile(), unit=2, mode=DeviceMode.EXCEPTION, exception_code=code)
-    async with SimModbusServer([monitor, valve]) as server, client_for(server.port) as client:
+    async with modbus_server([monitor, valve]) as server, client_for(server.port) as client:
         rr = await client.read_discrete_inputs(0, count=1, device_id=2)
         assert rr.isError()
         assert rr.exception_code == code
@@ -403,10 +420,12 @@ async def test_exception_unit_answers_with_its_exception_code(code: ExcCodes) ->
         assert not ok.isError()
 
 
-async def test_addresses_outside_the_profile_are_illegal() -> None:
+async def test_addresses_outside_the_profile_are_illegal(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     monitor = SimModbusDevice(monitor_profile(), unit=1)
     valve = SimModbusDevice(valve_profile(), unit=2)
-    async with SimModbusServer([monitor, valve]) as server, client_for(server.port) as client:
+    async with modbus_server([monitor, valve]) as server, client_for(server.port) as client:
         gap = await client.read_holding_registers(6, count=4, device_id=1)  # unused, inside
         assert gap.registers == [0, 0, 0, 0]
         checks: Sequence[tuple[str, int, int]] = [
@@ -425,13 +444,15 @@ async def test_addresses_outside_the_profile_are_illegal() -> None:
     assert valve.writes == []
 
 
-async def test_two_servers_run_at_once_and_stop_cleanly() -> None:
+async def test_two_servers_run_at_once_and_stop_cleanly(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     a = SimModbusDevice(monitor_profile(), unit=1)
     b = SimModbusDevice(monitor_profile(), unit=1)
     a.set_value("voltage", 220.0)
     b.set_value("voltage", 240.0)
-    first = SimModbusServer([a])
-    async with first, SimModbusServer([b]) as second:
+    first = modbus_server([a])
+    async with first, modbus_server([b]) as second:
         assert first.port != second.port
         async with client_for(first.port) as ca, client_for(second.port) as cb:
             assert (await ca.read_holding_registers(0, count=1, device_id=1)).registers == [2200]
@@ -444,10 +465,12 @@ async def test_two_servers_run_at_once_and_stop_cleanly() -> None:
         _ = first.port
 
 
-async def test_stop_drops_connected_clients_and_pending_actuations() -> None:
+async def test_stop_drops_connected_clients_and_pending_actuations(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
     valve = SimModbusDevice(valve_profile(), unit=5, travel_s=TRAVEL_S)
     valve.set_value("open", 1)
-    server = SimModbusServer([valve])
+    server = modbus_server([valve])
     await server.start()
     port = server.port
     async with client_for(port) as client:
@@ -464,13 +487,13 @@ async def test_stop_drops_connected_clients_and_pending_actuations() -> None:
     await server.stop()  # stopping twice is harmless
 
 
-async def test_given_port_and_devices_added_while_running() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+async def test_given_port_and_devices_added_while_running(
+    modbus_server: Callable[..., SimModbusServer],
+) -> None:
+    port = free_port()
     late = SimModbusDevice(valve_profile(), unit=7)
     late.set_value("open", 1)
-    async with SimModbusServer(port=port) as server, client_for(port) as client:
+    async with modbus_server(port=port) as server, client_for(port) as client:
         assert server.port == port
         with pytest.raises(ModbusIOException):
             await client.read_discrete_inputs(0, count=1, device_id=7)

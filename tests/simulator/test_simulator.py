@@ -13,7 +13,6 @@ import pytest
 from gateway.alarms.book import Alarm
 from gateway.config.schema import parse_config
 from tests.conftest import (
-    VENV_BIN,
     Mosquitto,
     RunningGateway,
     running_gateway,
@@ -22,7 +21,7 @@ from tests.conftest import (
     write_config,
 )
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def scenario_config(tmp_path: Path, port: int) -> dict[str, Any]:
@@ -46,22 +45,21 @@ def alarms_of(rg: RunningGateway, type_: str) -> list[Alarm]:
     return [a for a in rg.gw.book.open_alarms() if a.type.value == type_]
 
 
-async def simulate(cfg: Path, scenario: str, linger: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(VENV_BIN / "safety-gateway"),
-            "simulate",
-            "-c",
-            str(cfg),
-            "--scenario",
-            scenario,
-            "--interval",
-            "0.5",
-            "--speed",
-            "3",
-            "--linger",
-            str(linger),
-        ],
+async def simulate(
+    cli_process: Callable[..., subprocess.Popen[bytes]], cfg: Path, scenario: str, linger: float
+) -> subprocess.Popen[bytes]:
+    return cli_process(
+        "simulate",
+        "-c",
+        str(cfg),
+        "--scenario",
+        scenario,
+        "--interval",
+        "0.5",
+        "--speed",
+        "3",
+        "--linger",
+        str(linger),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -110,12 +108,16 @@ def residual(rg: RunningGateway) -> Any:
     ],
 )
 async def test_scenario_produces_its_alarm(
-    tmp_path: Path, broker: Mosquitto, scenario: str, check: Check
+    tmp_path: Path,
+    broker: Mosquitto,
+    scenario: str,
+    check: Check,
+    cli_process: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     data = scenario_config(tmp_path, broker.port)
     cfg = write_config(tmp_path / "gateway.yaml", data)
     async with running_gateway(parse_config(data)) as rg:
-        proc = await simulate(cfg, scenario, linger=60)
+        proc = await simulate(cli_process, cfg, scenario, linger=60)
         try:
             await until(lambda: check(rg), timeout=45, what=f"scenario {scenario}'s alarm")
         finally:
@@ -130,11 +132,13 @@ async def test_scenario_produces_its_alarm(
             assert gas.peak is not None and gas.peak >= 30
 
 
-async def test_flapping_gives_one_alarm(tmp_path: Path, broker: Mosquitto) -> None:
+async def test_flapping_gives_one_alarm(
+    tmp_path: Path, broker: Mosquitto, cli_process: Callable[..., subprocess.Popen[bytes]]
+) -> None:
     data = scenario_config(tmp_path, broker.port)
     cfg = write_config(tmp_path / "gateway.yaml", data)
     async with running_gateway(parse_config(data)) as rg:
-        proc = await simulate(cfg, "flapping", linger=0)
+        proc = await simulate(cli_process, cfg, "flapping", linger=0)
         # Wait in a thread: the gateway's event loop must keep running meanwhile.
         stdout, _ = await asyncio.to_thread(proc.communicate, None, 60)
         assert proc.returncode == 0, stdout.decode()
@@ -148,14 +152,11 @@ async def test_flapping_gives_one_alarm(tmp_path: Path, broker: Mosquitto) -> No
         assert [e.action.value for e in gas.timeline].count("raised") == 1
 
 
-def test_unknown_scenario_is_refused(tmp_path: Path) -> None:
+def test_unknown_scenario_is_refused(
+    tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     cfg = write_config(tmp_path / "gateway.yaml", site_config(tmp_path / "data", 1883))
-    r = subprocess.run(
-        [str(VENV_BIN / "safety-gateway"), "simulate", "-c", str(cfg), "--scenario", "meteor"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = run_cli("simulate", "-c", str(cfg), "--scenario", "meteor")
     assert r.returncode == 2
     assert "unknown scenario 'meteor'" in r.stderr
     assert "gas_leak" in r.stderr

@@ -12,7 +12,6 @@ import pytest
 
 from gateway.config.schema import parse_config
 from tests.conftest import (
-    VENV_BIN,
     Mosquitto,
     RunningGateway,
     free_port,
@@ -23,7 +22,7 @@ from tests.conftest import (
 )
 from tests.support.modbus import modbus_devices
 
-pytestmark = [pytest.mark.broker, pytest.mark.modbus, pytest.mark.process, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def open_of(rg: RunningGateway, type_: str, device: str) -> list[Any]:
@@ -58,13 +57,18 @@ DEVICE = {
 
 
 @pytest.mark.parametrize("scenario", sorted(CHECKS))
-async def test_modbus_scenario(tmp_path: Path, broker: Mosquitto, scenario: str) -> None:
+async def test_modbus_scenario(
+    tmp_path: Path,
+    broker: Mosquitto,
+    scenario: str,
+    cli_process: Callable[..., subprocess.Popen[bytes]],
+) -> None:
     port = free_port()
     data = site_config(tmp_path / "data", broker.port, extra_devices=modbus_devices(port, poll=0.3))
     cfg = write_config(tmp_path / "gateway.yaml", data)
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "safety-gateway"), "simulate", "-c", str(cfg), "--scenario", scenario,
-         "--interval", "0.5", "--speed", "3", "--linger", "60", "--device", DEVICE[scenario]],
+    proc = cli_process(
+        "simulate", "-c", str(cfg), "--scenario", scenario,
+        "--interval", "0.5", "--speed", "3", "--linger", "60", "--device", DEVICE[scenario],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -78,13 +82,12 @@ async def test_modbus_scenario(tmp_path: Path, broker: Mosquitto, scenario: str)
     assert "Traceback" not in out, out
 
 
-def test_simulating_a_remote_modbus_device_is_refused(tmp_path: Path) -> None:
+def test_simulating_a_remote_modbus_device_is_refused(
+    tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     data = site_config(tmp_path / "data", 1883, extra_devices=modbus_devices(502))
     data["sites"][0]["devices"][-1]["modbus"]["host"] = "10.1.2.3"
     cfg = write_config(tmp_path / "gateway.yaml", data)
-    r = subprocess.run(
-        [str(VENV_BIN / "safety-gateway"), "simulate", "-c", str(cfg), "--scenario", "normal"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    r = run_cli("simulate", "-c", str(cfg), "--scenario", "normal")
     assert r.returncode == 2
     assert "only Modbus TCP devices on 127.0.0.1 can be simulated" in r.stderr

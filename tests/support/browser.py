@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ async def served(app: Any, port: int) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await task
+
+
+Chromium = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
 
 
 @contextlib.asynccontextmanager

@@ -68,6 +68,7 @@ def central_config(data_dir: Path, port: int) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def bureau(
     tmp_path: Path,
+    brokers: Callable[..., Mosquitto],
     influx: dict[str, Any] | None = None,
     central_notify: dict[str, Any] | None = None,
     central_clock: Callable[[], float] | None = None,
@@ -75,10 +76,8 @@ async def bureau(
 ) -> AsyncIterator[Bureau]:
     (tmp_path / "bureau").mkdir()
     (tmp_path / "edge").mkdir()
-    central_broker = Mosquitto(tmp_path / "bureau", name="bureau")
-    central_broker.start()
-    edge_broker = Mosquitto(tmp_path / "edge", extra=bridge_conf(central_broker.port), name="edge")
-    edge_broker.start()
+    central_broker = brokers(tmp_path / "bureau", name="bureau")
+    edge_broker = brokers(tmp_path / "edge", extra=bridge_conf(central_broker.port), name="edge")
     try:
         edge_data = site_config(tmp_path / "edge-data", edge_broker.port)
         central_data = central_config(tmp_path / "bureau-data", central_broker.port)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,6 @@ from simulator.modbus_server import DeviceMode, SimModbusDevice, SimModbusServer
 from tests.conftest import Mosquitto, RunningGateway, running_gateway, site_config, until
 from tests.support.modbus import EFM, GAC, VALVE, modbus_devices
 
-pytestmark = [pytest.mark.broker, pytest.mark.modbus]
-
 
 @dataclass
 class Plant:
@@ -38,7 +36,10 @@ class Plant:
 
 @contextlib.asynccontextmanager
 async def plant(
-    tmp_path: Path, broker: Mosquitto, rules: dict[str, Any] | None = None
+    tmp_path: Path,
+    broker: Mosquitto,
+    modbus_server: Callable[..., SimModbusServer],
+    rules: dict[str, Any] | None = None,
 ) -> AsyncIterator[Plant]:
     profiles = builtin_profiles()
     efm = SimModbusDevice(profiles["acrel_arcm300t_z"], EFM, travel_s=0.2)
@@ -50,7 +51,7 @@ async def plant(
         gac.set_quantity("lel", 0.0, channel=ch)
     for ch in (1, 2, 3, 4):
         efm.set_quantity(f"temp_c_{ch}", 28.0)
-    async with SimModbusServer([efm, gac, valve]) as server:
+    async with modbus_server([efm, gac, valve]) as server:
         data = site_config(
             tmp_path / "data", broker.port, rules=rules or {"valve_confirm_timeout": "2 s"},
             extra_devices=modbus_devices(server.port),
@@ -75,8 +76,10 @@ def open_of(p: Plant, type_: str, device: str | None = None) -> list[Any]:
     ]
 
 
-async def test_each_profile_decodes_through_the_gateway(tmp_path: Path, broker: Mosquitto) -> None:
-    async with plant(tmp_path, broker) as p:
+async def test_each_profile_decodes_through_the_gateway(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.efm.set_quantity("residual_ma", 123)
         p.efm.set_quantity("temp_c_3", -12.5)  # signed, 0.1 °C
         p.gac.set_quantity("lel", 7.5, channel=1)  # scale 0.1, offset -10
@@ -102,9 +105,9 @@ async def test_each_profile_decodes_through_the_gateway(tmp_path: Path, broker: 
 
 
 async def test_residual_current_and_overtemperature_alarms(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
 ) -> None:
-    async with plant(tmp_path, broker) as p:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.efm.set_quantity("residual_ma", 450)
         residual = await until(lambda: open_of(p, "residual_current"), what="residual alarm")
         assert residual[0].severity.value == "major"
@@ -122,9 +125,9 @@ async def test_residual_current_and_overtemperature_alarms(
 
 
 async def test_gas_channel_closes_the_modbus_valve_and_it_is_confirmed(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
 ) -> None:
-    async with plant(tmp_path, broker) as p:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.gac.set_quantity("lel", 28.0, channel=1)
         gas = (
             await until(lambda: open_of(p, "gas_leak", "gas-c1"), what="gas alarm on channel 1")
@@ -149,8 +152,10 @@ async def test_gas_channel_closes_the_modbus_valve_and_it_is_confirmed(
         assert all(w.address != open_cmd.address for w in p.valve.writes)
 
 
-async def test_stuck_modbus_valve_raises_valve_failure(tmp_path: Path, broker: Mosquitto) -> None:
-    async with plant(tmp_path, broker) as p:
+async def test_stuck_modbus_valve_raises_valve_failure(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.valve.stuck = True
         p.gac.set_quantity("lel", 35.0, channel=1)
         failure = await until(
@@ -160,8 +165,10 @@ async def test_stuck_modbus_valve_raises_valve_failure(tmp_path: Path, broker: M
         assert p.valve.writes, "the close was written; the valve just did not move"
 
 
-async def test_silent_device_goes_offline_and_comes_back(tmp_path: Path, broker: Mosquitto) -> None:
-    async with plant(tmp_path, broker) as p:
+async def test_silent_device_goes_offline_and_comes_back(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.efm.mode = DeviceMode.SILENT
         offline = await until(
             lambda: open_of(p, "device_offline", "efm-m"), timeout=15, what="offline"
@@ -177,8 +184,10 @@ async def test_silent_device_goes_offline_and_comes_back(tmp_path: Path, broker:
         await until(lambda: offline[0].state.value == "cleared", timeout=20, what="back online")
 
 
-async def test_exception_responses_raise_device_fault(tmp_path: Path, broker: Mosquitto) -> None:
-    async with plant(tmp_path, broker) as p:
+async def test_exception_responses_raise_device_fault(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
+    async with plant(tmp_path, broker, modbus_server) as p:
         p.gac.mode = DeviceMode.EXCEPTION
         # The controller and both of its channels are faulty; none is offline: it answers.
         for device in ("gac-1", "gas-c1", "gas-c2"):
@@ -194,8 +203,10 @@ async def test_exception_responses_raise_device_fault(tmp_path: Path, broker: Mo
         )
 
 
-async def test_status_bit_fault_on_one_channel(tmp_path: Path, broker: Mosquitto) -> None:
-    async with plant(tmp_path, broker) as p:
+async def test_status_bit_fault_on_one_channel(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
+    async with plant(tmp_path, broker, modbus_server) as p:
         fault_bits = [
             s for s in p.gac.profile.status_bits if s.meaning == "fault" and s.channel == 2
         ]
@@ -208,9 +219,9 @@ async def test_status_bit_fault_on_one_channel(tmp_path: Path, broker: Mosquitto
 
 
 async def test_trip_command_confirmed_and_stuck_trip_alarms(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
 ) -> None:
-    async with plant(tmp_path, broker) as p:
+    async with plant(tmp_path, broker, modbus_server) as p:
         r = await p.rg.api.post("/api/devices/efm-m/commands", json={"by": "电工", "cmd": "trip"})
         assert r.status_code == 202, r.text
         trip_id = r.json()["id"]
@@ -236,7 +247,9 @@ async def test_trip_command_confirmed_and_stuck_trip_alarms(
         assert failure[0].severity.value == "major"
 
 
-async def test_a_dead_device_does_not_delay_healthy_ones(tmp_path: Path, broker: Mosquitto) -> None:
+async def test_a_dead_device_does_not_delay_healthy_ones(
+    tmp_path: Path, broker: Mosquitto, modbus_server: Callable[..., SimModbusServer]
+) -> None:
     """Healthy devices on one bus keep their rhythm while a device on another bus times out.
 
     The dead device's requests take its full timeout (1 s) each; if buses were not
@@ -245,7 +258,7 @@ async def test_a_dead_device_does_not_delay_healthy_ones(tmp_path: Path, broker:
     profiles = builtin_profiles()
     healthy = [SimModbusDevice(profiles["acrel_arcm300t_z"], unit) for unit in range(1, 6)]
     dead = SimModbusDevice(profiles["acrel_arcm300t_z"], 1, mode=DeviceMode.SILENT)
-    async with SimModbusServer(healthy) as good, SimModbusServer([dead]) as bad:
+    async with modbus_server(healthy) as good, modbus_server([dead]) as bad:
         devices = [
             {
                 "id": f"efm-h{d.unit}",

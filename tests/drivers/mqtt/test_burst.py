@@ -26,8 +26,6 @@ from tests.conftest import (
     until,
 )
 
-pytestmark = pytest.mark.broker
-
 BULK = 200  # gas detectors the burst goes round
 
 

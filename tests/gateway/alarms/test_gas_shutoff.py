@@ -5,12 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import pytest
-
 from gateway.config.schema import parse_config
 from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway, site_config, until
-
-pytestmark = pytest.mark.broker
 
 
 def open_alarms(rg: RunningGateway, type_: str) -> list[Any]:

@@ -10,19 +10,18 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 import websockets
 
 from gateway.config.schema import parse_config
 from gateway.http.app import create_api
 from tests.conftest import (
-    VENV_BIN,
+    GatewayProcess,
     Mosquitto,
     Probe,
     free_port,
@@ -32,29 +31,6 @@ from tests.conftest import (
     wait_port,
     write_config,
 )
-
-pytestmark = [pytest.mark.broker, pytest.mark.process]
-SAFETY_GATEWAY = str(VENV_BIN / "safety-gateway")
-
-
-@contextlib.contextmanager
-def gateway_process(
-    config_path: Path, http_port: int, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    out = open(log, "ab")
-    proc = subprocess.Popen([SAFETY_GATEWAY, "run", "-c", str(config_path)], stdout=out, stderr=out)
-    try:
-        wait_port(http_port, timeout=20)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        out.close()
 
 
 async def connected(base: str) -> None:
@@ -67,7 +43,9 @@ async def connected(base: str) -> None:
     raise AssertionError("gateway process never connected to the broker")
 
 
-async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, probe: Probe) -> None:
+async def test_open_alarms_survive_kill_9(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, gateway_process: GatewayProcess
+) -> None:
     port = free_port()
     data = site_config(
         tmp_path / "data",
@@ -140,15 +118,13 @@ async def test_open_alarms_survive_kill_9(tmp_path: Path, broker: Mosquitto, pro
 
 
 async def test_run_refuses_non_loopback_bind_without_tokens(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path, broker: Mosquitto, run_cli: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     data = site_config(
         tmp_path / "data", broker.port, http={"host": "0.0.0.0", "port": free_port()}
     )
     cfg = write_config(tmp_path / "gateway.yaml", data)
-    r = subprocess.run(
-        [SAFETY_GATEWAY, "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30
-    )
+    r = run_cli("run", "-c", str(cfg))
     assert r.returncode == 2
     assert "http.host" in r.stderr
     assert "tokens" in r.stderr
@@ -251,14 +227,20 @@ async def test_tokens_and_roles(
         assert [s["id"] for s in sites] == ["xingfu"]
 
 
-async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(tmp_path: Path) -> None:
+async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(
+    tmp_path: Path, cli_process: Callable[..., subprocess.Popen[bytes]]
+) -> None:
     """The README's first command: a new user sees the story and can ack and close."""
     port = free_port()
     log = tmp_path / "demo.log"
     out = open(log, "ab")
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [SAFETY_GATEWAY, "demo", "--port", str(port), "--data-dir", str(tmp_path / "demo")],
+    proc = cli_process(
+        "demo",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "demo"),
         stdout=out,
         stderr=out,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -321,7 +303,7 @@ async def test_demo_shows_a_gas_alarm_and_valve_closed_within_a_minute(tmp_path:
 
 
 async def test_message_taken_but_not_yet_committed_survives_kill_9(
-    tmp_path: Path, broker: Mosquitto, probe: Probe
+    tmp_path: Path, broker: Mosquitto, probe: Probe, gateway_process: GatewayProcess
 ) -> None:
     """The gateway acknowledges an alarm-changing message only after the commit, so a crash
     in between makes the broker deliver it again. Here the commit is held up by another

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gateway.notify.policy import SendState
 from rules.model import DeviceRef
 from tests.conftest import (
     FakeClock,
+    Mosquitto,
     Probe,
     running_gateway,
     until,
@@ -24,11 +26,11 @@ from tests.conftest import (
 from tests.support.bureau import bureau
 from tests.support.providers import BUREAU, LEGAL, SAFETY, notify_config, providers
 
-pytestmark = pytest.mark.broker
 
-
-async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(tmp_path: Path) -> None:
-    async with bureau(tmp_path) as b:
+async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
+    async with bureau(tmp_path, brokers) as b:
         await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
         # The edge acts: it closes the valve and raises the alarm.
         cmd = await b.at_site.wait_for("valve-kitchen/cmd")
@@ -82,8 +84,10 @@ async def test_an_alarm_raised_at_the_edge_is_mirrored_at_the_bureau(tmp_path: P
         assert stored is not None and stored.acked_by == "王值班"
 
 
-async def test_the_bureau_serves_its_own_sites_fully(tmp_path: Path) -> None:
-    async with bureau(tmp_path) as b:
+async def test_the_bureau_serves_its_own_sites_fully(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
+    async with bureau(tmp_path, brokers) as b:
         await b.at_bureau.event("btn-a", "pressed", site="anning")
         alarm = await until(
             lambda: [a for a in b.central.gw.book.open_alarms() if a.site == "anning"],
@@ -108,7 +112,7 @@ async def test_the_bureau_serves_its_own_sites_fully(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("provider_secrets")
 async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_officer(
-    tmp_path: Path,
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
 ) -> None:
     """DESIGN section 2: the bureau does bureau-level escalation for an edge site and does
     not repeat the edge's notifications. Default policy: the bureau's duty officer gets an
@@ -117,7 +121,7 @@ async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_off
     clock.now = time.time()  # the mirrored alarms carry the edge's (real) times
     async with (
         providers() as p,
-        bureau(tmp_path, central_notify=notify_config(p), central_clock=clock) as b,
+        bureau(tmp_path, brokers, central_notify=notify_config(p), central_clock=clock) as b,
     ):
         await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
         cmd = await b.at_site.wait_for("valve-kitchen/cmd")
@@ -156,12 +160,14 @@ async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_off
 
 
 @pytest.mark.usefixtures("provider_secrets")
-async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: Path) -> None:
+async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
     clock = FakeClock()
     clock.now = time.time()
     async with (
         providers() as p,
-        bureau(tmp_path, central_notify=notify_config(p), central_clock=clock) as b,
+        bureau(tmp_path, brokers, central_notify=notify_config(p), central_clock=clock) as b,
     ):
         await b.at_site.event("btn-lobby", "pressed")
         alarm = await until(
@@ -191,7 +197,9 @@ async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(tmp_path: P
         assert p.aliyun.requests == [] and p.tencent.requests == [] and p.voice.requests == []
 
 
-async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(tmp_path: Path) -> None:
+async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
     """A site served by its edge has no protection at all while that edge gateway is down:
     the bureau's overview turns it red at once, and amber while its uplink is down."""
 
@@ -207,7 +215,7 @@ async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(tmp_pat
             await asyncio.sleep(0.1)
         return row
 
-    async with bureau(tmp_path) as b:
+    async with bureau(tmp_path, brokers) as b:
         row = await wait_edge("online")
         assert row["edge"]["gateway"] == "test-gw"
         assert row["status"] == "ok"
@@ -234,10 +242,12 @@ async def test_the_bureau_sees_the_edge_gateway_stop_and_the_uplink_fail(tmp_pat
         assert overview["sites"][0]["id"] == "xingfu", "the unprotected site comes first"
 
 
-async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: Path) -> None:
+async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
     """The bureau's own alarm about an edge: raised after `edge_offline_after`, acknowledged
     and closed at the bureau (unlike the edge's alarms), cleared when the edge is back."""
-    async with bureau(tmp_path, central_rules={"edge_offline_after": "0.5 s"}) as b:
+    async with bureau(tmp_path, brokers, central_rules={"edge_offline_after": "0.5 s"}) as b:
         await until(
             lambda: (link := b.central.gw.central.edges.get("xingfu")) and link.gateway_online,
             timeout=15,
@@ -276,7 +286,9 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(tmp_path: P
 
 
 @pytest.mark.usefixtures("provider_secrets")
-async def test_edge_offline_phones_the_site_and_the_bureau(tmp_path: Path) -> None:
+async def test_edge_offline_phones_the_site_and_the_bureau(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
     """The edge is down, so it phones nobody: the bureau's edge_offline alarm follows the
     whole policy (the site's two phones at once, the bureau's duty officer after 5 min)."""
     clock = FakeClock()
@@ -285,6 +297,7 @@ async def test_edge_offline_phones_the_site_and_the_bureau(tmp_path: Path) -> No
         providers() as p,
         bureau(
             tmp_path,
+            brokers,
             central_notify=notify_config(p),
             central_clock=clock,
             central_rules={"edge_offline_after": "1 s"},
@@ -311,9 +324,11 @@ def _report_day(now: float, zone: str = "Asia/Shanghai") -> str:
     return day.isoformat()
 
 
-async def test_the_edge_valve_action_is_in_the_bureau_daily_report(tmp_path: Path) -> None:
+async def test_the_edge_valve_action_is_in_the_bureau_daily_report(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
     """The edge publishes its command records; the bureau keeps them for its report."""
-    async with bureau(tmp_path) as b:
+    async with bureau(tmp_path, brokers) as b:
         await b.at_site.telemetry("gas-kitchen", {"lel": 30.0})
         cmd = await b.at_site.wait_for("valve-kitchen/cmd")
         await b.at_site.publish(
@@ -350,8 +365,10 @@ async def test_the_edge_valve_action_is_in_the_bureau_daily_report(tmp_path: Pat
         assert not [t for t, _ in b.at_bureau.received if t.endswith("/cmd")]
 
 
-async def test_a_malformed_command_record_is_rejected_and_counted(tmp_path: Path) -> None:
-    async with bureau(tmp_path) as b:
+async def test_a_malformed_command_record_is_rejected_and_counted(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
+    async with bureau(tmp_path, brokers) as b:
         await b.at_bureau.publish("safety/xingfu/commands", {"id": "x", "site": "xingfu"})
         await until(
             lambda: b.central.gw.rejects.by_reason.get("wrong_type", 0) >= 1,

@@ -26,10 +26,10 @@ from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef
 from tests.conftest import Mosquitto, Probe, answer_valve, free_port, running_gateway, until
-from tests.support.browser import chromium_page, save_screenshot, served
+from tests.support.browser import Chromium, save_screenshot, served
 from tests.support.overview import seed_history, two_sites
 
-pytestmark = [pytest.mark.broker, pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TOKEN = "bureau-secret"
 
@@ -78,7 +78,11 @@ def _open(gw: Gateway, site: str, type: AlarmType) -> Alarm | None:
 
 
 async def test_bureau_overview_page(
-    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    broker: Mosquitto,
+    probe: Probe,
+    monkeypatch: pytest.MonkeyPatch,
+    chromium: Chromium,
 ) -> None:
     monkeypatch.setenv("TOK_BUREAU", TOKEN)
     data_dir = tmp_path / "data"
@@ -95,7 +99,7 @@ async def test_bureau_overview_page(
         gw = rg.gw
         app = create_api(gw)
         register_overview_routes(app)
-        async with served(app, port), chromium_page() as (page, errors):
+        async with served(app, port), chromium() as (page, errors):
             # xingfu: all quiet; anning: one detector reporting, the smoke detector's will
             # says it is gone (a minor alarm), the button never heard from.
             await probe.telemetry("gas-kitchen", {"lel": 3.0})
@@ -247,7 +251,7 @@ async def test_bureau_overview_page(
 
 
 async def test_an_edge_site_turns_red_when_its_edge_gateway_goes_offline(
-    tmp_path: Path, broker: Mosquitto, probe: Probe
+    tmp_path: Path, broker: Mosquitto, probe: Probe, chromium: Chromium
 ) -> None:
     """Central mode on the bureau's page: anning is served by its own edge gateway, whose
     presence arrives (as over the bridge) on this broker."""
@@ -260,7 +264,7 @@ async def test_an_edge_site_turns_red_when_its_edge_gateway_goes_offline(
     async with (
         running_gateway(parse_config(data)) as rg,
         served(create_api(rg.gw), port),
-        chromium_page() as (page, errors),
+        chromium() as (page, errors),
     ):
         await page.goto(f"{base}/bureau")
         await wait_state(page, "live and polled", live=True, pollOk=True)

@@ -33,9 +33,7 @@ from tests.conftest import (
     running_gateway,
     site_config,
 )
-from tests.support.browser import chromium_page, save_screenshot, served
-
-pytestmark = [pytest.mark.broker, pytest.mark.browser, pytest.mark.slow]
+from tests.support.browser import Chromium, save_screenshot, served
 
 GAS_OFF_DELAY = {"defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}}}
 
@@ -119,12 +117,15 @@ async def test_console_page_and_what_it_links_to_are_served_uncached() -> None:
         assert (await client.get("/static/shared/nothing.js")).status_code == 404
 
 
-async def test_console_alarm_lifecycle(tmp_path: Path, broker: Mosquitto, probe: Probe) -> None:
+@pytest.mark.slow
+async def test_console_alarm_lifecycle(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, chromium: Chromium
+) -> None:
     started = time.monotonic()
     config = parse_config(site_config(tmp_path / "data", broker.port, rules=GAS_OFF_DELAY))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with gateway_served(config, port) as rg, chromium_page() as (page, errors):
+    async with gateway_served(config, port) as rg, chromium() as (page, errors):
         await page.goto(f"{base}/")
         await wait_state(page, "connected", connected=True)
         await expect(page.locator("#conn-text")).to_have_text("已连接 · 实时")
@@ -241,8 +242,13 @@ async def test_console_alarm_lifecycle(tmp_path: Path, broker: Mosquitto, probe:
     print(f"console lifecycle in the browser: {time.monotonic() - started:.1f} s")
 
 
+@pytest.mark.slow
 async def test_console_reconnects_after_gateway_restart(
-    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    broker: Mosquitto,
+    probe: Probe,
+    monkeypatch: pytest.MonkeyPatch,
+    chromium: Chromium,
 ) -> None:
     """The whole gateway stops and comes back (same port, same data dir): the page finds it
     again by itself and shows the open alarms from the new snapshot. With a duty token in
@@ -257,7 +263,7 @@ async def test_console_reconnects_after_gateway_restart(
     }
     config = parse_config(data)
     base = f"http://127.0.0.1:{port}"
-    async with chromium_page() as (page, errors):
+    async with chromium() as (page, errors):
         async with gateway_served(config, port) as rg:
             # Without the token the page says what is missing instead of spinning silently.
             await page.goto(f"{base}/")

@@ -7,7 +7,6 @@ import socket
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config.schema import parse_config
@@ -21,8 +20,6 @@ from tests.conftest import (
     site_config,
     until,
 )
-
-pytestmark = pytest.mark.broker
 
 
 async def test_button_press_raises_a_latched_critical_alarm(

@@ -14,8 +14,7 @@ import email
 import email.policy
 import hashlib
 import hmac
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -23,8 +22,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.notify import render
 from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
@@ -35,6 +32,7 @@ from gateway.notify.channels.tencent import TencentSms
 from gateway.notify.channels.webhook import JsonWebhook
 from gateway.notify.channels.wecom import WeComRobot
 from gateway.notify.smtp import SmtpSender
+from tests.conftest import MailHandler, free_port
 from tests.support.providers import (
     AK_ID,
     AK_SECRET,
@@ -63,13 +61,7 @@ NOW = datetime(2026, 11, 24, 17, 30, 5, tzinfo=UTC).timestamp()
 DT_SECRET = "SECtest0123456789"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ------------------------------------------------------------------ local HTTP server
+# ------------------------------------ local HTTP server (tests.support.providers.StubServer)
 
 
 @pytest.fixture
@@ -93,9 +85,6 @@ async def hasty_client() -> AsyncIterator[httpx.AsyncClient]:
     """A client with a short timeout, for the provider that never answers."""
     async with httpx.AsyncClient(timeout=0.5) as c:
         yield c
-
-
-# ------------------------------------------------------- independent signature checks
 
 
 # ----------------------------------------------------------------------- adapter makers
@@ -513,56 +502,8 @@ async def test_a_url_without_scheme_is_a_configuration_error(client: httpx.Async
 
 
 # ------------------------------------------------------------------------------ SMTP
-
-
-class MailHandler:
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_RCPT(  # aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 No such user"
-        if address.startswith("busy@"):
-            return "451 4.3.0 Try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.envelopes.append(envelope)
-        return "250 2.0.0 Message accepted"
-
-
-def _authenticator(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"alarm",
-        b"pa55",
-    )
-    # handled=False: aiosmtpd then answers the failure with 535 itself
-    return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[MailHandler, int]]:
-    handler = MailHandler()
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_authenticator,
-        auth_require_tls=False,  # loopback test server without a certificate
-    )
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+# The server is tests.conftest's: it refuses nobody@ (550) and busy@ (451) recipients and
+# takes the login alarm/pa55.
 
 
 def _mail(port: int, **kw: Any) -> SmtpMail:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
-import email.policy
 import io
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -27,8 +25,6 @@ import httpx
 import openpyxl
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.alarms.book import AlarmBook, Disposition
 from gateway.alarms.store import AlarmStore, CommandRecord
@@ -61,7 +57,7 @@ from gateway.report.mailer import report_sender
 from gateway.report.mailings import MailingFailure, Mailings
 from rules.engine import DeviceStatus
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, DeviceRef, Reason, Severity
-from tests.conftest import FakeClock, free_port, until
+from tests.conftest import FakeClock, MailHandler, free_port, until
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 24)
@@ -638,46 +634,6 @@ async def test_xlsx_opens_with_the_sheets_and_values(
 # --------------------------------------------------------------------------- mailer
 
 
-class MailHandler:
-    """aiosmtpd handler: keeps what arrives; can refuse the first `fail` DATA commands."""
-
-    def __init__(self, fail: int = 0, code: str = "451 4.3.0 Try again later") -> None:
-        self.envelopes: list[Envelope] = []
-        self.fail = fail
-        self.code = code
-        self.refused = 0
-
-    async def handle_DATA(  # aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        if self.refused < self.fail:
-            self.refused += 1
-            return self.code
-        self.envelopes.append(envelope)
-        return "250 2.0.0 Message accepted"
-
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for e in self.envelopes:
-            assert isinstance(e.content, bytes)
-            msg = email.message_from_bytes(e.content, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[MailHandler, int]]:
-    handler = MailHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
 def mailer_for(
     store: AlarmStore, config: GatewayConfig, clock: Callable[[], float], **kw: Any
 ) -> ReportMailer:
@@ -890,43 +846,38 @@ async def test_upgrade_after_the_day_was_mailed_mails_nothing(
     assert (await saved(tmp_path / "data")).last_day == DAY
 
 
-async def test_mailer_retries_a_temporary_refusal(store: AlarmStore, tmp_path: Path) -> None:
+async def test_mailer_retries_a_temporary_refusal(
+    store: AlarmStore, tmp_path: Path, smtp_server: Callable[[MailHandler], int]
+) -> None:
     handler = MailHandler(fail=2)  # 451 twice, then accepted
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        data = config_data(tmp_path / "data", port)
-        data["report"]["recipients"] = [{"name": "局安全科", "email": "bureau@minzheng.example.cn"}]
-        config = parse_config(data)
-        clock = FakeClock(END + 60)
-        mailer = mailer_for(store, config, clock)
-        # done: the mail accepted and the day recorded (stopping between the two is a restart)
-        await run_for(
-            mailer,
-            lambda: len(handler.envelopes) == 1 and mailer.mailings.last_day == DAY,
-            "mail",
-        )
-    finally:
-        controller.stop()
+    port = smtp_server(handler)
+    data = config_data(tmp_path / "data", port)
+    data["report"]["recipients"] = [{"name": "局安全科", "email": "bureau@minzheng.example.cn"}]
+    config = parse_config(data)
+    clock = FakeClock(END + 60)
+    mailer = mailer_for(store, config, clock)
+    # done: the mail accepted and the day recorded (stopping between the two is a restart)
+    await run_for(
+        mailer,
+        lambda: len(handler.envelopes) == 1 and mailer.mailings.last_day == DAY,
+        "mail",
+    )
     assert handler.refused == 2
     state = await saved(tmp_path / "data")
     assert state.last_day == DAY and state.failures == ()
 
 
 async def test_mail_that_cannot_be_sent_is_recorded(
-    store: AlarmStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: AlarmStore,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    smtp_server: Callable[[MailHandler], int],
 ) -> None:
     handler = MailHandler(fail=100, code="550 5.7.1 Rejected")  # permanent: no retry
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        config = parse_config(config_data(tmp_path / "data", port))
-        mailer = mailer_for(store, config, FakeClock(END + 60))
-        sent = await mailer.send_due(END + 60)
-    finally:
-        controller.stop()
+    port = smtp_server(handler)
+    config = parse_config(config_data(tmp_path / "data", port))
+    mailer = mailer_for(store, config, FakeClock(END + 60))
+    sent = await mailer.send_due(END + 60)
     assert sent == DAY
     assert handler.refused == 2  # one attempt per recipient: a 5xx will not get better
     state = await saved(tmp_path / "data")

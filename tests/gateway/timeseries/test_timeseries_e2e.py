@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gateway.config.schema import parse_config
 from rules.model import DeviceRef
 from tests.conftest import Mosquitto, Probe, VictoriaMetrics, running_gateway, site_config, until
 from tests.support.bureau import bureau
-
-pytestmark = pytest.mark.broker
 
 
 def influx(vm: VictoriaMetrics, **extra: Any) -> dict[str, Any]:
@@ -105,11 +102,11 @@ async def test_outage_across_a_gateway_restart_loses_nothing(
 
 
 async def test_a_reading_bridged_to_the_bureau_is_written_once(
-    tmp_path: Path, vm: VictoriaMetrics
+    tmp_path: Path, vm: VictoriaMetrics, brokers: Callable[..., Mosquitto]
 ) -> None:
     """The edge writes its site's time series; the central gateway, which sees the same
     readings over the bridge, does not write them again."""
-    async with bureau(tmp_path, influx=influx(vm)) as b:
+    async with bureau(tmp_path, brokers, influx=influx(vm)) as b:
         await b.at_site.telemetry("gas-kitchen", {"lel": 4.25})
         await b.at_bureau.wait_for("gas-kitchen/telemetry")  # the bureau got it too
 
