@@ -28,7 +28,7 @@ from simulator.modbus_server import (
     WriteRecord,
     encode_point,
 )
-from tests.conftest import free_port
+from tests.conftest import free_port, until
 
 TRAVEL_S = 0.2
 CLIENT_TIMEOUT_S = 0.5
@@ -323,8 +323,7 @@ async def test_a_new_command_reverses_one_still_travelling(
         assert await read_point(client, valve, "open") == 1.0
         assert valve.moving  # the open command is still travelling
         await until_value(client, valve, "open", 1.0, within=1.0)
-        await asyncio.sleep(0.2)
-        assert not valve.moving
+        await until(lambda: not valve.moving, 1.0, "the open command's travel over")
         assert await read_point(client, valve, "open") == 1.0
 
 
@@ -335,7 +334,7 @@ async def test_holding_register_command_trips_after_travel(
     async with modbus_server([dev]) as server, client_for(server.port) as client:
         other = await client.write_register(20, 0x1234, device_id=1)  # not the trip value
         assert not other.isError()
-        await asyncio.sleep(TRAVEL_S * 1.5)
+        await asyncio.sleep(TRAVEL_S * 1.5)  # longer than a trip takes: a bounded look
         assert await read_point(client, dev, "trip_state") == 0.0
         assert not dev.moving
 
@@ -370,7 +369,7 @@ async def test_stuck_valve_accepts_the_write_and_never_moves(
         wr = await client.write_coil(0, True, device_id=5)
         assert not wr.isError()
         assert not valve.moving
-        await asyncio.sleep(TRAVEL_S * 3)
+        await asyncio.sleep(TRAVEL_S * 3)  # a stuck valve never arrives: a bounded look
         assert await read_point(client, valve, "open") == 1.0
     assert [(w.address, w.value) for w in valve.writes] == [(0, 1)]
 
@@ -478,7 +477,7 @@ async def test_stop_drops_connected_clients_and_pending_actuations(
         assert valve.moving
         await server.stop()
         assert not valve.moving
-        await asyncio.sleep(TRAVEL_S * 2)
+        await asyncio.sleep(TRAVEL_S * 2)  # the forgotten close never lands: a bounded look
         assert valve.value("open") == 1.0
         assert not client.connected  # the server closed the connection
         with pytest.raises(ConnectionException):

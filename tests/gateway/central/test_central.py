@@ -141,7 +141,7 @@ async def test_the_bureau_escalates_an_unacknowledged_edge_alarm_to_its_duty_off
             what="the bureau's escalation scheduled",
         )
         assert len(scheduled) == 1, "only the bureau's step; the edge told the site's people"
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # nothing may be sent yet: a bounded look, the behaviour tested
         assert p.aliyun.requests == [] and p.voice.requests == [], "nothing before 5 minutes"
 
         clock.advance(301)  # nobody at the edge acknowledged
@@ -193,7 +193,7 @@ async def test_an_edge_acknowledgement_cancels_the_bureau_escalation(
             what="the bureau's step cancelled by the edge's acknowledgement",
         )
         clock.advance(3600)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the cancelled step must stay silent: a bounded look
         assert p.aliyun.requests == [] and p.tencent.requests == [] and p.voice.requests == []
 
 

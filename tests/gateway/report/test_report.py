@@ -663,7 +663,8 @@ async def run_for(mailer: ReportMailer, predicate: Callable[[], bool], what: str
 
 
 async def idle(mailer: ReportMailer, seconds: float = 0.3) -> None:
-    """Run the mailer a while in real time, with its clock standing still."""
+    """Run the mailer a while in real time, with its clock standing still (the tests then
+    check that nothing was sent: the sleep is the behaviour under test, bounded)."""
     task = asyncio.create_task(mailer.run())
     await asyncio.sleep(seconds)
     assert not task.done() or task.exception() is None
@@ -694,11 +695,11 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     first = mailer_for(store, config, clock)
     task = asyncio.create_task(first.run())
     try:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # nothing before 14:30: a bounded look
         assert handler.envelopes == []
         clock.now = END  # 14:30: the county report to the bureau, xingfu's to its manager
         await until(lambda: len(handler.envelopes) == 2, 10.0, "two report mails")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # and not a third: a bounded look
         assert len(handler.envelopes) == 2
     finally:
         task.cancel()
@@ -770,7 +771,7 @@ async def test_mailer_sends_at_1430_once_and_catches_up(
     second = mailer_for(store, config, clock)
     task = asyncio.create_task(second.run())
     try:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # running before 14:30, so that the test is "at its time"
         clock.now = END + 3 * 24 * H
         await until(lambda: len(handler.envelopes) == 6, 10.0, "the 27th's reports")
     finally:
