@@ -23,6 +23,7 @@ import aiomqtt
 import httpx
 import orjson
 import pytest
+import uvicorn
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -525,3 +526,23 @@ def run_bench() -> Callable[..., str]:
         return proc.stdout
 
     return run
+
+
+# -------------------------------------------------------------- the API over HTTP
+@contextlib.asynccontextmanager
+async def served(app: Any, port: int) -> AsyncIterator[int]:
+    """The API on a real uvicorn server on loopback, on a port the test chooses (so that a
+    restarted gateway comes back at the same address)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started or task.done(), what="http server started")
+    if task.done():
+        task.result()  # raises what stopped it (e.g. the port still taken)
+        raise AssertionError("http server stopped at once")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

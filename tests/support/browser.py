@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import REPO_ROOT, until
+from tests.conftest import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -33,25 +30,6 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 
 
 UI_TIMEOUT_MS = 10_000
-
-
-@contextlib.asynccontextmanager
-async def served(app: Any, port: int) -> AsyncIterator[int]:
-    """The API on a real HTTP server (as in tests/gateway/app/test_process.py), on a port we
-    choose so that a restarted gateway comes back at the same address."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started or task.done(), what="http server started")
-    if task.done():
-        task.result()  # raises what stopped it (e.g. the port still taken)
-        raise AssertionError("http server stopped at once")
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 Chromium = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]

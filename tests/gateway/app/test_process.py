@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 import websockets
 
 from gateway.config.schema import parse_config
@@ -26,6 +24,7 @@ from tests.conftest import (
     Probe,
     free_port,
     running_gateway,
+    served,
     site_config,
     until,
     wait_port,
@@ -130,26 +129,11 @@ async def test_run_refuses_non_loopback_bind_without_tokens(
     assert "tokens" in r.stderr
 
 
-@contextlib.asynccontextmanager
-async def served(app: Any) -> AsyncIterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started, what="http server started")
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def test_live_websocket_pushes_alarm_changes(
     tmp_path: Path, broker: Mosquitto, probe: Probe
 ) -> None:
     config = parse_config(site_config(tmp_path / "data", broker.port))
-    async with running_gateway(config) as rg, served(create_api(rg.gw)) as port:
+    async with running_gateway(config) as rg, served(create_api(rg.gw), free_port()) as port:
         async with websockets.connect(f"ws://127.0.0.1:{port}/api/live") as ws:
             snapshot = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert snapshot["kind"] == "snapshot"

@@ -25,8 +25,8 @@ from gateway.config.schema import parse_config
 from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef
-from tests.conftest import Mosquitto, Probe, answer_valve, free_port, running_gateway, until
-from tests.support.browser import Chromium, save_screenshot, served
+from tests.conftest import Mosquitto, Probe, answer_valve, free_port, running_gateway, served, until
+from tests.support.browser import Chromium, save_screenshot
 from tests.support.overview import seed_history, two_sites
 
 pytestmark = pytest.mark.slow

@@ -31,9 +31,10 @@ from tests.conftest import (
     answer_valve,
     free_port,
     running_gateway,
+    served,
     site_config,
 )
-from tests.support.browser import Chromium, save_screenshot, served
+from tests.support.browser import Chromium, save_screenshot
 
 GAS_OFF_DELAY = {"defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}}}
 
