@@ -7,24 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 import httpx
 import orjson
 import pytest
+import uvicorn
 import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.app.supervisor import Gateway
 from gateway.config.loading import parse_config
 from gateway.config.schema import GatewayConfig
 from gateway.http.app import create_api
 from simulator.devices import nodelay
+from simulator.modbus_server import SimModbusServer
 from simulator.testbed import (
     MOSQUITTO,
     VICTORIA_METRICS,
@@ -35,31 +44,46 @@ from simulator.testbed import (
     free_port,
     wait_port,
 )
+from tests.support.browser import chromium_page
+from tests.support.providers import AK_ID, AK_SECRET, TC_ID, TC_KEY
+
+if TYPE_CHECKING:
+    from tests.support.browser import Chromium
 
 __all__ = ["MOSQUITTO", "VICTORIA_METRICS", "Sample", "free_port", "wait_port"]
 
 T = TypeVar("T")
 
 VENV_BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 # Fixtures that start a server, and the marker a test that uses one gets: `make test-fast`
 # deselects them all (pyproject.toml lists the markers).
-SERVER_FIXTURES = {
-    "broker": "broker",
-    "probe": "broker",
-    "gateway": "broker",
-    "config_data": "broker",
-    "vm": "tsdb",
-    "smtp": "smtp",
+# A test that starts a server starts it through one of these fixtures (or one that uses
+# them), never inline, so that its marker cannot be forgotten.
+SERVER_FIXTURES: dict[str, tuple[str, ...]] = {
+    "broker": ("broker",),
+    "brokers": ("broker",),
+    "probe": ("broker",),
+    "gateway": ("broker",),
+    "config_data": ("broker",),
+    "vm": ("tsdb",),
+    "smtp_server": ("smtp",),
+    "modbus_server": ("modbus",),
+    "chromium": ("browser",),
+    "run_cli": ("process",),
+    "cli_process": ("process",),
+    "gateway_process": ("process",),
+    # a benchmark starts its own Mosquitto, VictoriaMetrics and Modbus servers
+    "run_bench": ("process", "broker", "tsdb", "modbus"),
 }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for name in getattr(item, "fixturenames", ()):
-            marker = SERVER_FIXTURES.get(name)
-            if marker is not None:
+            for marker in SERVER_FIXTURES.get(name, ()):
                 item.add_marker(marker)
 
 
@@ -78,6 +102,24 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def brokers() -> Iterator[Callable[..., Mosquitto]]:
+    """Starts more Mosquitto brokers (`Mosquitto(workdir, ...)`, started); all stopped after."""
+    started: list[Mosquitto] = []
+
+    def start(workdir: Path, **kwargs: Any) -> Mosquitto:
+        m = _installed(lambda: Mosquitto(workdir, **kwargs))
+        started.append(m)
+        m.start()
+        return m
+
+    try:
+        yield start
+    finally:
+        for m in started:
+            m.stop()
 
 
 def site_config(
@@ -120,6 +162,21 @@ def site_config(
             }
         ],
     }
+
+
+class FakeClock:
+    """Wall time that moves only when the test moves it (`now`, or `advance`)."""
+
+    T0 = 1_795_000_000.0  # 2026-11-18 19:06:40 in Shanghai
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
@@ -238,6 +295,13 @@ async def probe(broker: Mosquitto) -> AsyncIterator[Probe]:
         yield p
 
 
+async def answer_valve(probe: Probe) -> None:
+    """Play the shut-off valve: confirm the gateway's close_valve and report it closed."""
+    cmd = await probe.wait_for("valve-kitchen/cmd", lambda m: m["cmd"] == "close_valve")
+    await probe.publish("safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True})
+    await probe.telemetry("valve-kitchen", {"open": 0})
+
+
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -252,3 +316,234 @@ def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
         yield server
     finally:
         server.stop()
+
+
+# ------------------------------------------------------ notification providers
+@pytest.fixture
+def provider_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credentials `tests.support.providers.notify_config` names, as the stubs expect."""
+    monkeypatch.setenv("T_AK_ID", AK_ID)
+    monkeypatch.setenv("T_AK_SECRET", AK_SECRET)
+    monkeypatch.setenv("T_TC_ID", TC_ID)
+    monkeypatch.setenv("T_TC_KEY", TC_KEY)
+
+
+# ------------------------------------------------------------------------ SMTP
+class MailHandler:
+    """aiosmtpd handler: keeps what arrives. Refuses `nobody@` recipients (550) and `busy@`
+    ones (451), and the first `fail` DATA commands with `code`."""
+
+    def __init__(self, fail: int = 0, code: str = "451 4.3.0 Try again later") -> None:
+        self.envelopes: list[Envelope] = []
+        self.fail = fail
+        self.code = code
+        self.refused = 0
+
+    async def handle_RCPT(  # aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 5.1.1 No such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if self.refused < self.fail:
+            self.refused += 1
+            return self.code
+        self.envelopes.append(envelope)
+        return "250 2.0.0 Message accepted"
+
+    def messages(self) -> list[EmailMessage]:
+        out = []
+        for e in self.envelopes:
+            assert isinstance(e.content, bytes)
+            msg = email.message_from_bytes(e.content, policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+
+SMTP_LOGIN = ("alarm", "pa55")
+
+
+def _smtp_authenticator(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        )
+        == SMTP_LOGIN
+    )
+    # handled=False: aiosmtpd then answers the failure with 535 itself
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[[MailHandler], int]]:
+    """Starts an aiosmtpd server on loopback for a handler and returns its port. Login is
+    offered (SMTP_LOGIN) but not required."""
+    controllers: list[Controller] = []
+
+    def start(handler: MailHandler) -> int:
+        controller = Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=free_port(),
+            authenticator=_smtp_authenticator,
+            auth_require_tls=False,  # loopback test server without a certificate
+        )
+        controller.start()
+        controllers.append(controller)
+        return int(controller.port)
+
+    try:
+        yield start
+    finally:
+        for controller in controllers:
+            controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: Callable[[MailHandler], int]) -> tuple[MailHandler, int]:
+    """An SMTP server that accepts every mail, and its port."""
+    handler = MailHandler()
+    return handler, smtp_server(handler)
+
+
+# ---------------------------------------------------------------------- Modbus
+@pytest.fixture
+async def modbus_server() -> AsyncIterator[Callable[..., SimModbusServer]]:
+    """`SimModbusServer(...)` for the test to enter; any it left running is stopped."""
+    servers: list[SimModbusServer] = []
+
+    def make(*args: Any, **kwargs: Any) -> SimModbusServer:
+        server = SimModbusServer(*args, **kwargs)
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+# --------------------------------------------------------------------- browser
+@pytest.fixture
+def chromium() -> Chromium:
+    """Opens a headless chromium page (and the list of its uncaught errors) when entered."""
+    return chromium_page
+
+
+# ------------------------------------------------------------------- processes
+SAFETY_GATEWAY = str(VENV_BIN / "safety-gateway")
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs `safety-gateway ARGS` to its end, with its output captured as text."""
+
+    def run(
+        *args: str, timeout: float = 30, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SAFETY_GATEWAY, *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
+
+    return run
+
+
+@pytest.fixture
+def cli_process() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Starts `safety-gateway ARGS` in the background (Popen keywords as given); one still
+    running at the end of the test is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([SAFETY_GATEWAY, *args], **kwargs)
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+GatewayProcess = Callable[
+    [Path, int, Path], contextlib.AbstractContextManager[subprocess.Popen[bytes]]
+]
+
+
+@pytest.fixture
+def gateway_process() -> GatewayProcess:
+    """`safety-gateway run -c CONFIG` until its HTTP port answers; stopped with SIGTERM."""
+
+    @contextlib.contextmanager
+    def run(config_path: Path, http_port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+        out = open(log, "ab")
+        proc = subprocess.Popen(
+            [SAFETY_GATEWAY, "run", "-c", str(config_path)], stdout=out, stderr=out
+        )
+        try:
+            wait_port(http_port, timeout=20)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            out.close()
+
+    return run
+
+
+@pytest.fixture
+def run_bench() -> Callable[..., str]:
+    """Runs bench/SCRIPT ARGS as `make bench` does; returns its output, failing on a failure."""
+
+    def run(script: str, *args: str, timeout: float = 300) -> str:
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "bench" / script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        return proc.stdout
+
+    return run
+
+
+# -------------------------------------------------------------- the API over HTTP
+@contextlib.asynccontextmanager
+async def served(app: Any, port: int) -> AsyncIterator[int]:
+    """The API on a real uvicorn server on loopback, on a port the test chooses (so that a
+    restarted gateway comes back at the same address)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started or task.done(), what="http server started")
+    if task.done():
+        task.result()  # raises what stopped it (e.g. the port still taken)
+        raise AssertionError("http server stopped at once")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

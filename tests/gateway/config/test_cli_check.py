@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.process]
-
-SCRIPT = Path(sys.executable).parent / "safety-gateway"
 DEMO_SITE = Path(__file__).resolve().parents[3] / "gateway" / "cli" / "demo_site.yaml"
 
 VALID = """\
@@ -28,16 +25,17 @@ sites:
 """
 
 
-def check(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    assert SCRIPT.exists(), f"console script not installed at {SCRIPT}"
-    return subprocess.run(
-        [str(SCRIPT), "check", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+Check = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def check(run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> Check:
+    """`safety-gateway check -c PATH` (marked `process` by the `run_cli` fixture)."""
+
+    def run(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli("check", "-c", str(path), timeout=60, env=env)
+
+    return run
 
 
 def write(tmp_path: Path, text: str, name: str = "gateway.yaml") -> Path:
@@ -50,7 +48,7 @@ def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr, result.stderr
 
 
-def test_valid_file_exits_0(tmp_path: Path) -> None:
+def test_valid_file_exits_0(tmp_path: Path, check: Check) -> None:
     path = write(tmp_path, VALID)
     result = check(path)
     assert result.returncode == 0, result.stderr
@@ -58,13 +56,13 @@ def test_valid_file_exits_0(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
-def test_demo_site_is_valid() -> None:
+def test_demo_site_is_valid(check: Check) -> None:
     result = check(DEMO_SITE)
     assert result.returncode == 0, result.stderr
     assert "valid (1 sites, 5 devices)" in result.stdout
 
 
-def test_dangling_shutoff_valve_exits_2_with_its_path(tmp_path: Path) -> None:
+def test_dangling_shutoff_valve_exits_2_with_its_path(tmp_path: Path, check: Check) -> None:
     text = (
         VALID + "      - {id: gas-2, type: gas_detector, location: 二楼, shutoff_valve: valve-x}\n"
     )
@@ -83,7 +81,7 @@ def test_dangling_shutoff_valve_exits_2_with_its_path(tmp_path: Path) -> None:
     assert "valid" not in result.stdout
 
 
-def test_every_problem_printed_with_its_path(tmp_path: Path) -> None:
+def test_every_problem_printed_with_its_path(tmp_path: Path, check: Check) -> None:
     text = """\
 gateway: {id: gw-1, timezone: Mars/Base}
 http: {host: 0.0.0.0}
@@ -115,7 +113,7 @@ sites:
     assert lines[-1] == f"{path}: {len(expected)} problem(s)"
 
 
-def test_cross_checks_after_a_valid_shape(tmp_path: Path) -> None:
+def test_cross_checks_after_a_valid_shape(tmp_path: Path, check: Check) -> None:
     text = VALID.replace("gateway: {id: gw-1}", "gateway: {id: gw-1}\nhttp: {host: 0.0.0.0}")
     text = text.replace("alarm: 0.3 A", "deadband: 0.3 A")
     result = check(write(tmp_path, text))
@@ -127,7 +125,7 @@ def test_cross_checks_after_a_valid_shape(tmp_path: Path) -> None:
     ), lines
 
 
-def test_nonexistent_file_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+def test_nonexistent_file_exits_2_with_a_clear_message(tmp_path: Path, check: Check) -> None:
     path = tmp_path / "no-such.yaml"
     result = check(path)
     assert result.returncode == 2
@@ -135,14 +133,14 @@ def test_nonexistent_file_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     assert f"cannot read {path}: No such file or directory" in result.stderr
 
 
-def test_directory_instead_of_file_exits_2(tmp_path: Path) -> None:
+def test_directory_instead_of_file_exits_2(tmp_path: Path, check: Check) -> None:
     result = check(tmp_path)
     assert result.returncode == 2
     assert_no_traceback(result)
     assert f"cannot read {tmp_path}" in result.stderr
 
 
-def test_invalid_yaml_exits_2(tmp_path: Path) -> None:
+def test_invalid_yaml_exits_2(tmp_path: Path, check: Check) -> None:
     path = write(tmp_path, "gateway: {id: gw-1\nsites: [\n")
     result = check(path)
     assert result.returncode == 2
@@ -150,7 +148,7 @@ def test_invalid_yaml_exits_2(tmp_path: Path) -> None:
     assert f"{path}: not valid YAML" in result.stderr
 
 
-def test_duplicate_key_exits_2_with_line_number(tmp_path: Path) -> None:
+def test_duplicate_key_exits_2_with_line_number(tmp_path: Path, check: Check) -> None:
     text = VALID.replace("    kind: elderly_care\n", "    kind: elderly_care\n    kind: other\n")
     result = check(write(tmp_path, text))
     assert result.returncode == 2
@@ -158,7 +156,7 @@ def test_duplicate_key_exits_2_with_line_number(tmp_path: Path) -> None:
     assert "duplicate key 'kind' (line 6)" in result.stderr
 
 
-def test_file_not_utf8_exits_2(tmp_path: Path) -> None:
+def test_file_not_utf8_exits_2(tmp_path: Path, check: Check) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_bytes(VALID.encode("gb18030"))
     result = check(path)
@@ -167,14 +165,14 @@ def test_file_not_utf8_exits_2(tmp_path: Path) -> None:
     assert str(path) in result.stderr
 
 
-def test_empty_file_exits_2(tmp_path: Path) -> None:
+def test_empty_file_exits_2(tmp_path: Path, check: Check) -> None:
     result = check(write(tmp_path, ""))
     assert result.returncode == 2
     assert_no_traceback(result)
     assert "problem(s)" in result.stderr
 
 
-def test_missing_secret_is_a_warning_not_an_error(tmp_path: Path) -> None:
+def test_missing_secret_is_a_warning_not_an_error(tmp_path: Path, check: Check) -> None:
     text = VALID.replace(
         "gateway: {id: gw-1}",
         "gateway: {id: gw-1}\n"
@@ -195,9 +193,7 @@ def test_missing_secret_is_a_warning_not_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["check"], []])
-def test_usage_errors_exit_2(args: list[str]) -> None:
-    result = subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False
-    )
+def test_usage_errors_exit_2(args: list[str], run_cli: Check) -> None:
+    result = run_cli(*args, timeout=60)
     assert result.returncode == 2
     assert "usage: safety-gateway" in result.stderr

@@ -1,0 +1,350 @@
+"""The bureau overview over HTTP: `GET /api/overview` and the drill-down against a real
+gateway and broker, auth, and the bureau page's files."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.alarms.book import Alarm
+from gateway.app.supervisor import Gateway
+from gateway.config.loading import parse_config
+from gateway.http.app import create_api
+from gateway.http.overview import register_overview_routes
+from gateway.http.static import BUREAU_DIR
+from gateway.overview.queries import (
+    WINDOW_S,
+)
+from rules.model import AlarmType, DeviceRef
+from tests.conftest import (
+    REPO_ROOT,
+    Mosquitto,
+    Probe,
+    answer_valve,
+    running_gateway,
+    until,
+)
+from tests.support.overview import seed_history, two_sites
+
+DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "safety-gateway.json"
+H = 3600.0
+
+
+# ====================================================================== the HTTP API
+
+
+@contextlib.asynccontextmanager
+async def overview_api(gw: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_api(gw)
+    register_overview_routes(app)
+    register_overview_routes(app)  # idempotent (create_api may do it one day)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _open_of(gw: Gateway, site: str, type: AlarmType) -> Alarm | None:
+    return next((a for a in gw.book.open_alarms() if a.site == site and a.type is type), None)
+
+
+@pytest.mark.broker
+async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe) -> None:
+    t0 = time.time()
+    data_dir = tmp_path / "data"
+    await seed_history(data_dir, t0)
+    config = parse_config(two_sites(data_dir, broker.port))
+    async with running_gateway(config) as rg, overview_api(rg.gw) as api:
+        gw = rg.gw
+        # xingfu: a gas leak (the valve closes as it should); anning: one detector
+        # reporting, the smoke detector's will says it is gone, the button never heard.
+        await probe.telemetry("valve-kitchen", {"open": 1})
+        await probe.telemetry("gas-kitchen", {"lel": 26.0})
+        await answer_valve(probe)
+        valve = DeviceRef("xingfu", "valve-kitchen")
+        await until(
+            lambda: gw.engine.status(valve).values.get("open", (1, 0))[0] == 0, what="closed"
+        )
+        await probe.telemetry("gas-1", {"lel": 0.0}, site="anning")
+        await probe.publish("safety/anning/smoke-1/status", "offline")
+        gas = await until(lambda: _open_of(gw, "xingfu", AlarmType.GAS_LEAK), what="gas alarm")
+        off = await until(
+            lambda: _open_of(gw, "anning", AlarmType.DEVICE_OFFLINE), what="offline alarm"
+        )
+        await until(lambda: gw.engine.status(DeviceRef("anning", "gas-1")).last_seen, what="gas-1")
+
+        r = await api.get("/api/overview")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        now = _ts(body["generated_at"])
+        assert body["window_s"] == 86400
+        assert (body["sort"], body["reverse"], body["kind"]) == ("severity", False, None)
+        assert body["county"] == "县民政局"
+        assert body["gateway"] == "test-gw"
+        sites = {s["id"]: s for s in body["sites"]}
+        assert [s["id"] for s in body["sites"]] == ["xingfu", "anning"]  # critical first
+
+        devices = {(d["site"], d["id"]): d for d in (await api.get("/api/devices")).json()}
+
+        def last_contact(site: str) -> str:
+            seen = [
+                str(d["last_seen"]) for (s, _), d in devices.items() if s == site and d["last_seen"]
+            ]
+            return max(seen, key=_ts)
+
+        # whole seconds waited (the ISO times here are to the millisecond: allow one)
+        for s in body["sites"]:
+            waited = s["oldest_unacknowledged"].pop("age_s")
+            raised = _ts(s["oldest_unacknowledged"]["raised_at"])
+            assert abs(waited - (now - raised)) <= 1.001, s["id"]
+        x = sites["xingfu"]
+        assert x == {
+            "id": "xingfu",
+            "name": "城区幸福养老服务中心",
+            "kind": "elderly_care",
+            "kind_label": "养老机构",
+            "served_by": "self",
+            "status": "alarm",
+            "status_reason": "critical_open",
+            "devices": {"online": 2, "offline": 0, "fault": 0, "unknown": 3},
+            "device_total": 5,
+            "open_alarms": {"critical": 1, "major": 0, "minor": 0, "warning": 0},
+            "open_total": 1,
+            "unacknowledged": 1,
+            "oldest_unacknowledged": {
+                "id": gas.id,
+                "site": "xingfu",
+                "type": "gas_leak",
+                "severity": "critical",
+                "raised_at": gw.clockface.iso(gas.raised_at),
+                "device": "gas-kitchen",
+                "location": "一楼厨房",
+            },
+            "last_contact": last_contact("xingfu"),
+            "online_rate_24h": 1.0,  # two known devices, never offline; three unknown
+            "edge": None,  # served here, not by an edge gateway
+        }
+        a = sites["anning"]
+        # gas-1: 4 h of its seeded 10 h outage lie in the window; smoke-1: offline since its
+        # will; btn-1 is unknown (never heard since start), so its history does not count.
+        window_start = now - WINDOW_S
+        offline_s = ((t0 - 20 * H) - window_start) + (now - off.raised_at)
+        expected_rate = (2 * WINDOW_S - offline_s) / (2 * WINDOW_S)
+        assert a.pop("online_rate_24h") == pytest.approx(expected_rate, abs=1.5e-4)
+        assert 0.91 < expected_rate < 0.92  # about 4 h of 48 device-hours
+        assert a == {
+            "id": "anning",
+            "name": "安宁儿童福利院",
+            "kind": "child_welfare",
+            "kind_label": "儿童福利机构",
+            "served_by": "self",
+            "status": "warning",
+            "status_reason": "minor_open",
+            "devices": {"online": 1, "offline": 1, "fault": 0, "unknown": 1},
+            "device_total": 3,
+            "open_alarms": {"critical": 0, "major": 0, "minor": 1, "warning": 0},
+            "open_total": 1,
+            "unacknowledged": 1,
+            "oldest_unacknowledged": {
+                "id": off.id,
+                "site": "anning",
+                "type": "device_offline",
+                "severity": "minor",
+                "raised_at": gw.clockface.iso(off.raised_at),
+                "device": "smoke-1",
+                "location": "二楼走廊",
+            },
+            "last_contact": devices[("anning", "gas-1")]["last_seen"],  # smoke-1's will: none
+            "edge": None,
+        }
+
+        totals = body["totals"]
+        county_rate = totals.pop("online_rate_24h")
+        county_waited = totals["oldest_unacknowledged"].pop("age_s")
+        assert abs(county_waited - (now - gas.raised_at)) <= 1.001
+        assert county_rate == pytest.approx((4 * WINDOW_S - offline_s) / (4 * WINDOW_S), abs=1.5e-4)
+        assert totals == {
+            "sites": 2,
+            "by_status": {"alarm": 1, "warning": 1, "ok": 0},
+            "devices": {"online": 3, "offline": 1, "fault": 0, "unknown": 4},
+            "device_total": 8,
+            "open_alarms": {"critical": 1, "major": 0, "minor": 1, "warning": 0},
+            "open_total": 2,
+            "unacknowledged": 2,
+            "oldest_unacknowledged": x["oldest_unacknowledged"] | {"site_name": x["name"]},
+            "last_contact": max(last_contact("xingfu"), last_contact("anning"), key=_ts),
+        }
+
+        # Orders and the kind filter.
+        async def order(**params: str) -> list[str]:
+            got = await api.get("/api/overview", params=params)
+            assert got.status_code == 200, got.text
+            return [s["id"] for s in got.json()["sites"]]
+
+        assert await order(sort="severity", reverse="true") == ["anning", "xingfu"]
+        assert await order(sort="online_rate") == ["anning", "xingfu"]
+        assert await order(sort="kind") == ["xingfu", "anning"]  # elderly care, child welfare
+        # Unicode order here (城 U+57CE < 安 U+5B89); the page sorts with Chinese collation
+        assert await order(sort="name") == ["xingfu", "anning"]
+
+        def heard(site: str) -> float:
+            refs = [r for r in gw.inventory.devices if r.site == site]
+            return max(t for r in refs if (t := gw.engine.status(r).last_seen) is not None)
+
+        expected = sorted(["xingfu", "anning"], key=heard)
+        assert await order(sort="last_contact") == expected
+        filtered = (await api.get("/api/overview", params={"kind": "child_welfare"})).json()
+        assert [s["id"] for s in filtered["sites"]] == ["anning"]
+        assert filtered["totals"]["sites"] == 1
+        assert filtered["totals"]["devices"]["unknown"] == 1
+        assert filtered["kind"] == "child_welfare"
+        for bad in ({"sort": "size"}, {"kind": "school"}):
+            r = await api.get("/api/overview", params=bad)
+            assert r.status_code == 422
+            assert r.json()["error"] == "invalid request"
+
+        # Drill-down.
+        r = await api.get("/api/overview/sites/anning")
+        assert r.status_code == 200, r.text
+        d = r.json()
+        assert d["window_s"] == 86400
+        site = d["site"]
+        assert site["id"] == "anning"
+        assert site["status"] == "warning"
+        assert site["devices"] == a["devices"]
+        assert site["open_alarms"] == a["open_alarms"]
+        assert site["address"] == "启东市安宁路1号"
+        assert site["contacts"] == [
+            {"name": "赵院长", "role": "legal_representative", "phone": "+8613800000011"}
+        ]
+        assert [(v["id"], v["status"]) for v in d["devices"]] == [
+            ("gas-1", "online"),
+            ("smoke-1", "offline"),
+            ("btn-1", "unknown"),
+        ]
+        assert d["devices"][0]["values"] == {"lel": 0.0}
+        assert d["devices"][1]["location"] == "二楼走廊"
+        assert [x["id"] for x in d["open_alarms"]] == [off.id]
+        assert d["open_alarms"][0]["type"] == "device_offline"
+        assert d["open_alarms"][0]["location"] == "二楼走廊"
+        assert "timeline" not in d["open_alarms"][0]
+        # raised in the last 24 h, newest first: the seeded gas-1 outage (30 h ago) is not
+        recent = [(x["id"], x["state"]) for x in d["recent_alarms"]]
+        assert recent == [(off.id, "active"), ("seed-btn-1", "closed")]
+        assert d["recent_alarms"][1]["closed_by"] == "王值班"
+        x_detail = (await api.get("/api/overview/sites/xingfu")).json()
+        assert [v["id"] for v in x_detail["devices"]] == [
+            "gas-kitchen", "valve-kitchen", "btn-lobby", "efm-1", "co-boiler",
+        ]  # fmt: skip
+        assert [x["id"] for x in x_detail["open_alarms"]] == [gas.id]
+        assert x_detail["site"]["online_rate_24h"] == 1.0
+        r = await api.get("/api/overview/sites/nowhere")
+        assert r.status_code == 404
+        assert r.json() == {"error": "unknown site", "detail": "nowhere"}
+
+        # Once acknowledged, an alarm is no longer waiting: anning has none waiting.
+        r = await api.post(f"/api/alarms/{off.id}/ack", json={"by": "局值班"})
+        assert r.status_code == 200
+        a2 = {s["id"]: s for s in (await api.get("/api/overview")).json()["sites"]}["anning"]
+        assert a2["unacknowledged"] == 0
+        assert a2["oldest_unacknowledged"] is None
+        assert a2["status"] == "warning"  # still open
+
+
+@pytest.mark.broker
+async def test_overview_auth(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOK_DUTY", "duty-secret")
+    monkeypatch.setenv("TOK_BUREAU", "bureau-secret")
+    data = two_sites(tmp_path / "data", broker.port)
+    data["http"] = {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "tokens": [
+            {"name": "duty-xingfu", "token_env": "TOK_DUTY", "role": "duty", "sites": ["xingfu"]},
+            {"name": "bureau", "token_env": "TOK_BUREAU", "role": "bureau"},
+        ],
+    }
+    async with running_gateway(parse_config(data)) as rg, overview_api(rg.gw) as api:
+        await probe.publish("safety/anning/smoke-1/status", "offline")
+        await until(lambda: _open_of(rg.gw, "anning", AlarmType.DEVICE_OFFLINE))
+
+        def auth(token: str) -> dict[str, str]:
+            return {"authorization": f"Bearer {token}"}
+
+        assert (await api.get("/api/overview")).status_code == 401
+        assert (await api.get("/api/overview", headers=auth("wrong"))).status_code == 401
+        assert (await api.get("/api/overview/sites/xingfu")).status_code == 401
+
+        duty = (await api.get("/api/overview", headers=auth("duty-secret"))).json()
+        assert [s["id"] for s in duty["sites"]] == ["xingfu"]
+        assert duty["totals"]["sites"] == 1
+        assert duty["totals"]["open_total"] == 0, "another site's alarm is not counted"
+        assert duty["totals"]["devices"]["offline"] == 0
+        r = await api.get("/api/overview/sites/anning", headers=auth("duty-secret"))
+        assert r.status_code == 404, "another site's duty officer does not see it"
+        r = await api.get("/api/overview/sites/xingfu", headers=auth("duty-secret"))
+        assert r.status_code == 200
+
+        bureau = (await api.get("/api/overview", headers=auth("bureau-secret"))).json()
+        assert [s["id"] for s in bureau["sites"]] == ["anning", "xingfu"]
+        assert bureau["totals"]["open_total"] == 1
+        r = await api.get("/api/overview/sites/anning", headers=auth("bureau-secret"))
+        assert r.status_code == 200
+        # The page itself is public (like the console); its data needs the token.
+        page = await api.get("/bureau")
+        assert page.status_code == 200
+
+
+# =================================================================== the page's files
+async def test_bureau_page_and_assets_are_served(tmp_path: Path) -> None:
+    config = parse_config(two_sites(tmp_path / "data", 1))
+    gw = Gateway(config)  # not started: the page and its files need no gateway
+    async with overview_api(gw) as api:
+        r = await api.get("/bureau")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["cache-control"] == "no-cache"
+        assert "安全监管总览" in r.text
+        r = await api.get("/bureau/?token=x", follow_redirects=False)
+        assert r.status_code == 307
+        assert r.headers["location"] == "/bureau?token=x"
+        for name, kind in (("bureau.js", "javascript"), ("bureau.css", "text/css")):
+            r = await api.get(f"/bureau/assets/{name}")
+            assert r.status_code == 200, name
+            assert kind in r.headers["content-type"]
+            assert r.headers["cache-control"] == "no-cache"
+        assert (await api.get("/bureau/assets/nothing.js")).status_code == 404
+        # what the page links to is served by the gateway
+        html = (BUREAU_DIR / "index.html").read_text(encoding="utf-8")
+        for ref in re.findall(r'(?:href|src)="(/[^"]+)"', html):
+            assert (await api.get(ref)).status_code == 200, ref
+
+
+def test_bureau_assets_are_all_local() -> None:
+    """No CDN, no external URL: a bureau network may have no internet."""
+    names = {p.name for p in BUREAU_DIR.iterdir()}
+    assert names == {
+        "index.html",
+        "bureau.css",
+        "state.js",
+        "sites.js",
+        "detail.js",
+        "refresh.js",
+        "bureau.js",
+    }
+    for path in BUREAU_DIR.iterdir():
+        text = path.read_text(encoding="utf-8")
+        external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)
+        assert not external, f"{path.name} refers to {external}"

@@ -1,0 +1,67 @@
+"""Debian's chromium driven by Playwright, and the API on a real uvicorn server for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+ARTIFACTS = REPO_ROOT / "artifacts"
+
+
+UI_TIMEOUT_MS = 10_000
+
+
+Chromium = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
+
+
+@contextlib.asynccontextmanager
+async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
+    """A fresh headless chromium page and the list that collects uncaught page errors."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: the console tests need Debian's chromium "
+            "(`make test` installs it; or `apt-get install chromium`)"
+        )
+    async with async_playwright() as pw:
+        browser: Browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="UTC"
+            )
+            page = await context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, errors
+        finally:
+            await browser.close()
+
+
+def save_screenshot(png: bytes, tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(png)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).write_bytes(png)
