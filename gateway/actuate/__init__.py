@@ -1,1 +1,4 @@
-"""Commands to field devices: sending, correlating acknowledgements and deadlines."""
+"""Commands to field devices: sending, correlating acknowledgements and deadlines.
+
+May import `config`, `drivers`, `rules`.
+"""

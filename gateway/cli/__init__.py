@@ -1,1 +1,4 @@
-"""The `safety-gateway` command: run, check, simulate, report, demo."""
+"""The `safety-gateway` command: run, check, simulate, report, demo.
+
+May import every package: it is the entry point.
+"""

@@ -1,2 +1,5 @@
 """Observability: Prometheus metrics, the health report, and rate-limited logging of repeated
-problems."""
+problems.
+
+May import nothing of the gateway.
+"""

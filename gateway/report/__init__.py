@@ -16,12 +16,15 @@ Everything is computed by pure functions from the alarm store's rows (`AlarmRow`
 `CommandRecord`); online rates and device status are `gateway.status`'s, the same as the
 bureau overview's. The thin I/O around them reads through the store's history reads
 (`gateway.alarms.history`), renders HTML/XLSX/JSON, mails the reports
-every day (`ReportMailer`), serves them over HTTP (`register_report_routes`) and writes them to
+every day (`ReportMailer`), and writes them to
 files for the CLI (`write_report_files`).
 
 The report describes the period as it was at its end: an alarm's state, acknowledgement and
 severity are rebuilt from its timeline at the report time, so the report for a past day made
 later says the same as the one mailed that day (except "offline now", which is now).
+
+May import `notify` (the SMTP sender, the retry helper), `status`, `alarms`, `actuate`,
+`config`, `rules`; no HTTP (`gateway.http` serves it).
 """
 
 from __future__ import annotations
