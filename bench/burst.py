@@ -132,6 +132,9 @@ def main() -> int:
                 storm(pub, broker.port, min(500, devices), clock, failures)
                 accepted += min(500, devices)
             with step(f"backlog replay: {n:,} readings queued while the gateway is stopped"):
+                # The backlog is counted from here: every point accepted so far must be in
+                # VictoriaMetrics first (the last second of the storm may still be on its way).
+                wait_points(vm, accepted, stall_s=10)
                 backlog_replay(pub, broker.port, n, devices, gw, vm, clock, failures)
                 accepted += n + 1
             with step("every point once"):
