@@ -6,6 +6,13 @@ Writes are queued by the alarm path without waiting and committed in batches by 
 writer task; each batch is one transaction. Only after the commit are the writes handed
 to `on_committed` (MQTT alarms topic, live console), so anything seen outside the gateway
 is already on disk and survives a `kill -9`.
+
+A failing commit is one of two kinds. One the disk may recover from (locked, busy, full,
+I/O error) is retried with backoff, the batch kept whole. One that can never succeed (a
+value SQLite cannot bind, a constraint, a row or JSON that cannot be built) would stop every
+later write if retried; the batch is then applied write by write, each in a savepoint, and
+only the offending writes are dropped: logged once with their record, counted, their waiting
+callers told (`PoisonWrite`). The rest commits as usual.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +112,24 @@ _INSERT_ENTRY = (
 )
 
 
+# A write that fails with one of these will fail the same way every time: binding a value
+# SQLite has no type for, a constraint, a row or JSON that cannot be built. Everything else
+# (`OperationalError`: locked, busy, full, I/O; `OSError`) is worth a retry.
+_NEVER_SUCCEEDS: tuple[type[Exception], ...] = (
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)
+
+
+class PoisonWrite(Exception):
+    """A write that can never succeed was dropped; the rest of its batch was committed."""
+
+
 @dataclass(slots=True)
 class _AlarmOp:
     row: tuple[Any, ...]
@@ -112,6 +138,15 @@ class _AlarmOp:
     event: AlarmEvent
     seq: int
     done: asyncio.Future[None] | None = None
+    # Set when the write can never succeed (its row could not be built, or the database
+    # refused it alone): it is dropped after its batch commits.
+    error: str | None = None
+
+    def describe(self) -> str:
+        a = self.write.alarm
+        return (
+            f"alarm {a.id!r} site {a.site!r} device {a.device!r} action {self.write.action.value!r}"
+        )
 
 
 @dataclass(slots=True)
@@ -119,6 +154,11 @@ class _CommandOp:
     record: CommandRecord
     seq: int
     done: asyncio.Future[None] | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        r = self.record
+        return f"command {r.id!r} site {r.site!r} device {r.device!r} cmd {r.cmd!r}"
 
 
 _STOP: Any = object()
@@ -130,6 +170,9 @@ class StoreStats:
     committed_ops: int = 0
     failed_batches: int = 0
     last_error: str | None = None
+    # Writes dropped because they can never succeed (see the module docstring).
+    poison_dropped: int = 0
+    last_poison: str | None = None
     pending: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
@@ -162,6 +205,7 @@ class AlarmStore(HistoryReads):
         path: Path,
         on_committed: Callable[[Sequence[AlarmEvent]], Awaitable[None] | None] | None = None,
         on_durable: Callable[[int], None] | None = None,
+        on_poison: Callable[[str], None] | None = None,
     ) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
@@ -172,6 +216,7 @@ class AlarmStore(HistoryReads):
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._on_committed = on_committed
         self._on_durable = on_durable
+        self._on_poison = on_poison  # called with "alarm" or "command" per dropped write
         self.stats = StoreStats()
         # Every write gets a sequence number; `committed` is the highest one on disk. The
         # MQTT link holds back the acknowledgement of a message until what it caused is
@@ -219,12 +264,24 @@ class AlarmStore(HistoryReads):
     def submit_alarm(
         self, write: AlarmWrite, event: AlarmEvent, wait: bool = False
     ) -> asyncio.Future[None] | None:
-        """Queue a transition; never blocks. With `wait`, returns a future set on commit."""
+        """Queue a transition; never blocks. With `wait`, returns a future set on commit
+        (or failed with `PoisonWrite` if the write can never succeed)."""
+        # The rows are built now: the book's alarm changes after this returns.
         a = write.alarm
-        entries = [_entry_row(a.id, write.first_seq + i, e) for i, e in enumerate(write.entries)]
+        error = None
+        row: tuple[Any, ...] = ()
+        entries: list[tuple[Any, ...]] = []
+        try:
+            row = alarm_row(a)
+            entries = [
+                _entry_row(a.id, write.first_seq + i, e) for i, e in enumerate(write.entries)
+            ]
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this write's alone
+            error = f"cannot build row: {type(exc).__name__}: {exc}"
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        self._queue.put_nowait(_AlarmOp(alarm_row(a), entries, write, event, self.submitted, done))
+        op = _AlarmOp(row, entries, write, event, self.submitted, done, error)
+        self._queue.put_nowait(op)
         return done
 
     def submit_command(
@@ -285,19 +342,7 @@ class AlarmStore(HistoryReads):
         delay = 0.1
         while True:
             try:
-                # One statement per table, not per row: each is a round trip to the
-                # database thread, which waits for the interpreter while ingestion is busy.
-                # Rows keep their order within a table; timeline rows after their alarms.
-                alarms = [op.row for op in batch if isinstance(op, _AlarmOp)]
-                entries = [e for op in batch if isinstance(op, _AlarmOp) for e in op.entries]
-                commands = [_command_row(op.record) for op in batch if isinstance(op, _CommandOp)]
-                if alarms:
-                    await db.executemany(_UPSERT_ALARM, alarms)
-                if entries:
-                    await db.executemany(_INSERT_ENTRY, entries)
-                if commands:
-                    await db.executemany(_UPSERT_COMMAND, commands)
-                await db.commit()
+                await self._write(batch)
                 break
             except (aiosqlite.Error, OSError) as exc:
                 # Disk full, locked, I/O error: the alarm path keeps running from memory;
@@ -318,20 +363,82 @@ class AlarmStore(HistoryReads):
         if not self.healthy:
             log.warning("alarm store commits again")
         self.healthy = True
+        poisoned = [op for op in batch if op.error is not None]
         self.committed = batch[-1].seq
         self.stats.committed_batches += 1
-        self.stats.committed_ops += len(batch)
+        self.stats.committed_ops += len(batch) - len(poisoned)
         if self._on_durable is not None:
             self._on_durable(self.committed)
+        for op in poisoned:
+            self._drop(op)
         for op in batch:
             if op.done is not None and not op.done.done():
                 op.done.set_result(None)
         if self._on_committed is not None:
-            events = [op.event for op in batch if isinstance(op, _AlarmOp)]
+            events = [op.event for op in batch if isinstance(op, _AlarmOp) and op.error is None]
             if events:
                 result = self._on_committed(events)
                 if result is not None:
                     await result
+
+    async def _write(self, batch: list[_AlarmOp | _CommandOp]) -> None:
+        """Commit the batch but its poison writes, marking those (`op.error`). Raises only
+        what may be worth a retry."""
+        db = self.db
+        ops = [op for op in batch if op.error is None]
+        try:
+            # One statement per table, not per row: each is a round trip to the
+            # database thread, which waits for the interpreter while ingestion is busy.
+            # Rows keep their order within a table; timeline rows after their alarms.
+            alarms = [op.row for op in ops if isinstance(op, _AlarmOp)]
+            entries = [e for op in ops if isinstance(op, _AlarmOp) for e in op.entries]
+            commands = [_command_row(op.record) for op in ops if isinstance(op, _CommandOp)]
+            if alarms:
+                await db.executemany(_UPSERT_ALARM, alarms)
+            if entries:
+                await db.executemany(_INSERT_ENTRY, entries)
+            if commands:
+                await db.executemany(_UPSERT_COMMAND, commands)
+            await db.commit()
+            return
+        except _NEVER_SUCCEEDS as exc:
+            log.info("alarm store batch refused (%s: %s); applying it write by write",
+                     type(exc).__name__, exc)  # fmt: skip
+            with contextlib.suppress(aiosqlite.Error):
+                await db.rollback()
+        # One savepoint per write: a refused write is rolled back alone. Errors of the
+        # savepoint statements themselves, and retryable ones, go to the caller's retry.
+        await db.execute("BEGIN")
+        for op in ops:
+            await db.execute("SAVEPOINT op")
+            try:
+                await self._apply(op)
+            except _NEVER_SUCCEEDS as exc:
+                await db.execute("ROLLBACK TO op")
+                op.error = f"{type(exc).__name__}: {exc}"
+            await db.execute("RELEASE op")
+        await db.commit()
+
+    async def _apply(self, op: _AlarmOp | _CommandOp) -> None:
+        db = self.db
+        if isinstance(op, _AlarmOp):
+            await db.execute(_UPSERT_ALARM, op.row)
+            if op.entries:
+                await db.executemany(_INSERT_ENTRY, op.entries)
+        else:
+            await db.execute(_UPSERT_COMMAND, _command_row(op.record))
+
+    def _drop(self, op: _AlarmOp | _CommandOp) -> None:
+        """A poison write, after the rest of its batch committed: logged once, counted,
+        and its waiting caller told."""
+        what = op.describe()
+        self.stats.poison_dropped += 1
+        self.stats.last_poison = f"{what}: {op.error}"
+        log.error("alarm store dropped a write that can never succeed: %s: %s", what, op.error)
+        if self._on_poison is not None:
+            self._on_poison("alarm" if isinstance(op, _AlarmOp) else "command")
+        if op.done is not None and not op.done.done():
+            op.done.set_exception(PoisonWrite(f"{what}: {op.error}"))
 
 
 def _command_row(r: CommandRecord) -> tuple[Any, ...]:
