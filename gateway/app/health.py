@@ -58,6 +58,8 @@ def health_report(gw: Gateway) -> dict[str, Any]:
             "committed_batches": gw.store.stats.committed_batches,
             "failed_batches": gw.store.stats.failed_batches,
             "last_error": gw.store.stats.last_error,
+            "poison_dropped": gw.store.stats.poison_dropped,
+            "last_poison": gw.store.stats.last_poison,
         },
         "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
         "modbus": gw.modbus.stats() if gw.modbus else None,

@@ -94,7 +94,12 @@ class Gateway:
         # The store calls back after each commit; the fan-out is built below, so the two
         # knots of this graph (store -> fan-out -> notifications -> store, and link ->
         # router -> link) are tied here, in the supervisor's own forwarding methods.
-        self.store = AlarmStore(data_dir / "alarms.sqlite3", self._committed, self._on_durable)
+        self.store = AlarmStore(
+            data_dir / "alarms.sqlite3",
+            self._committed,
+            self._on_durable,
+            on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
+        )
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),

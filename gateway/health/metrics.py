@@ -60,6 +60,12 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.store_poison = Counter(
+            "gateway_store_poison_dropped_total",
+            "Alarm store writes dropped because they can never succeed, by kind (alarm, command)",
+            ["kind"],
+            registry=r,
+        )
         self.internal_errors = Counter(
             "gateway_internal_errors_total",
             "Unexpected exceptions caught on a long-running path, by where",
