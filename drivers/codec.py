@@ -48,6 +48,7 @@ class RejectReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     OVERSIZE = "oversize"
     EMPTY = "empty"
+    FOREIGN_ALARM = "foreign_alarm"  # central mode: an alarm id of another site, device or type
 
 
 class Rejected(Exception):

@@ -4,56 +4,85 @@ The edge that watches a site is the authority for its alarms; the central gatewa
 the snapshots it publishes so that the bureau's pages, report and store see them. No
 lifecycle rule is applied here: the snapshot is the truth, and the book only keeps its one
 open alarm per key.
+
+The snapshot arrives typed (`EdgeSnapshot`, parsed at the boundary by `gateway.central`) and
+bound to the site whose topic it came on: it may only touch the alarm of its own key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from gateway.alarms.book import Action, Alarm, AlarmBook, AlarmState, AlarmWrite, Disposition
-from rules.model import AlarmKey, AlarmType, Severity
+from rules.model import AlarmKey, Severity
 
 
-def mirror(
-    book: AlarmBook,
-    snap: dict[str, Any],
-    parse_time: Callable[[str | None], float | None],
-    now: float,
-) -> list[AlarmWrite]:
+@dataclass(frozen=True, slots=True)
+class EdgeSnapshot:
+    """Another gateway's view of one alarm, typed, times in epoch seconds."""
+
+    id: str
+    key: AlarmKey
+    severity: Severity
+    state: AlarmState
+    raised_at: float
+    change: Action = Action.UPDATED
+    level: str | None = None
+    latched: bool = False
+    acked: bool = False
+    value: float | None = None
+    peak: float | None = None
+    count: int = 1
+    reason: str | None = None
+    acked_at: float | None = None
+    acked_by: str | None = None
+    cleared_at: float | None = None
+    closed_at: float | None = None
+    closed_by: str | None = None
+    disposition: Disposition | None = None
+    note: str | None = None
+    updated_at: float | None = None
+
+
+class ForeignAlarm(Exception):
+    """A snapshot whose id names an alarm of another key (site, device or type)."""
+
+    def __init__(self, alarm_id: str, ours: AlarmKey, claimed: AlarmKey) -> None:
+        super().__init__(
+            f"alarm {alarm_id} is {ours.site}/{ours.device}/{ours.type.value}, "
+            f"not {claimed.site}/{claimed.device}/{claimed.type.value}"
+        )
+        self.alarm_id = alarm_id
+
+
+def mirror(book: AlarmBook, snap: EdgeSnapshot, now: float) -> list[AlarmWrite]:
     """Adopt another gateway's view of an alarm into `book`.
 
     Returns the writes to store, in order: the close of an alarm the snapshot supersedes,
-    then the snapshot's own (a row-only update when its change is unknown); none for a
-    snapshot without a valid key, state, severity and raise time.
+    then the snapshot's own (a row-only update when its change is `updated`). Raises
+    `ForeignAlarm`, with nothing changed, when the id is that of an alarm of another key.
     """
-    try:
-        key = AlarmKey(snap["site"], snap["device"], AlarmType(snap["type"]))
-        state = AlarmState(snap["state"])
-        severity = Severity(snap["severity"])
-        raised_at = parse_time(snap["raised_at"]) or now
-    except (KeyError, ValueError, TypeError):
-        return []
+    alarm = book.get(snap.id)
+    if alarm is not None and alarm.key != snap.key:
+        raise ForeignAlarm(snap.id, alarm.key, snap.key)
+    # Checked: from here on nothing can fail half-way.
     writes: list[AlarmWrite] = []
-    alarm = book.get(snap["id"])
     if alarm is None:
-        stale = book.find(key)
-        if stale is not None and stale.id != snap["id"]:
+        stale = book.find(snap.key)
+        if stale is not None:
             # The edge has a newer alarm for this key (we missed the close): ours is over,
             # or the store's one-open-per-key index would refuse the new one.
             stale.state = AlarmState.CLOSED
             stale.closed_at = now
             stale.closed_by = "edge"
-            stale.note = f"superseded by {snap['id']} at the edge"
+            stale.note = f"superseded by {snap.id} at the edge"
             book.hold(stale)  # closed: the book lets it go
             writes.append(book.record(stale, Action.CLOSED, now, "edge", None, None))
-        alarm = Alarm(snap["id"], key.site, key.device, key.type, severity, state, raised_at)
-    _adopt(alarm, snap, severity, state, parse_time, now)
+        site, device, type_ = snap.key.site, snap.key.device, snap.key.type
+        alarm = Alarm(snap.id, site, device, type_, snap.severity, snap.state, snap.raised_at)
+    _adopt(alarm, snap, now)
     book.hold(alarm)
-    try:
-        action = Action(snap.get("change", "updated"))
-    except ValueError:
-        action = Action.UPDATED
+    action = snap.change
     if action is Action.UPDATED:
         writes.append(AlarmWrite(alarm, (), len(alarm.timeline), action))
         return writes
@@ -65,31 +94,22 @@ def mirror(
     return writes
 
 
-def _adopt(
-    alarm: Alarm,
-    snap: dict[str, Any],
-    severity: Severity,
-    state: AlarmState,
-    parse_time: Callable[[str | None], float | None],
-    now: float,
-) -> None:
+def _adopt(alarm: Alarm, snap: EdgeSnapshot, now: float) -> None:
     """Copy another gateway's snapshot of an alarm onto ours (central mirror)."""
-    alarm.severity = severity
-    alarm.state = state
-    alarm.level = snap.get("level")
-    alarm.latched = bool(snap.get("latched"))
-    alarm.acked = bool(snap.get("acked"))
-    alarm.value = snap.get("value")
-    alarm.peak = snap.get("peak")
-    alarm.count = int(snap.get("count") or 1)
-    alarm.reason = snap.get("reason")
-    alarm.acked_at = parse_time(snap.get("acked_at"))
-    alarm.acked_by = snap.get("acked_by")
-    alarm.cleared_at = parse_time(snap.get("cleared_at"))
-    alarm.closed_at = parse_time(snap.get("closed_at"))
-    alarm.closed_by = snap.get("closed_by")
-    disposition = snap.get("disposition")
-    known = {d.value for d in Disposition}
-    alarm.disposition = Disposition(str(disposition)) if disposition in known else None
-    alarm.note = snap.get("note")
-    alarm.updated_at = parse_time(snap.get("updated_at")) or now
+    alarm.severity = snap.severity
+    alarm.state = snap.state
+    alarm.level = snap.level
+    alarm.latched = snap.latched
+    alarm.acked = snap.acked
+    alarm.value = snap.value
+    alarm.peak = snap.peak
+    alarm.count = snap.count
+    alarm.reason = snap.reason
+    alarm.acked_at = snap.acked_at
+    alarm.acked_by = snap.acked_by
+    alarm.cleared_at = snap.cleared_at
+    alarm.closed_at = snap.closed_at
+    alarm.closed_by = snap.closed_by
+    alarm.disposition = snap.disposition
+    alarm.note = snap.note
+    alarm.updated_at = snap.updated_at if snap.updated_at is not None else now

@@ -18,7 +18,7 @@ from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from gateway.actuate.wire import CommandMessage
 from gateway.alarms.book import Alarm, AlarmBook, AlarmState
 from gateway.alarms.dispatch import AlarmDispatcher
-from gateway.alarms.mirror import mirror
+from gateway.alarms.mirror import ForeignAlarm, mirror
 from gateway.alarms.store import AlarmStore
 from gateway.central.edges import (
     CENTRAL_ALARM_TYPES,
@@ -31,6 +31,7 @@ from gateway.central.edges import (
     edge_json,
     parse_presence,
 )
+from gateway.central.mirrored import MirroredAlarm
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.health.metrics import Metrics
@@ -109,10 +110,22 @@ class CentralObserver:
     def on_alarm(self, site: str, payload: bytes, now: float) -> None:
         if site not in self._observed:
             return  # our own publication, echoed back by the broker
-        snap = codec.load_json(payload)
-        if not isinstance(snap, dict) or snap.get("site") != site:
-            raise Rejected(RejectReason.WRONG_TYPE, "an alarm object of this site expected")
-        for write in mirror(self._book, snap, self._clockface.parse, now):
+        try:
+            msg = MirroredAlarm.model_validate_json(payload)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                codec.load_json(payload)  # raises the reason: malformed, or NaN
+            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        ref = DeviceRef(msg.site, msg.device)
+        if msg.site != site:
+            raise Rejected(RejectReason.WRONG_TYPE, f"an alarm of site {site} expected")
+        if not self._knows(ref):
+            raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        try:
+            writes = mirror(self._book, msg.snapshot(), now)
+        except ForeignAlarm as exc:
+            raise Rejected(RejectReason.FOREIGN_ALARM, str(exc)) from None
+        for write in writes:
             self._dispatcher.persist(write)
         self._metrics.messages.inc(Channel.ALARMS.value)
 

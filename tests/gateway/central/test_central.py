@@ -4,6 +4,7 @@ and a central gateway at the bureau observing it (DESIGN section 2)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -384,6 +385,71 @@ async def test_a_malformed_command_record_is_rejected_and_counted(
             lambda: b.central.gw.rejects.by_reason.get("unknown_device", 0) >= 1,
             what="unknown device rejected",
         )
+
+
+async def test_forged_edge_alarms_are_rejected_and_touch_nothing(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
+    """Issue 10: anyone with a broker account can publish on an edge site's alarms topic. A
+    forged message is parsed strictly and bound to that site's own alarms: counted as
+    rejected, nothing else changed, and the store keeps committing."""
+    async with bureau(tmp_path, brokers) as b:
+        await b.at_bureau.event("btn-a", "pressed", site="anning")
+        own = await until(
+            lambda: [a for a in b.central.gw.book.open_alarms() if a.site == "anning"],
+            what="the bureau's own alarm at anning",
+        )
+        victim = own[0]
+        store = b.central.gw.store
+        assert await store.flush(10), "the bureau's own alarm stored"
+        before = copy.deepcopy(victim)
+        rejects = b.central.gw.rejects.by_reason
+        start = dict(rejects)
+        at = datetime.now(ZoneInfo("Asia/Shanghai")).isoformat()
+        base = {"id": "f" * 32, "site": "xingfu", "device": "gas-kitchen", "type": "gas_leak",
+                "severity": "critical", "state": "active", "acked": False, "count": 1,
+                "raised_at": at, "updated_at": at, "change": "raised"}  # fmt: skip
+        # The bureau's own alarm at anning, closed by a message on the edge site's topic.
+        closing_the_victim = base | {"id": victim.id, "device": "btn-lobby", "type": "fire_button"}
+        closing_the_victim |= {"state": "closed", "closed_at": at, "change": "closed"}
+        forgeries = [
+            (base | {"acked_by": {"x": 1}}, "wrong_type"),
+            (base | {"id": [1]}, "wrong_type"),
+            (base | {"count": "abc"}, "wrong_type"),
+            (base | {"site": "anning", "device": "btn-a"}, "wrong_type"),  # not this topic's
+            (base | {"device": "nope"}, "unknown_device"),
+            (closing_the_victim, "foreign_alarm"),
+        ]
+        expected: dict[str, int] = {}
+        for msg, reason in forgeries:
+            await b.at_bureau.publish("safety/xingfu/alarms", msg)
+            expected[reason] = expected.get(reason, 0) + 1
+
+        def counted() -> bool:
+            return all(rejects.get(r, 0) - start.get(r, 0) >= n for r, n in expected.items())
+
+        await until(counted, what="every forgery counted as rejected")
+        assert {r: rejects.get(r, 0) - start.get(r, 0) for r in expected} == expected
+        assert b.central.gw.book.get("f" * 32) is None, "no half-made alarm"
+        assert b.central.gw.book.get(victim.id) is victim and victim == before
+        assert await store.flush(10) and store.healthy and store.stats.failed_batches == 0
+        stored = await store.get(victim.id)
+        assert stored is not None and stored.state.value == "active" and stored.closed_by is None
+        health = (await b.central.api.get("/api/health")).json()
+        assert health["rejected"]["foreign_alarm"] >= 1
+        # A genuine alarm from the edge after them: still mirrored, and stored.
+        await b.at_site.event("btn-lobby", "pressed")
+        edge = await until(
+            lambda: [a for a in b.edge.gw.book.open_alarms() if a.device == "btn-lobby"],
+            what="the edge's alarm",
+        )
+        mirrored = await until(
+            lambda: b.central.gw.book.get(edge[0].id), timeout=15, what="genuine mirrored"
+        )
+        assert mirrored.key == edge[0].key
+        assert await store.flush(10) and store.healthy and store.stats.failed_batches == 0
+        assert await store.get(mirrored.id) is not None, "the genuine mirror stored"
+        assert victim == before
 
 
 def _ref(device: str) -> DeviceRef:
