@@ -65,6 +65,12 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open ON alarms(site, device, type)
     WHERE state != 'closed';
 CREATE INDEX IF NOT EXISTS alarms_raised_at ON alarms(raised_at);
+-- An alarm's id names one (site, device, type) for ever: a write that would move it (a
+-- mirrored alarm forging another site's id, even of a closed alarm the book no longer holds)
+-- fails as a constraint, which the writer drops as poison, its timeline entries with it.
+CREATE TRIGGER IF NOT EXISTS alarms_key_fixed BEFORE UPDATE OF site, device, type ON alarms
+    WHEN NEW.site != OLD.site OR NEW.device != OLD.device OR NEW.type != OLD.type
+    BEGIN SELECT RAISE(ABORT, 'alarm id belongs to another site, device or type'); END;
 CREATE TABLE IF NOT EXISTS alarm_timeline (
     alarm_id TEXT NOT NULL REFERENCES alarms(id),
     seq INTEGER NOT NULL,

@@ -39,17 +39,19 @@ class Rig:
         alarm_id: str,
         device: str,
         *,
+        site: str = "yl-01",
+        state: AlarmState = AlarmState.ACTIVE,
         acked_by: Any = None,
         detail: Any = None,
         wait: bool = False,
     ) -> asyncio.Future[None] | None:
         a = Alarm(
             id=alarm_id,
-            site="yl-01",
+            site=site,
             device=device,
             type=AlarmType.GAS_LEAK,
             severity=Severity.CRITICAL,
-            state=AlarmState.ACTIVE,
+            state=state,
             raised_at=T0,
             updated_at=T0,
             acked_by=acked_by,
@@ -225,3 +227,26 @@ async def test_a_constraint_failure_is_dropped_alone(rig: Rig) -> None:
     assert await st.get("a-dup") is None
     assert await st.get("a-open") is not None and await st.get("a-other") is not None
     assert rig.committed_ids() == ["a-open", "a-other"]
+
+
+async def test_an_alarm_id_of_another_site_cannot_overwrite_it(rig: Rig) -> None:
+    """A closed alarm is no longer in the book; a forged write with its id for another site
+    (central mode: a mirrored alarm) is refused by the database and dropped, and neither the
+    alarm row nor its timeline changes."""
+    st = rig.store
+    rig.alarm("victim", "gas-1", state=AlarmState.CLOSED)
+    assert await st.flush(10)
+    before = await st.get("victim")
+    assert before is not None
+
+    forged = rig.alarm("victim", "gas-9", site="other-site", wait=True)
+    rig.alarm("after", "gas-2")
+    assert forged is not None and await st.flush(10)
+    with pytest.raises(PoisonWrite, match="another site"):
+        await asyncio.wait_for(forged, 5)
+    after = await st.get("victim")
+    assert after is not None
+    assert (after.site, after.device, after.state) == ("yl-01", "gas-1", AlarmState.CLOSED)
+    assert len(after.timeline) == len(before.timeline)
+    assert await st.get("after") is not None
+    assert st.stats.poison_dropped == 1
