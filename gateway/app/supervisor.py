@@ -204,6 +204,23 @@ class Gateway:
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Gateway:
+        try:
+            return await self._start()
+        except BaseException as exc:
+            # No __aexit__ follows a failed __aenter__: an open store's thread (a corrupt
+            # alarms.sqlite3) would otherwise keep the process alive with nothing serving.
+            log.error("gateway %s failed to start: %s", self.config.gateway.id, exc)
+            if self.tasks.running:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+            else:
+                try:
+                    if self.timeseries is not None:
+                        await self.timeseries.close()
+                finally:
+                    await self._release()
+            raise
+
+    async def _start(self) -> Gateway:
         await self.store.open()
         await self.notifications.open()
         if self.timeseries is not None:
@@ -272,11 +289,16 @@ class Gateway:
             try:
                 await self.tasks.close(exc_type, exc, tb)
             finally:
-                # Always, even when interrupted: the store's thread would keep the process alive.
-                await self.notifications.close()
-                await self._http.aclose()
-                await self.store.close()
+                await self._release()
                 log.info("gateway %s stopped", self.config.gateway.id)
+
+    async def _release(self) -> None:
+        # Always, even when interrupted: the store's thread would keep the process alive.
+        try:
+            await self.notifications.close()
+            await self._http.aclose()
+        finally:
+            await self.store.close()
 
     def tick(self) -> None:
         rule_tick(self.clock(), self.engine, self.dispatcher, self.central, self.metrics)

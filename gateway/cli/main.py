@@ -157,6 +157,8 @@ async def _run(config: GatewayConfig) -> int:
             mqtt_port=port,
             durable_acks=config.mqtt is not None,
         )
+        # A failed start (e.g. a corrupt store) makes uvicorn log it and exit with status 3
+        # (SystemExit); the gateway has released its threads by then, so the process ends.
         await HttpServer(app, config.http.host, config.http.port, lifespan="on").serve()
     return EXIT_OK
 

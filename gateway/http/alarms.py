@@ -92,12 +92,15 @@ async def alarm(gw: GatewayDep, who: PrincipalDep, alarm_id: str) -> dict[str, A
 
 
 async def _act(gw: Gateway, who: Principal, alarm_id: str) -> None:
+    # Another site's alarm is as unknown as a missing one, as when read (no 403 naming it).
     a = gw.book.get(alarm_id)
     if a is None:
         stored = await gw.store.get(alarm_id)
         if stored is None or not who.may_read(stored.site):
             raise ApiError(404, "unknown alarm", alarm_id)
         raise ApiError(409, "alarm is already closed", {"closed_by": stored.closed_by})
+    if not who.may_read(a.site):
+        raise ApiError(404, "unknown alarm", alarm_id)
     require_act(who, a.site)
     if not gw.authority.acts_on(a):
         require_authority(gw, a.site)

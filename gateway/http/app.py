@@ -19,6 +19,7 @@ from gateway.http import alarms, commands, devices, health, live, maintenance, r
 from gateway.http import static as static_files
 from gateway.http.auth import Auth
 from gateway.http.errors import install_error_handlers
+from gateway.http.limits import BodyLimit
 from gateway.http.overview import register_overview_routes
 from gateway.http.static import CONSOLE_DIR, SHARED_DIR, NoCacheFiles
 
@@ -49,6 +50,7 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
         app.state.gateway = gw
         app.state.auth = Auth(gw.config)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)  # before anything reads a body, 413 (or 401)
     for router in _ROUTERS:
         app.include_router(router)
     register_overview_routes(app)

@@ -3,8 +3,10 @@
 Owns the one way a route learns its caller and its gateway: `PrincipalDep` (bearer token in
 the `Authorization` header), `LiveCallerDep` (the live feed, where a browser can pass the
 token only in the address) and `GatewayDep`, all FastAPI dependencies over `app.state`; and
-the checks that turn a refusal into the API's error: a device the caller may not read is
-unknown (404), a site it may not act on is 403, a site served by its edge gateway is 409.
+the checks that turn a refusal into the API's error: a device or alarm of a site the caller
+may not read is unknown (404, the body of a missing one, whether read or acted on), a
+readable site it may not act on is 403, a site served by its edge gateway is 409. No error
+names a site the caller may not read.
 """
 
 from __future__ import annotations
@@ -89,6 +91,19 @@ def _principal(conn: HTTPConnection) -> Principal:
     return _auth(conn).principal(conn.headers.get("authorization"))
 
 
+def refusal(conn: HTTPConnection) -> ApiError | None:
+    """The error the caller of `conn` would get from `PrincipalDep` (401), or None; for
+    refusals decided before a route runs (an oversized body)."""
+    auth: Auth | None = getattr(conn.app.state, "auth", None)
+    if auth is None:  # not started yet: the route will answer
+        return None
+    try:
+        auth.principal(conn.headers.get("authorization"))
+    except ApiError as exc:
+        return exc
+    return None
+
+
 def _live_caller(conn: HTTPConnection) -> Principal | None:
     # A browser's WebSocket cannot send headers: the token may come in the address. A refusal
     # is None, not an error: the feed answers it with close code 4401, not an HTTP body.
@@ -125,13 +140,19 @@ def require_authority(gw: Gateway, site: str) -> None:
 def readable_device(
     gw: Gateway, device_id: str, site: str | None, who: Principal
 ) -> InstalledDevice:
-    """The device `who` asks for; one they may not read is as unknown as a missing one."""
+    """The device `who` asks for; one they may not read is as unknown as a missing one, and
+    an id used in several sites is ambiguous only among the sites `who` may read."""
     try:
         installed = gw.inventory.resolve(device_id, site)
     except AmbiguousDevice as exc:
-        raise ApiError(
-            400, str(exc), {"sites": exc.sites, "hint": "add ?site= or a site field"}
-        ) from None
+        readable = [s for s in exc.sites if who.may_read(s)]
+        if len(readable) > 1:
+            raise ApiError(
+                400,
+                f"device {device_id!r} exists in several sites: {', '.join(readable)}",
+                {"sites": readable, "hint": "add ?site= or a site field"},
+            ) from None
+        installed = gw.inventory.resolve(device_id, readable[0]) if readable else None
     if installed is None or not who.may_read(installed.ref.site):
         raise ApiError(404, "unknown device", device_id)
     return installed

@@ -17,7 +17,7 @@ router = APIRouter()
 async def devices(
     gw: GatewayDep, who: PrincipalDep, site: str | None = None
 ) -> list[dict[str, Any]]:
-    if site is not None and site not in gw.inventory.sites:
+    if site is not None and (site not in gw.inventory.sites or not who.may_read(site)):
         raise ApiError(404, "unknown site", site)
     views = []
     for d in gw.inventory:

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from gateway.http.errors import ApiError
+
+# Times a request may name: earlier or later ones are refused (422) rather than overflowing.
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 class Body(BaseModel):
@@ -26,6 +30,10 @@ def parse_time(raw: str | None, name: str) -> float | None:
     if dt.tzinfo is None:
         raise ApiError(
             422, "invalid request", f"{name}: give a UTC offset, e.g. 2026-11-24T08:00+08:00"
+        )
+    if not MIN_TIME <= dt <= MAX_TIME:
+        raise ApiError(
+            422, "invalid request", f"{name}: out of range (years 1970 to 9998): {raw!r}"
         )
     return dt.timestamp()
 

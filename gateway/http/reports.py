@@ -26,6 +26,10 @@ from gateway.report.render_xlsx import render_xlsx
 
 router = APIRouter()
 
+# Days a report may be asked for: outside, the period's bounds would overflow (a 500).
+MIN_DAY = date(1970, 1, 2)
+MAX_DAY = date(9998, 12, 31)
+
 
 def register_report_routes(app: FastAPI) -> None:
     """The report route on an app of one's own (`create_api` includes it already)."""
@@ -56,6 +60,10 @@ async def daily_report(
         parsed = _parse_day(day_text)
         if parsed is None:
             raise ApiError(422, "invalid request", f"date: expected YYYY-MM-DD, got {day_text!r}")
+        if not MIN_DAY <= parsed <= MAX_DAY:
+            raise ApiError(
+                422, "invalid request", f"date: out of range ({MIN_DAY} to {MAX_DAY}): {day_text}"
+            )
         day = parsed
     if site is not None:
         if site not in gw.inventory.sites or not who.may_read(site):

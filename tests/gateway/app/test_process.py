@@ -328,3 +328,26 @@ async def test_message_taken_but_not_yet_committed_survives_kill_9(
                 await asyncio.sleep(0.05)
         assert alarms, "the broker delivered the unacknowledged press again"
         await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "fire_button")
+
+
+async def test_run_exits_when_the_store_cannot_be_opened(
+    tmp_path: Path, broker: Mosquitto, cli_process: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    # A corrupt alarms.sqlite3 fails the start: the process must end (non-zero, the error
+    # logged) rather than stay alive with nothing answering, so that systemd restarts it.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "alarms.sqlite3").write_bytes(os.urandom(8192))
+    data = site_config(data_dir, broker.port, http={"host": "127.0.0.1", "port": free_port()})
+    cfg = write_config(tmp_path / "gateway.yaml", data)
+    started = time.monotonic()
+    proc = cli_process("run", "-c", str(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("safety-gateway run still alive 15 s after a failed start") from None
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 15
+    err = stderr.decode()
+    assert "file is not a database" in err
+    assert "failed to start" in err

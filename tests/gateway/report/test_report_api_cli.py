@@ -97,6 +97,14 @@ async def test_api_errors(api: httpx.AsyncClient) -> None:
     assert r.status_code == 422
     r = await api.get("/api/reports/daily?format=pdf", headers=BUREAU)
     assert r.status_code == 422
+    # Days whose period cannot be computed (was a 500 for 0001-01-01): a 422 saying the range.
+    for far in ("0001-01-01", "1969-12-31", "9999-12-31"):
+        r = await api.get(f"/api/reports/daily?date={far}&site=xingfu", headers=DUTY)
+        assert r.status_code == 422, far
+        assert r.json() == {
+            "error": "invalid request",
+            "detail": f"date: out of range (1970-01-02 to 9998-12-31): {far}",
+        }
 
 
 # ------------------------------------------------------------------------------ CLI
