@@ -28,6 +28,9 @@ class AlarmType(StrEnum):
     # extension (central mode): the edge gateway serving a site is offline, so nothing at the
     # site closes the gas or phones anyone; raised by the bureau's gateway, for the bureau
     EDGE_OFFLINE = "edge_offline"
+    # extension: the gateway found its alarm database corrupt at start, kept it aside and
+    # runs on a fresh one (alarm history before it is not in the console); latched
+    STORE_FAILURE = "store_failure"
 
 
 class Severity(StrEnum):
@@ -64,6 +67,7 @@ DEFAULT_SEVERITY: Mapping[AlarmType, Severity] = {
     AlarmType.DEVICE_OFFLINE: Severity.MINOR,
     AlarmType.DEVICE_FAULT: Severity.MINOR,
     AlarmType.EDGE_OFFLINE: Severity.CRITICAL,
+    AlarmType.STORE_FAILURE: Severity.MAJOR,
 }
 
 
@@ -124,6 +128,7 @@ class Reason(StrEnum):
     TRIP_NOT_CONFIRMED = "trip_not_confirmed"
     GAS_ALARM = "gas_alarm"
     RESTORED = "restored"
+    STORE_CORRUPT = "store_corrupt"
 
 
 # Physical ranges of the canonical quantities (DESIGN section 5). A value outside them

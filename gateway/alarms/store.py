@@ -13,6 +13,12 @@ value SQLite cannot bind, a constraint, a row or JSON that cannot be built) woul
 later write if retried; the batch is then applied write by write, each in a savepoint, and
 only the offending writes are dropped: logged once with their record, counted, their waiting
 callers told (`PoisonWrite`). The rest commits as usual.
+
+At open, `PRAGMA quick_check` runs. A database SQLite calls corrupt (or a file that is not
+a database) is moved aside with its -wal and -shm, kept for inspection as
+`alarms.sqlite3.corrupt-<UTC time>`, and the store starts on a fresh one: `recovery` says
+so, and the supervisor raises the `store_failure` alarm. Any other error (locked, I/O,
+cannot open) fails the start, as before.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +139,11 @@ _NEVER_SUCCEEDS: tuple[type[Exception], ...] = (
 )
 
 
+# SQLite's primary result codes for a damaged file; anything else is not the file's fault.
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
 class PoisonWrite(Exception):
     """A write that can never succeed was dropped; the rest of its batch was committed."""
 
@@ -183,6 +195,19 @@ class StoreStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreRecovery:
+    """The database found corrupt at open and moved aside; the store runs on a fresh one."""
+
+    moved_to: str  # the kept file; its -wal and -shm beside it, if there were any
+    reason: str  # what SQLite said: the error, or quick_check's first lines
+    at: float
+
+
+class CorruptDatabase(Exception):
+    """`quick_check` found the database damaged, or SQLite refused it as corrupt."""
+
+
 def alarm_row(a: Alarm) -> tuple[Any, ...]:
     return (
         a.id, a.site, a.device, a.type.value, a.severity.value, a.level, a.state.value,
@@ -230,18 +255,58 @@ class AlarmStore(HistoryReads):
         self.submitted = 0
         self.committed = 0
         self.healthy = True
+        self.recovery: StoreRecovery | None = None
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL survives power loss as well as kill -9; alarm writes are few and batched,
-        # so the cost of an fsync per commit is affordable here.
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
+        try:
+            await self._open()
+        except CorruptDatabase as exc:
+            await self.close()
+            self.recovery = self._move_aside(str(exc))
+            log.error(
+                "alarm store %s is corrupt (%s): moved aside to %s, starting on a fresh database",
+                self._path, self.recovery.reason, self.recovery.moved_to,
+            )  # fmt: skip
+            await self._open()
+
+    async def _open(self) -> None:
+        try:
+            self._db = await aiosqlite.connect(self._path)
+            cursor = await self._db.execute("PRAGMA quick_check")
+            found = [line for row in await cursor.fetchall() for line in str(row[0]).splitlines()]
+            if found != ["ok"]:
+                raise CorruptDatabase(
+                    f"quick_check found {len(found)} problems: " + "; ".join(found[:3])[:300]
+                )
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL survives power loss as well as kill -9; alarm writes are few and batched,
+            # so the cost of an fsync per commit is affordable here.
+            await self._db.execute("PRAGMA synchronous=FULL")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+            await self._db.executescript(SCHEMA)
+            await self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            # Only a damaged file is moved aside; locked, busy, I/O or cannot-open fail
+            # the start (a retry by systemd may succeed; moving the file would lose it).
+            if exc.sqlite_errorcode & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise
+            raise CorruptDatabase(f"{type(exc).__name__}: {exc}") from exc
         self._reader = await aiosqlite.connect(self._path)
+
+    def _move_aside(self, reason: str) -> StoreRecovery:
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        kept = self._path.with_name(f"{self._path.name}.corrupt-{stamp}")
+        n = 1
+        while kept.exists():  # two recoveries within a second keep both files
+            kept = self._path.with_name(f"{self._path.name}.corrupt-{stamp}.{n}")
+            n += 1
+        for suffix in ("-wal", "-shm", ""):  # the database last: its name marks it done
+            src = self._path.with_name(self._path.name + suffix)
+            if src.exists():
+                src.rename(kept.with_name(kept.name + suffix))
+        return StoreRecovery(str(kept), reason, now)
 
     async def close(self) -> None:
         for conn in (self._reader, self._db):

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def health_report(gw: Gateway) -> dict[str, Any]:
-    """`GET /api/health`: degraded when the broker is down, the store failing, or any
-    internal error was counted since start."""
+    """`GET /api/health`: degraded when the broker is down, the store failing or found
+    corrupt at start (`store.recovered_from`), or any internal error was counted since start."""
     h: LinkHealth = gw.link.health
     now = gw.clock()
     internal_errors = sum(
@@ -26,7 +26,8 @@ def health_report(gw: Gateway) -> dict[str, Any]:
         if sample.name.endswith("_total")
     )
     total, online, offline, fault = gw.engine.counts()
-    ok = h.connected and internal_errors == 0 and gw.store.healthy
+    recovery = gw.store.recovery
+    ok = h.connected and internal_errors == 0 and gw.store.healthy and recovery is None
     return {
         "status": "ok" if ok else "degraded",
         "gateway": gw.config.gateway.id,
@@ -60,6 +61,10 @@ def health_report(gw: Gateway) -> dict[str, Any]:
             "last_error": gw.store.stats.last_error,
             "poison_dropped": gw.store.stats.poison_dropped,
             "last_poison": gw.store.stats.last_poison,
+            # The database found corrupt at start, kept aside: this run began on a fresh one.
+            "recovered_from": recovery.moved_to if recovery else None,
+            "recovery_reason": recovery.reason if recovery else None,
+            "recovered_at": gw.clockface.iso(recovery.at) if recovery else None,
         },
         "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
         "modbus": gw.modbus.stats() if gw.modbus else None,

@@ -30,7 +30,7 @@ from gateway.alarms.book import Action, Alarm, AlarmBook
 from gateway.alarms.dispatch import AlarmDispatcher
 from gateway.alarms.event import AlarmContext, AlarmEvent
 from gateway.alarms.fanout import AlarmFanout
-from gateway.alarms.store import AlarmStore
+from gateway.alarms.store import AlarmStore, StoreRecovery
 from gateway.alarms.wire import alarm_view
 from gateway.app.health import connection_changed, health_report, watch_gauges
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
@@ -59,7 +59,15 @@ from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
 from rules.engine import RuleEngine
-from rules.model import DeviceRef
+from rules.model import (
+    DEFAULT_SEVERITY,
+    AlarmChange,
+    AlarmKey,
+    AlarmType,
+    ChangeKind,
+    DeviceRef,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +238,8 @@ class Gateway:
         self.dispatcher.restore(alarms)
         if alarms:
             log.warning("reloaded %d open alarms from the store", len(alarms))
+        if self.store.recovery is not None:
+            self._raise_store_failure(self.store.recovery)
         await self.tasks.open()
         self.tasks.start("store-writer", self.store.run_writer, supervised=False)
         self.tasks.start("mqtt", self.link.run)
@@ -299,6 +309,21 @@ class Gateway:
             await self._http.aclose()
         finally:
             await self.store.close()
+
+    def _raise_store_failure(self, recovery: StoreRecovery) -> None:
+        """The gateway's own `store_failure` alarm (device = the gateway's id), at every site
+        it decides for (at all its sites when it decides none, a bureau), so that each
+        site's console shows it; latched: a person closes it once the disk is looked at."""
+        now = self.clock()
+        gateway_id = self.config.gateway.id
+        sites = [s for s in self.inventory.sites if self.authority.decides(s)]
+        for site in sites or list(self.inventory.sites):
+            key = AlarmKey(site, gateway_id, AlarmType.STORE_FAILURE)
+            severity = DEFAULT_SEVERITY[AlarmType.STORE_FAILURE]
+            change = AlarmChange(
+                key, ChangeKind.RAISE, severity, Reason.STORE_CORRUPT, latched=True
+            )
+            self.dispatcher.persist(self.book.apply(change, now))
 
     def tick(self) -> None:
         rule_tick(self.clock(), self.engine, self.dispatcher, self.central, self.metrics)

@@ -36,6 +36,7 @@ ALARM_LABELS: Mapping[str, str] = {
     AlarmType.VALVE_FAILURE.value: "切断阀未关闭",
     AlarmType.TRIP_FAILURE.value: "脱扣未确认",
     AlarmType.EDGE_OFFLINE.value: "边缘网关离线",
+    AlarmType.STORE_FAILURE.value: "告警数据库损坏",
 }
 
 SEVERITY_LABELS: Mapping[str, str] = {

@@ -21,6 +21,7 @@ window.SafetyUi = (() => {
     valve_failure: '切断阀未关闭',
     trip_failure: '脱扣未确认',
     edge_offline: '边缘网关离线',
+    store_failure: '告警数据库损坏',
   };
   const SEVERITIES = {
     critical: { label: '紧急', rank: 0 },

@@ -333,11 +333,11 @@ async def test_message_taken_but_not_yet_committed_survives_kill_9(
 async def test_run_exits_when_the_store_cannot_be_opened(
     tmp_path: Path, broker: Mosquitto, cli_process: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
-    # A corrupt alarms.sqlite3 fails the start: the process must end (non-zero, the error
-    # logged) rather than stay alive with nothing answering, so that systemd restarts it.
+    # An alarms.sqlite3 SQLite cannot open (here a directory; a corrupt one is kept aside
+    # instead, see test_store_recovery) fails the start: the process must end (non-zero, the
+    # error logged) rather than stay alive with nothing answering, so systemd restarts it.
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "alarms.sqlite3").write_bytes(os.urandom(8192))
+    (data_dir / "alarms.sqlite3").mkdir(parents=True)
     data = site_config(data_dir, broker.port, http={"host": "127.0.0.1", "port": free_port()})
     cfg = write_config(tmp_path / "gateway.yaml", data)
     started = time.monotonic()
@@ -349,5 +349,5 @@ async def test_run_exits_when_the_store_cannot_be_opened(
     assert proc.returncode != 0
     assert time.monotonic() - started < 15
     err = stderr.decode()
-    assert "file is not a database" in err
+    assert "unable to open database file" in err
     assert "failed to start" in err
