@@ -35,6 +35,7 @@ from gateway.alarms.wire import alarm_view
 from gateway.app.health import connection_changed, health_report, watch_gauges
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.settings import mqtt_settings, time_series
+from gateway.app.systemd import SystemdNotifier
 from gateway.app.tasks import Tasks
 from gateway.central.observer import (
     Authority,
@@ -84,8 +85,11 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         tick_interval_s: float = TICK_INTERVAL_S,
         durable_acks: bool = True,
+        systemd: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
+        # systemd's watchdog, pinged from the loop (`Type=notify`); silent when not under it.
+        self.systemd = systemd if systemd is not None else SystemdNotifier(None)
         self.clock = clock
         self.started_at = clock()
         self._tick_interval = tick_interval_s
@@ -245,6 +249,8 @@ class Gateway:
         self.tasks.start("mqtt", self.link.run)
         self.tasks.start("rule-tick", partial(every, self._tick_interval, self.tick))
         self.tasks.start("loop-watch", partial(watch_loop_lag, self._observe_lag))
+        if self.systemd.watchdog_interval_s is not None:
+            self.tasks.start("watchdog", self.systemd.run_watchdog)
         self.tasks.start("live-flush", self.live.run_flusher)
         self.tasks.start("notifications", self.notifications.run)
         if self.timeseries is not None:
@@ -277,6 +283,8 @@ class Gateway:
         if not self.tasks.running:
             return
         try:
+            # The watchdog task runs on until the end: a shutdown that hangs is systemd's.
+            self.systemd.notify("STOPPING=1")
             await self.tasks.cancel("daily-report")
             await self.tasks.cancel("loop-watch")
             await self.tasks.cancel("rule-tick")

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from drivers.mqtt.broker import EmbeddedBroker, free_port
+from gateway.app.systemd import SystemdNotifier
 from gateway.config.checks import missing_secrets
 from gateway.config.errors import ConfigError
 from gateway.config.loading import load_config, parse_config
@@ -148,6 +149,7 @@ def _tune_interpreter() -> None:
 async def _run(config: GatewayConfig) -> int:
     from gateway.http.app import build_app
 
+    systemd = SystemdNotifier.from_env()
     async with _broker_for(config) as (host, port):
         # amqtt mishandles manual acknowledgement (see MqttSettings.manual_acks).
         app = build_app(
@@ -156,10 +158,19 @@ async def _run(config: GatewayConfig) -> int:
             mqtt_host=host,
             mqtt_port=port,
             durable_acks=config.mqtt is not None,
+            systemd=systemd,
         )
-        # A failed start (e.g. a corrupt store) makes uvicorn log it and exit with status 3
-        # (SystemExit); the gateway has released its threads by then, so the process ends.
-        await HttpServer(app, config.http.host, config.http.port, lifespan="on").serve()
+        # A failed start (e.g. a store that cannot be opened) makes uvicorn log it and exit
+        # with status 3 (SystemExit); the gateway has released its threads by then, so the
+        # process ends. READY=1 only once the port listens (systemd `Type=notify`).
+        server = HttpServer(
+            app,
+            config.http.host,
+            config.http.port,
+            lifespan="on",
+            on_ready=lambda: systemd.notify("READY=1"),
+        )
+        await server.serve()
     return EXIT_OK
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator
+import socket
+from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 import uvicorn
@@ -19,11 +20,24 @@ import uvicorn
 
 class HttpServer(uvicorn.Server):
     def __init__(
-        self, app: Any, host: str, port: int, *, lifespan: Literal["auto", "on", "off"] = "auto"
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        lifespan: Literal["auto", "on", "off"] = "auto",
+        on_ready: Callable[[], object] = lambda: None,
     ) -> None:
         super().__init__(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan)
         )
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """The app started (its lifespan) and the port listens: tell `on_ready`."""
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
