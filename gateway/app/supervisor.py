@@ -319,15 +319,16 @@ class Gateway:
             await self.store.close()
 
     def _raise_store_failure(self, recovery: StoreRecovery) -> None:
-        """The gateway's own `store_failure` alarm (device = the gateway's id), at every site
-        it decides for (at all its sites when it decides none, a bureau), so that each
-        site's console shows it; latched: a person closes it once the disk is looked at."""
+        """The gateway's own `store_failure` alarm (device = the gateway's id) at every site
+        it decides for, so that each site's console shows it; latched: a person closes it
+        once the disk is looked at. (A bureau deciding no site has health and the log only:
+        people there act only on central alarm types, see `Authority.acts_on`.)"""
         now = self.clock()
-        gateway_id = self.config.gateway.id
-        sites = [s for s in self.inventory.sites if self.authority.decides(s)]
-        for site in sites or list(self.inventory.sites):
-            key = AlarmKey(site, gateway_id, AlarmType.STORE_FAILURE)
-            severity = DEFAULT_SEVERITY[AlarmType.STORE_FAILURE]
+        severity = DEFAULT_SEVERITY[AlarmType.STORE_FAILURE]
+        for site in self.inventory.sites:
+            if not self.authority.decides(site):
+                continue
+            key = AlarmKey(site, self.config.gateway.id, AlarmType.STORE_FAILURE)
             change = AlarmChange(
                 key, ChangeKind.RAISE, severity, Reason.STORE_CORRUPT, latched=True
             )
