@@ -385,6 +385,13 @@ async def test_a_malformed_command_record_is_rejected_and_counted(
             lambda: b.central.gw.rejects.by_reason.get("unknown_device", 0) >= 1,
             what="unknown device rejected",
         )
+        # A record of the bureau's own site on the edge site's topic: not this topic's site.
+        own = bad | {"site": "anning", "device": "btn-a"}
+        await b.at_bureau.publish("safety/xingfu/commands", own)
+        await until(
+            lambda: b.central.gw.rejects.by_reason.get("wrong_type", 0) >= 2,
+            what="another site's record rejected",
+        )
 
 
 async def test_forged_edge_alarms_are_rejected_and_touch_nothing(
