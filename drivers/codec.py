@@ -49,6 +49,7 @@ class RejectReason(StrEnum):
     OVERSIZE = "oversize"
     EMPTY = "empty"
     FOREIGN_ALARM = "foreign_alarm"  # central mode: an alarm id of another site, device or type
+    UNKNOWN_GATEWAY = "unknown_gateway"  # central mode: presence of a gateway serving no edge site
 
 
 class Rejected(Exception):

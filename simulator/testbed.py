@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -66,14 +67,23 @@ class Mosquitto:
         "log_type error\nlog_type warning\n"
     )
 
-    def __init__(self, workdir: Path, extra: str = "", name: str = "mosquitto") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra: str = "",
+        name: str = "mosquitto",
+        config: Callable[[int], str] | None = None,
+    ) -> None:
+        """`config`: the whole configuration instead, given the port (e.g. deploy/'s files
+        rendered for the test); the broker is up when that port listens."""
         if not Path(MOSQUITTO).exists():
             raise NotInstalled("mosquitto is not installed: `make test` installs it")
         self.port = free_port()
         self.workdir = workdir
         self.name = name
         self.conf = workdir / f"{name}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\n" + self.BASE + extra)
+        text = f"listener {self.port} 127.0.0.1\n" + self.BASE + extra
+        self.conf.write_text(config(self.port) if config is not None else text)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

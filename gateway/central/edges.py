@@ -5,7 +5,8 @@ close the valve and phone the people. So the bureau must see at once when that e
 Two signals arrive, both retained on the bureau broker:
 
 - the edge gateway's presence, `{prefix}/gateways/{id}`: `online` on connect, `offline` on a
-  clean stop or as its will (crash, power loss, lost broker). JSON with the sites it serves;
+  clean stop or as its will (crash, power loss, lost broker). JSON with the sites it serves
+  (`Presence`); it counts for the sites configured `edge_gateway: {id}` only;
 - the edge broker's bridge state, `{prefix}/{site}/bridge/state`: `1`/`0` (Mosquitto's bridge
   notifications, `deploy/mosquitto-bridge.conf`): `0` means nothing from the site reaches the
   bureau, whatever the gateway is doing.
@@ -19,12 +20,15 @@ console sounds and the bureau's escalation runs. It clears when the gateway is b
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config.clockface import Clockface
+from gateway.config.schema import Ident
 from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
 
 # Alarms a central gateway raises itself about a site its edge serves: the bureau acts on
@@ -76,23 +80,24 @@ def edge_json(link: EdgeLink | None, clock: Clockface) -> dict[str, Any] | None:
     return {"gateway": link.gateway, "state": link.state.value, "since": clock.iso(link.since)}
 
 
-class BadPresence(ValueError):
-    pass
+# An edge gateway serves one institution, rarely a few; a presence listing more is not one.
+MAX_PRESENCE_SITES = 64
 
 
-def parse_presence(gateway_id: str, data: Any) -> tuple[bool, tuple[str, ...]]:
-    """A presence message -> (online, sites). Raises BadPresence with the reason."""
-    if not isinstance(data, dict):
-        raise BadPresence("a presence object expected")
-    status = data.get("status")
-    if status not in ("online", "offline"):
-        raise BadPresence(f"status must be online or offline, not {status!r}")
-    if data.get("gateway") != gateway_id:
-        raise BadPresence(f"gateway {data.get('gateway')!r} on the topic of {gateway_id!r}")
-    sites = data.get("sites")
-    if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
-        raise BadPresence("sites must be a list of site ids")
-    return status == "online", tuple(sites)
+class Presence(BaseModel):
+    """A gateway's presence on `{prefix}/gateways/{id}`, parsed strictly at the boundary
+    (`model_validate_json`). Untrusted: what it says counts only for the sites the
+    configuration gives to the topic's gateway id (`EdgeWatch.on_presence`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    gateway: Ident
+    status: Literal["online", "offline"]
+    sites: tuple[Ident, ...] = Field(max_length=MAX_PRESENCE_SITES)
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
 
 
 def presence_message(gateway_id: str, online: bool, sites: tuple[str, ...]) -> dict[str, Any]:
@@ -100,20 +105,28 @@ def presence_message(gateway_id: str, online: bool, sites: tuple[str, ...]) -> d
 
 
 class EdgeWatch:
-    """The edge links of the observed sites; other sites' messages are ignored."""
+    """The edge links of the observed sites, each bound to the gateway id the configuration
+    says serves it (site -> gateway id). A presence changes only its own gateway's links."""
 
-    def __init__(self, observed: frozenset[str]) -> None:
-        self.links = {site: EdgeLink(site) for site in observed}
+    def __init__(self, edge_gateways: Mapping[str, str]) -> None:
+        self.links = {site: EdgeLink(site) for site in edge_gateways}
+        self._sites_of: dict[str, tuple[str, ...]] = {}
+        for site, gateway in sorted(edge_gateways.items()):
+            self._sites_of[gateway] = (*self._sites_of.get(gateway, ()), site)
+
+    def sites_of(self, gateway_id: str) -> tuple[str, ...]:
+        """The observed sites this gateway id serves (configuration); () for any other id."""
+        return self._sites_of.get(gateway_id, ())
 
     def on_presence(
-        self, gateway_id: str, online: bool, sites: tuple[str, ...], now: float
+        self, gateway_id: str, online: bool, now: float
     ) -> list[tuple[EdgeLink, EdgeState]]:
-        """Returns the links whose state changed, each with its state before."""
+        """Applies to every site configured for `gateway_id`, whatever the message lists:
+        the configuration, not the payload, says which sites a gateway serves. Returns the
+        links whose state changed, each with its state before."""
         changed = []
-        for site in sites:
-            link = self.links.get(site)
-            if link is None:
-                continue
+        for site in self.sites_of(gateway_id):
+            link = self.links[site]
             before = link.state
             if link.gateway_online is not online or link.gateway != gateway_id:
                 link.gateway, link.gateway_online, link.gateway_since = gateway_id, online, now
@@ -150,7 +163,7 @@ def edge_alarm_changes(
     links: Iterable[EdgeLink], active: Iterable[AlarmKey], now: float, offline_after_s: float
 ) -> list[AlarmChange]:
     """`edge_offline` alarms to raise (offline long enough, not yet active) and to clear
-    (the site's gateway is back; any gateway id, in case the edge was replaced)."""
+    (the site's configured gateway is back)."""
     active_by_site: dict[str, list[AlarmKey]] = {}
     for key in active:
         active_by_site.setdefault(key.site, []).append(key)

@@ -9,7 +9,7 @@ act here only on those `edge_offline` alarms; everything else at the site is the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
@@ -22,14 +22,13 @@ from gateway.alarms.mirror import ForeignAlarm, mirror
 from gateway.alarms.store import AlarmStore
 from gateway.central.edges import (
     CENTRAL_ALARM_TYPES,
-    BadPresence,
     EdgeLink,
     EdgeState,
     EdgeWatch,
+    Presence,
     describe,
     edge_alarm_changes,
     edge_json,
-    parse_presence,
 )
 from gateway.central.mirrored import MirroredAlarm
 from gateway.config.clockface import Clockface
@@ -41,9 +40,14 @@ from rules.model import AlarmType, DeviceRef
 log = logging.getLogger(__name__)
 
 
-def observed_sites(inventory: Inventory) -> frozenset[str]:
-    """Sites an edge gateway serves (DESIGN section 2): here we observe them only."""
-    return frozenset(s.id for s in inventory.sites.values() if s.served_by == "edge")
+def observed_sites(inventory: Inventory) -> dict[str, str]:
+    """Sites an edge gateway serves (DESIGN section 2), each with that gateway's id (its
+    `edge_gateway`): here we observe them only."""
+    return {
+        s.id: s.edge_gateway
+        for s in inventory.sites.values()
+        if s.served_by == "edge" and s.edge_gateway is not None
+    }
 
 
 def control_subscriptions(topics: TopicParser, observed: frozenset[str]) -> list[str]:
@@ -64,8 +68,9 @@ def control_subscriptions(topics: TopicParser, observed: frozenset[str]) -> list
 class Authority:
     """Which sites this gateway decides for: all but those an edge gateway serves."""
 
-    def __init__(self, observed: frozenset[str]) -> None:
-        self.observed = observed
+    def __init__(self, edge_gateways: Mapping[str, str]) -> None:
+        self.observed = frozenset(edge_gateways)
+        self.edge_gateways = dict(edge_gateways)  # site -> the id of the edge gateway serving it
 
     def decides(self, site: str) -> bool:
         """False for a site its edge gateway serves: acting here would bypass the edge."""
@@ -104,7 +109,7 @@ class CentralObserver:
         self._clockface = clockface
         self._offline_after_s = edge_offline_after_s
         self._clock = clock
-        self.edges = EdgeWatch(self._observed)
+        self.edges = EdgeWatch(authority.edge_gateways)
 
     # ------------------------------------------------------------- the edge's topics
     def on_alarm(self, site: str, payload: bytes, now: float) -> None:
@@ -148,10 +153,26 @@ class CentralObserver:
         if gateway_id == self._gateway_id:
             return  # our own, echoed back
         try:
-            online, sites = parse_presence(gateway_id, codec.load_json(payload))
-        except BadPresence as exc:
-            raise Rejected(RejectReason.WRONG_TYPE, str(exc)) from None
-        self._edge_changed(self.edges.on_presence(gateway_id, online, sites, now))
+            msg = Presence.model_validate_json(payload)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                codec.load_json(payload)  # raises the reason: malformed, or NaN
+            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        if msg.gateway != gateway_id:
+            raise Rejected(RejectReason.WRONG_TYPE, f"gateway {msg.gateway!r} on {gateway_id!r}")
+        own = self.edges.sites_of(gateway_id)
+        if not own:
+            raise Rejected(
+                RejectReason.UNKNOWN_GATEWAY, f"gateway {gateway_id!r} serves no edge site here"
+            )
+        if set(msg.sites) != set(own):  # the configuration wins: only `own` are changed
+            log.warning(
+                "edge gateway %s lists sites %s; configured for it here: %s (only these count)",
+                gateway_id,
+                ", ".join(msg.sites) or "none",
+                ", ".join(own),
+            )
+        self._edge_changed(self.edges.on_presence(gateway_id, msg.online, now))
         self._metrics.messages.inc(Channel.PRESENCE.value)
 
     def on_uplink(self, site: str, payload: bytes, now: float) -> None:

@@ -95,6 +95,11 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
     for si, site in enumerate(config.sites):
         for di, dev in enumerate(site.devices):
             yield from _check_device(f"sites[{si}].devices[{di}]", dev)
+        if site.edge_gateway == config.gateway.id:
+            yield ConfigProblem(
+                f"sites[{si}].edge_gateway",
+                f"{site.edge_gateway!r} is this gateway's own id: the edge is another gateway",
+            )
     yield from _check_modbus(config)
     yield from _check_notify(config)
     yield from _check_report(config)

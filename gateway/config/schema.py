@@ -15,7 +15,14 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from drivers.modbus.profile import Profile, all_profiles
 from gateway.config.units import measure_parser
@@ -230,8 +237,20 @@ class SiteConfig(_Model):
     # edge: an edge gateway at the site is (DESIGN section 2); this one, at the bureau,
     # observes: it mirrors the edge's alarms and neither commands devices nor phones anyone.
     served_by: Literal["self", "edge"] = "self"
+    # served_by edge: the id of the edge gateway that serves the site (required there,
+    # refused otherwise). Only that gateway's presence counts for the site: a presence is
+    # bound to its topic's gateway id, and which id serves which site is configuration.
+    edge_gateway: Ident | None = None
     contacts: list[Contact] = []
     devices: list[DeviceConfig] = []
+
+    @model_validator(mode="after")
+    def _edge_gateway_iff_edge(self) -> SiteConfig:
+        if self.served_by == "edge" and self.edge_gateway is None:
+            raise ValueError("a site served_by edge must name its edge_gateway (its id)")
+        if self.served_by != "edge" and self.edge_gateway is not None:
+            raise ValueError("edge_gateway is only for a site served_by edge")
+        return self
 
 
 class RulesSection(_Model):

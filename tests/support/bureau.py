@@ -19,6 +19,8 @@ from tests.conftest import (
     site_config,
 )
 
+# the edge gateway's id (site_config's), configured at the bureau as serving xingfu
+EDGE_GATEWAY = "test-gw"
 BRIDGED = ("+/telemetry", "+/event", "+/status", "+/cmd/ack", "alarms", "commands")
 
 
@@ -54,6 +56,7 @@ def central_config(data_dir: Path, port: int) -> dict[str, Any]:
     data = site_config(data_dir, port)
     data["gateway"]["id"] = "bureau-gw"
     data["sites"][0]["served_by"] = "edge"
+    data["sites"][0]["edge_gateway"] = EDGE_GATEWAY
     data["sites"].append(
         {
             "id": "anning",

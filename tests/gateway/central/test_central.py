@@ -24,7 +24,7 @@ from tests.conftest import (
     running_gateway,
     until,
 )
-from tests.support.bureau import bureau
+from tests.support.bureau import EDGE_GATEWAY, bureau
 from tests.support.providers import BUREAU, LEGAL, SAFETY, notify_config, providers
 
 
@@ -385,6 +385,13 @@ async def test_a_malformed_command_record_is_rejected_and_counted(
             lambda: b.central.gw.rejects.by_reason.get("unknown_device", 0) >= 1,
             what="unknown device rejected",
         )
+        # A record of the bureau's own site on the edge site's topic: not this topic's site.
+        own = bad | {"site": "anning", "device": "btn-a"}
+        await b.at_bureau.publish("safety/xingfu/commands", own)
+        await until(
+            lambda: b.central.gw.rejects.by_reason.get("wrong_type", 0) >= 2,
+            what="another site's record rejected",
+        )
 
 
 async def test_forged_edge_alarms_are_rejected_and_touch_nothing(
@@ -454,3 +461,26 @@ async def test_forged_edge_alarms_are_rejected_and_touch_nothing(
 
 def _ref(device: str) -> DeviceRef:
     return DeviceRef("xingfu", device)
+
+
+async def test_presence_counts_only_from_the_configured_edge_gateway(
+    tmp_path: Path, brokers: Callable[..., Mosquitto]
+) -> None:
+    """Issue 10: an `online` from any gateway id listing the site hid a dead edge, and a
+    forged `offline` raised `edge_offline`. Only the id configured as the site's
+    `edge_gateway` changes its link; other ids are rejected and counted."""
+    async with bureau(tmp_path, brokers) as b:
+        link = b.central.gw.central.edges.get("xingfu")
+        assert link is not None
+        await until(lambda: link.gateway_online is True, timeout=15, what="the edge online")
+        rejects = b.central.gw.rejects.by_reason
+        forged = {"gateway": "intruder", "status": "offline", "sites": ["xingfu"]}
+        await b.at_bureau.publish("safety/gateways/intruder", forged)
+        await until(lambda: rejects.get("unknown_gateway", 0) >= 1, what="unknown gateway")
+        wrong = forged | {"gateway": "anning-gw"}
+        await b.at_bureau.publish(f"safety/gateways/{EDGE_GATEWAY}", wrong)
+        await until(lambda: rejects.get("wrong_type", 0) >= 1, what="another id's payload")
+        assert link.gateway_online is True and link.gateway == EDGE_GATEWAY
+        # The edge gateway itself stops: its will counts.
+        await b.edge.gw.__aexit__(None, None, None)
+        await until(lambda: link.gateway_online is False, timeout=15, what="the edge offline")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from pydantic import ValidationError
 
 from gateway.central.edges import (
-    BadPresence,
     EdgeState,
     EdgeWatch,
+    Presence,
     edge_alarm_changes,
-    parse_presence,
     presence_message,
 )
 from gateway.overview.queries import SiteStatus, StatusReason, site_status
@@ -21,34 +22,34 @@ DEVICES_OK = {"online": 3, "offline": 0, "fault": 0, "unknown": 0}
 
 
 def watch() -> EdgeWatch:
-    return EdgeWatch(frozenset({"xingfu", "anning"}))
+    return EdgeWatch({"xingfu": "gw-x", "anning": "gw-a"})
 
 
 def test_unknown_until_heard_then_online() -> None:
     w = watch()
     assert w.get("xingfu").state is EdgeState.UNKNOWN  # type: ignore[union-attr]
-    changed = w.on_presence("gw-x", True, ("xingfu",), T0)
+    changed = w.on_presence("gw-x", True, T0)
     assert [(link.site, before) for link, before in changed] == [("xingfu", EdgeState.UNKNOWN)]
     link = w.get("xingfu")
     assert link is not None and link.state is EdgeState.ONLINE and link.since == T0
     assert link.gateway == "gw-x"
-    assert w.on_presence("gw-x", True, ("xingfu",), T0 + 5) == [], "a repeat changes nothing"
+    assert w.on_presence("gw-x", True, T0 + 5) == [], "a repeat changes nothing"
     assert link.since == T0
 
 
 def test_gateway_offline_then_back() -> None:
     w = watch()
-    w.on_presence("gw-x", True, ("xingfu",), T0)
-    (changed,) = w.on_presence("gw-x", False, ("xingfu",), T0 + 10)
+    w.on_presence("gw-x", True, T0)
+    (changed,) = w.on_presence("gw-x", False, T0 + 10)
     assert changed[0].state is EdgeState.GATEWAY_OFFLINE and changed[1] is EdgeState.ONLINE
     assert changed[0].since == T0 + 10
-    (back,) = w.on_presence("gw-x", True, ("xingfu",), T0 + 20)
+    (back,) = w.on_presence("gw-x", True, T0 + 20)
     assert back[0].state is EdgeState.ONLINE and back[1] is EdgeState.GATEWAY_OFFLINE
 
 
 def test_uplink_down_and_up() -> None:
     w = watch()
-    w.on_presence("gw-x", True, ("xingfu",), T0)
+    w.on_presence("gw-x", True, T0)
     assert w.on_uplink("xingfu", True, T0 + 1) == [], "up while online: no change of state"
     (down,) = w.on_uplink("xingfu", False, T0 + 30)
     assert down[0].state is EdgeState.UPLINK_DOWN and down[0].since == T0 + 30
@@ -59,38 +60,56 @@ def test_uplink_down_and_up() -> None:
 def test_a_gateway_last_known_offline_stays_offline_while_the_uplink_is_down() -> None:
     """The worst known state wins: nothing newer can have arrived over a dead uplink."""
     w = watch()
-    w.on_presence("gw-x", False, ("xingfu",), T0)
+    w.on_presence("gw-x", False, T0)
     assert w.on_uplink("xingfu", False, T0 + 5) == []
     link = w.get("xingfu")
     assert link is not None and link.state is EdgeState.GATEWAY_OFFLINE and link.since == T0
 
 
-def test_sites_not_observed_are_ignored() -> None:
-    w = watch()
-    assert w.on_presence("gw-q", True, ("qidong", "xingfu"), T0)[0][0].site == "xingfu"
-    assert w.get("qidong") is None
-    assert w.on_uplink("qidong", False, T0) == []
+def test_a_presence_changes_only_the_sites_configured_for_its_gateway() -> None:
+    """Issue 10: which gateway serves which site is configuration, not the payload's."""
+    w = EdgeWatch({"xingfu": "gw-x", "anning": "gw-a", "qidong": "gw-x"})
+    assert w.sites_of("gw-x") == ("qidong", "xingfu")
+    assert w.sites_of("gw-q") == ()
+    assert w.on_presence("gw-q", False, T0) == [], "a gateway serving nothing here"
+    changed = w.on_presence("gw-x", True, T0)
+    assert sorted(link.site for link, _ in changed) == ["qidong", "xingfu"]
+    anning = w.get("anning")
+    assert anning is not None and anning.state is EdgeState.UNKNOWN, "gw-a's, untouched"
+    w.on_presence("gw-a", True, T0)
+    w.on_presence("gw-x", False, T0 + 1)
+    assert anning.state is EdgeState.ONLINE and anning.gateway == "gw-a"
+    assert w.on_uplink("elsewhere", False, T0) == []
 
 
-def test_presence_message_round_trip() -> None:
+def test_presence_is_parsed_strictly() -> None:
     msg = presence_message("gw-x", False, ("xingfu",))
     assert msg == {"gateway": "gw-x", "status": "offline", "sites": ("xingfu",)}
-    assert parse_presence("gw-x", {**msg, "sites": ["xingfu"]}) == (False, ("xingfu",))
+    p = Presence.model_validate_json(orjson.dumps(msg))
+    assert (p.gateway, p.online, p.sites) == ("gw-x", False, ("xingfu",))
+    assert Presence.model_validate_json(orjson.dumps({**msg, "status": "online"})).online
+    assert Presence.model_validate_json(orjson.dumps({**msg, "extra": 1})).sites == ("xingfu",)
 
 
 @pytest.mark.parametrize(
     ("data", "why"),
     [
-        ("online", "a presence object"),
-        ({"gateway": "gw-x", "status": "up", "sites": []}, "status must be"),
-        ({"gateway": "gw-y", "status": "online", "sites": []}, "on the topic of"),
-        ({"gateway": "gw-x", "status": "online", "sites": "xingfu"}, "sites must be"),
-        ({"gateway": "gw-x", "status": "online", "sites": [1]}, "sites must be"),
+        ("online", "model_type"),
+        ({"gateway": "gw-x", "status": "up", "sites": []}, "literal_error"),
+        ({"gateway": "gw-x", "status": True, "sites": []}, "literal_error"),
+        ({"gateway": "gw-x", "sites": []}, "missing"),
+        ({"gateway": "gw/x", "status": "online", "sites": []}, "string_pattern_mismatch"),
+        ({"gateway": 7, "status": "online", "sites": []}, "string_type"),
+        ({"gateway": "gw-x", "status": "online", "sites": "xingfu"}, "tuple_type"),
+        ({"gateway": "gw-x", "status": "online", "sites": [1]}, "string_type"),
+        ({"gateway": "gw-x", "status": "online", "sites": ["a/#"]}, "string_pattern_mismatch"),
+        ({"gateway": "gw-x", "status": "online", "sites": ["s"] * 65}, "too_long"),
     ],
 )
-def test_bad_presence_says_why(data: object, why: str) -> None:
-    with pytest.raises(BadPresence, match=why):
-        parse_presence("gw-x", data)
+def test_bad_presence_is_refused(data: object, why: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Presence.model_validate_json(orjson.dumps(data))
+    assert exc.value.errors()[0]["type"] == why
 
 
 @pytest.mark.parametrize(
@@ -140,9 +159,9 @@ def _key(site: str = "xingfu", gateway: str = "gw-x") -> AlarmKey:
 
 def test_edge_offline_is_raised_only_after_the_delay() -> None:
     w = watch()
-    w.on_presence("gw-x", True, ("xingfu",), T0)
+    w.on_presence("gw-x", True, T0)
     assert edge_alarm_changes(w.links.values(), [], T0 + 1, 60.0) == []
-    w.on_presence("gw-x", False, ("xingfu",), T0 + 10)
+    w.on_presence("gw-x", False, T0 + 10)
     assert edge_alarm_changes(w.links.values(), [], T0 + 69, 60.0) == [], "a restart is quick"
     (raised,) = edge_alarm_changes(w.links.values(), [], T0 + 70, 60.0)
     assert raised.key == _key() and raised.kind is ChangeKind.RAISE
@@ -152,9 +171,10 @@ def test_edge_offline_is_raised_only_after_the_delay() -> None:
 
 
 def test_edge_offline_clears_when_the_site_has_a_gateway_again() -> None:
-    w = watch()
-    w.on_presence("gw-x", False, ("xingfu",), T0)
-    w.on_presence("gw-new", True, ("xingfu",), T0 + 600)  # the box was replaced
+    # the box was replaced and the configuration says so: the old box's alarm clears too
+    w = EdgeWatch({"xingfu": "gw-new", "anning": "gw-a"})
+    w.on_presence("gw-x", True, T0)  # the old box, no longer configured: ignored
+    w.on_presence("gw-new", True, T0 + 600)
     changes = edge_alarm_changes(w.links.values(), [_key(), _key("anning")], T0 + 601, 60.0)
     assert [(c.key, c.kind) for c in changes] == [(_key(), ChangeKind.CLEAR)]
     assert changes[0].reason is Reason.EDGE_GATEWAY_ONLINE
@@ -163,6 +183,6 @@ def test_edge_offline_clears_when_the_site_has_a_gateway_again() -> None:
 def test_no_edge_offline_for_an_uplink_cut_or_an_unknown_edge() -> None:
     """A cut line is not a dead gateway: the site may well be protected."""
     w = watch()
-    w.on_presence("gw-x", True, ("xingfu",), T0)
+    w.on_presence("gw-x", True, T0)
     w.on_uplink("xingfu", False, T0 + 1)
     assert edge_alarm_changes(w.links.values(), [], T0 + 3600, 60.0) == []

@@ -262,3 +262,28 @@ def test_thresholds_for_a_rule_the_device_type_lacks_are_refused() -> None:
         "sites[0].devices[0].thresholds.residual_current: a gas_detector has no residual_current "
         "rule (its rules: gas_leak)",
     ]
+
+
+# ------------------------------------------------------------- central mode
+def test_a_site_served_by_edge_names_its_edge_gateway() -> None:
+    data = base()
+    data["sites"][0]["served_by"] = "edge"
+    (problem,) = problems_of(data)
+    assert problem.startswith("sites[0]") and "must name its edge_gateway" in problem
+    data["sites"][0]["edge_gateway"] = "edge-a"
+    assert parse_config(data).sites[0].edge_gateway == "edge-a"
+
+
+def test_edge_gateway_is_refused_on_a_site_this_gateway_serves() -> None:
+    data = base()
+    data["sites"][0]["edge_gateway"] = "edge-a"
+    (problem,) = problems_of(data)
+    assert problem.startswith("sites[0]") and "only for a site served_by edge" in problem
+
+
+@pytest.mark.parametrize("gateway", ["gw-1", "a/b", "+", ""])
+def test_edge_gateway_is_another_gateways_id(gateway: str) -> None:
+    data = base()
+    data["sites"][0] |= {"served_by": "edge", "edge_gateway": gateway}
+    (problem,) = problems_of(data)
+    assert problem.startswith("sites[0].edge_gateway")

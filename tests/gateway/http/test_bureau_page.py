@@ -257,7 +257,7 @@ async def test_an_edge_site_turns_red_when_its_edge_gateway_goes_offline(
     presence arrives (as over the bridge) on this broker."""
     port = free_port()
     data = two_sites(tmp_path / "data", broker.port)
-    data["sites"][1]["served_by"] = "edge"
+    data["sites"][1] |= {"served_by": "edge", "edge_gateway": "edge-anning"}
     data["http"] = {"host": "127.0.0.1", "port": port}
     base = f"http://127.0.0.1:{port}"
     presence = "safety/gateways/edge-anning"

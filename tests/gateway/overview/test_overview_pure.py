@@ -162,7 +162,9 @@ def _alarm(
 
 
 def test_summarize_site() -> None:
-    site = SiteConfig(id="s1", name="甲", kind=SiteKind.RELIEF_STATION, served_by="edge")
+    site = SiteConfig(
+        id="s1", name="甲", kind=SiteKind.RELIEF_STATION, served_by="edge", edge_gateway="gw-s1"
+    )
     devices = [
         DeviceSnapshot("d1", "online", 500.0, "厨房"),
         DeviceSnapshot("d2", "offline", 300.0, "大厅"),
