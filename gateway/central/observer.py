@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
@@ -38,6 +39,8 @@ from gateway.live.hub import LiveHub
 from rules.model import AlarmType, DeviceRef
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def observed_sites(inventory: Inventory) -> dict[str, str]:
@@ -115,12 +118,7 @@ class CentralObserver:
     def on_alarm(self, site: str, payload: bytes, now: float) -> None:
         if site not in self._observed:
             return  # our own publication, echoed back by the broker
-        try:
-            msg = MirroredAlarm.model_validate_json(payload)
-        except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                codec.load_json(payload)  # raises the reason: malformed, or NaN
-            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        msg = _parse(MirroredAlarm, payload)
         ref = DeviceRef(msg.site, msg.device)
         if msg.site != site:
             raise Rejected(RejectReason.WRONG_TYPE, f"an alarm of site {site} expected")
@@ -137,10 +135,7 @@ class CentralObserver:
     def on_command(self, site: str, payload: bytes) -> None:
         if site not in self._observed:
             return  # our own publication, echoed back by the broker
-        try:
-            msg = CommandMessage.model_validate(codec.load_json(payload))
-        except ValidationError as exc:
-            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        msg = _parse(CommandMessage, payload)
         ref = DeviceRef(msg.site, msg.device)
         if msg.site != site:
             raise Rejected(RejectReason.WRONG_TYPE, f"a command of site {site} expected")
@@ -152,12 +147,7 @@ class CentralObserver:
     def on_presence(self, gateway_id: str, payload: bytes, now: float) -> None:
         if gateway_id == self._gateway_id:
             return  # our own, echoed back
-        try:
-            msg = Presence.model_validate_json(payload)
-        except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                codec.load_json(payload)  # raises the reason: malformed, or NaN
-            raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
+        msg = _parse(Presence, payload)
         if msg.gateway != gateway_id:
             raise Rejected(RejectReason.WRONG_TYPE, f"gateway {msg.gateway!r} on {gateway_id!r}")
         own = self.edges.sites_of(gateway_id)
@@ -203,6 +193,17 @@ class CentralObserver:
             self._live.push(link.site, {"kind": "edge", "site": link.site, "edge": edge})
         if changes:
             self.tick(self._clock())  # a gateway back clears its alarm at once
+
+
+def _parse(model: type[M], payload: bytes) -> M:
+    """A message from the network, typed at the boundary, or rejected with the reason the
+    telemetry codec gives (malformed JSON, NaN) or the first field that is wrong."""
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            codec.load_json(payload)  # raises the reason: malformed, or NaN
+        raise Rejected(RejectReason.WRONG_TYPE, _first_error(exc)) from None
 
 
 def _first_error(exc: ValidationError) -> str:
