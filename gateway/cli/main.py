@@ -213,11 +213,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
     from gateway.report import PeriodNotStarted, UnknownSite, write_report_files
+    from gateway.report.period import FIRST_DAY, LAST_DAY, day_in_range
 
     try:
         day = date.fromisoformat(args.date)
     except ValueError:
         print(f"--date: not a date: {args.date!r} (use YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_INVALID
+    if not day_in_range(day):
+        print(f"--date: out of range ({FIRST_DAY} to {LAST_DAY}): {args.date}", file=sys.stderr)
         return EXIT_INVALID
     if _load_or_report(args.config) is None:
         return EXIT_INVALID

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from gateway.http.auth import GatewayDep, PrincipalDep
 from gateway.http.errors import ApiError
 from gateway.report.model import XLSX_MIME, DailyReport, PeriodNotStarted, UnknownSite
-from gateway.report.period import latest_report_day
+from gateway.report.period import FIRST_DAY, LAST_DAY, day_in_range, latest_report_day
 from gateway.report.reader import build_daily_report
 from gateway.report.render_html import render_html
 from gateway.report.render_json import report_json
@@ -27,8 +27,6 @@ from gateway.report.render_xlsx import render_xlsx
 router = APIRouter()
 
 # Days a report may be asked for: outside, the period's bounds would overflow (a 500).
-MIN_DAY = date(1970, 1, 2)
-MAX_DAY = date(9998, 12, 31)
 
 
 def register_report_routes(app: FastAPI) -> None:
@@ -60,9 +58,11 @@ async def daily_report(
         parsed = _parse_day(day_text)
         if parsed is None:
             raise ApiError(422, "invalid request", f"date: expected YYYY-MM-DD, got {day_text!r}")
-        if not MIN_DAY <= parsed <= MAX_DAY:
+        if not day_in_range(parsed):
             raise ApiError(
-                422, "invalid request", f"date: out of range ({MIN_DAY} to {MAX_DAY}): {day_text}"
+                422,
+                "invalid request",
+                f"date: out of range ({FIRST_DAY} to {LAST_DAY}): {day_text}",
             )
         day = parsed
     if site is not None:

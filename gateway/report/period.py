@@ -6,6 +6,15 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+# The days a report can be made for: the period starts the day before at the report time,
+# which must stay a representable epoch in every zone (0001-01-01 overflowed: a 500).
+FIRST_DAY = date(1970, 1, 2)
+LAST_DAY = date(9998, 12, 31)
+
+
+def day_in_range(day: date) -> bool:
+    return FIRST_DAY <= day <= LAST_DAY
+
 
 def _hhmm(hhmm: str) -> tuple[int, int]:
     m = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])", hhmm)

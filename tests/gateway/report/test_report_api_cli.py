@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -162,3 +163,13 @@ async def test_cli_without_a_store(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError):
         await write_report_files(config_path, DAY, tmp_path / "out", None)
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1970-01-01", "9999-12-31"])
+def test_cli_refuses_a_day_out_of_range(
+    day: str, run_cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    result = run_cli("report", "daily", "-c", str(tmp_path / "gateway.yaml"), "--date", day)
+    assert result.returncode == 2, result.stderr
+    assert f"--date: out of range (1970-01-02 to 9998-12-31): {day}" in result.stderr
+    assert "Traceback" not in result.stderr
