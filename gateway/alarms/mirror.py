@@ -5,43 +5,15 @@ the snapshots it publishes so that the bureau's pages, report and store see them
 lifecycle rule is applied here: the snapshot is the truth, and the book only keeps its one
 open alarm per key.
 
-The snapshot arrives typed (`EdgeSnapshot`, parsed at the boundary by `gateway.central`) and
-bound to the site whose topic it came on: it may only touch the alarm of its own key.
+The snapshot arrives typed (an `AlarmEvent`, parsed at the boundary by `gateway.central`)
+and bound to the site whose topic it came on: it may only touch the alarm of its own key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from gateway.alarms.book import Action, Alarm, AlarmBook, AlarmState, AlarmWrite, Disposition
-from rules.model import AlarmKey, Severity
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeSnapshot:
-    """Another gateway's view of one alarm, typed, times in epoch seconds."""
-
-    id: str
-    key: AlarmKey
-    severity: Severity
-    state: AlarmState
-    raised_at: float
-    change: Action = Action.UPDATED
-    level: str | None = None
-    latched: bool = False
-    acked: bool = False
-    value: float | None = None
-    peak: float | None = None
-    count: int = 1
-    reason: str | None = None
-    acked_at: float | None = None
-    acked_by: str | None = None
-    cleared_at: float | None = None
-    closed_at: float | None = None
-    closed_by: str | None = None
-    disposition: Disposition | None = None
-    note: str | None = None
-    updated_at: float | None = None
+from gateway.alarms.book import Action, Alarm, AlarmBook, AlarmState, AlarmWrite
+from gateway.alarms.event import AlarmEvent, AlarmSnapshot
+from rules.model import AlarmKey
 
 
 class ForeignAlarm(Exception):
@@ -55,13 +27,14 @@ class ForeignAlarm(Exception):
         self.alarm_id = alarm_id
 
 
-def mirror(book: AlarmBook, snap: EdgeSnapshot, now: float) -> list[AlarmWrite]:
+def mirror(book: AlarmBook, event: AlarmEvent, now: float) -> list[AlarmWrite]:
     """Adopt another gateway's view of an alarm into `book`.
 
     Returns the writes to store, in order: the close of an alarm the snapshot supersedes,
     then the snapshot's own (a row-only update when its change is `updated`). Raises
     `ForeignAlarm`, with nothing changed, when the id is that of an alarm of another key.
     """
+    snap = event.alarm
     alarm = book.get(snap.id)
     if alarm is not None and alarm.key != snap.key:
         raise ForeignAlarm(snap.id, alarm.key, snap.key)
@@ -78,11 +51,12 @@ def mirror(book: AlarmBook, snap: EdgeSnapshot, now: float) -> list[AlarmWrite]:
             stale.note = f"superseded by {snap.id} at the edge"
             book.hold(stale)  # closed: the book lets it go
             writes.append(book.record(stale, Action.CLOSED, now, "edge", None, None))
-        site, device, type_ = snap.key.site, snap.key.device, snap.key.type
-        alarm = Alarm(snap.id, site, device, type_, snap.severity, snap.state, snap.raised_at)
-    _adopt(alarm, snap, now)
+        alarm = Alarm(
+            snap.id, snap.site, snap.device, snap.type, snap.severity, snap.state, snap.raised_at
+        )
+    _adopt(alarm, snap)
     book.hold(alarm)
-    action = snap.change
+    action = event.change
     if action is Action.UPDATED:
         writes.append(AlarmWrite(alarm, (), len(alarm.timeline), action))
         return writes
@@ -94,7 +68,7 @@ def mirror(book: AlarmBook, snap: EdgeSnapshot, now: float) -> list[AlarmWrite]:
     return writes
 
 
-def _adopt(alarm: Alarm, snap: EdgeSnapshot, now: float) -> None:
+def _adopt(alarm: Alarm, snap: AlarmSnapshot) -> None:
     """Copy another gateway's snapshot of an alarm onto ours (central mirror)."""
     alarm.severity = snap.severity
     alarm.state = snap.state
@@ -112,4 +86,4 @@ def _adopt(alarm: Alarm, snap: EdgeSnapshot, now: float) -> None:
     alarm.closed_by = snap.closed_by
     alarm.disposition = snap.disposition
     alarm.note = snap.note
-    alarm.updated_at = snap.updated_at if snap.updated_at is not None else now
+    alarm.updated_at = snap.updated_at

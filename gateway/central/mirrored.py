@@ -10,10 +10,10 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.alarms.book import Action, AlarmState, Disposition
-from gateway.alarms.mirror import EdgeSnapshot
+from gateway.alarms.event import AlarmEvent, AlarmSnapshot
 from gateway.central.edges import CENTRAL_ALARM_TYPES
 from gateway.config.schema import Ident
-from rules.model import AlarmKey, AlarmType, Severity
+from rules.model import AlarmType, Severity
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Actor = Annotated[str, Field(max_length=200)]
@@ -57,14 +57,17 @@ class MirroredAlarm(BaseModel):
             raise ValueError(f"{v.value} is raised here, not at the edge")
         return v
 
-    def snapshot(self) -> EdgeSnapshot:
-        return EdgeSnapshot(
+    def event(self, now: float) -> AlarmEvent:
+        """The edge's change, times in epoch seconds (`now` where the edge gave no
+        `updated_at`)."""
+        alarm = AlarmSnapshot(
             id=self.id,
-            key=AlarmKey(self.site, self.device, self.type),
+            site=self.site,
+            device=self.device,
+            type=self.type,
             severity=self.severity,
             state=self.state,
             raised_at=self.raised_at.timestamp(),
-            change=self.change,
             level=self.level,
             latched=self.latched,
             acked=self.acked,
@@ -79,8 +82,9 @@ class MirroredAlarm(BaseModel):
             closed_by=self.closed_by,
             disposition=self.disposition,
             note=self.note,
-            updated_at=_epoch(self.updated_at),
+            updated_at=self.updated_at.timestamp() if self.updated_at is not None else now,
         )
+        return AlarmEvent(self.change, alarm)
 
 
 def _epoch(t: AwareDatetime | None) -> float | None:

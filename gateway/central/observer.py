@@ -125,7 +125,7 @@ class CentralObserver:
         if not self._knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         try:
-            writes = mirror(self._book, msg.snapshot(), now)
+            writes = mirror(self._book, msg.event(now), now)
         except ForeignAlarm as exc:
             raise Rejected(RejectReason.FOREIGN_ALARM, str(exc)) from None
         for write in writes:

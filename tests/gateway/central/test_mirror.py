@@ -44,10 +44,11 @@ EDGE_GAS = _alarm("e1", "xingfu", "gas-kitchen", AlarmType.GAS_LEAK, value=30.0,
 def test_an_edge_alarm_round_trips_into_the_typed_snapshot() -> None:
     a = copy.deepcopy(EDGE_GAS)
     a.acked, a.acked_by, a.acked_at, a.count = True, "王值班", T0 + 60, 3
-    snap = _parse(_wire(a, "acked")).snapshot()
+    event = _parse(_wire(a, "acked")).event(T0 + 99)
+    snap = event.alarm
     assert snap.id == "e1"
     assert snap.key == AlarmKey("xingfu", "gas-kitchen", AlarmType.GAS_LEAK)
-    assert (snap.severity, snap.state, snap.change) == (
+    assert (snap.severity, snap.state, event.change) == (
         Severity.CRITICAL,
         AlarmState.ACTIVE,
         Action.ACKED,
@@ -152,7 +153,7 @@ def test_an_id_of_another_key_is_refused_and_nothing_changes(
     before = copy.deepcopy((own, mirrored))
     forged = _alarm(target, site, device, type_)
     forged.state, forged.closed_by = AlarmState.CLOSED, "attacker"
-    snap = _parse(_wire(forged, "closed")).snapshot()
+    snap = _parse(_wire(forged, "closed")).event(T0)
     with pytest.raises(ForeignAlarm):
         mirror(book, snap, T0 + 5)
     assert (own, mirrored) == before
@@ -163,7 +164,7 @@ def test_the_edge_closes_its_own_alarm() -> None:
     book, own, mirrored = _book()
     closed = copy.deepcopy(mirrored)
     closed.state, closed.closed_by, closed.closed_at = AlarmState.CLOSED, "王值班", T0 + 9
-    writes = mirror(book, _parse(_wire(closed, "closed")).snapshot(), T0 + 10)
+    writes = mirror(book, _parse(_wire(closed, "closed")).event(T0), T0 + 10)
     assert [w.action for w in writes] == [Action.CLOSED]
     assert mirrored.state is AlarmState.CLOSED and mirrored.closed_by == "王值班"
     assert book.get("m1") is None and book.get("own1") is own
@@ -172,7 +173,7 @@ def test_the_edge_closes_its_own_alarm() -> None:
 def test_a_new_edge_alarm_supersedes_the_one_of_its_key() -> None:
     book, _, mirrored = _book()
     newer = _alarm("m2", "xingfu", "gas-kitchen", AlarmType.GAS_LEAK)
-    writes = mirror(book, _parse(_wire(newer)).snapshot(), T0 + 10)
+    writes = mirror(book, _parse(_wire(newer)).event(T0), T0 + 10)
     assert [(w.alarm.id, w.action) for w in writes] == [
         ("m1", Action.CLOSED),
         ("m2", Action.RAISED),
