@@ -79,7 +79,7 @@ def health_report(gw: Gateway) -> dict[str, Any]:
             "attempts": gw.notifications.attempts,
             "failed_attempts": gw.notifications.failures,
             "pending_steps": gw.notifications.pending,
-            "devices_in_maintenance": len(gw.notifications.maintenance),
+            "devices_in_maintenance": len(gw.maintenance.windows),
         },
         "open_alarms": gw.book.open_by_severity(),
         "rejected": dict(gw.rejects.by_reason),

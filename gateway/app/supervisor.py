@@ -54,6 +54,7 @@ from gateway.ingest.router import MessageRouter
 from gateway.ingest.series import IngestDeps
 from gateway.live.hub import LiveHub
 from gateway.notify.factory import build_notifiers
+from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.report import ReportMailer
@@ -132,17 +133,22 @@ class Gateway:
         )
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
+        self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
         self.notifications = NotificationWorker(
             config,
             self.inventory,
             self.escalations,
             build_notifiers(config.notify, self._http),
             data_dir / "alarms.sqlite3",
+            self.maintenance,
             record=self._record,
             current=self._current_alarm,
             clock=clock,
         )
-        self.alarm_context = AlarmContext(self.inventory, self._in_maintenance)
+        self.alarm_context = AlarmContext(
+            self.inventory,
+            lambda site, device: self.maintenance.active(site, device, clock()) is not None,
+        )
         self.dispatcher = AlarmDispatcher(
             engine=self.engine,
             book=self.book,
@@ -360,9 +366,6 @@ class Gateway:
     def _current_alarm(self, alarm_id: str) -> AlarmEvent | None:
         alarm = self.book.get(alarm_id)
         return self.alarm_context.event(alarm, Action.UPDATED) if alarm is not None else None
-
-    def _in_maintenance(self, site: str, device: str) -> bool:
-        return self.notifications.in_maintenance(site, device, self.clock()) is not None
 
     def _observe_lag(self, lag: float) -> None:
         self.metrics.loop_lag.observe(lag)

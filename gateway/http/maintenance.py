@@ -12,7 +12,7 @@ from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, PrincipalDep, actable_device
 from gateway.http.errors import ApiError
 from gateway.http.params import Body, parse_time
-from gateway.notify.worker import Maintenance
+from gateway.notify.maintenance import Maintenance
 
 MAX_MAINTENANCE_S = 7 * 24 * 3600
 
@@ -54,7 +54,7 @@ async def maintenance_on(
     if not now < until <= now + MAX_MAINTENANCE_S:
         raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
     m = Maintenance(installed.ref.site, installed.ref.device, until, body.by, body.note or None)
-    await gw.notifications.set_maintenance(m)
+    await gw.maintenance.set(m)
     return _maintenance_json(gw, m)
 
 
@@ -63,7 +63,7 @@ async def maintenance_off(
     gw: GatewayDep, who: PrincipalDep, device_id: str, site: str | None = None
 ) -> dict[str, Any]:
     installed = actable_device(gw, device_id, site, who)
-    cleared = await gw.notifications.clear_maintenance(installed.ref.site, installed.ref.device)
+    cleared = await gw.maintenance.clear(installed.ref.site, installed.ref.device)
     return {"site": installed.ref.site, "device": installed.ref.device, "cleared": cleared}
 
 
@@ -72,6 +72,6 @@ async def maintenance_list(gw: GatewayDep, who: PrincipalDep) -> list[dict[str, 
     now = gw.clock()
     return [
         _maintenance_json(gw, m)
-        for m in gw.notifications.maintenance.values()
+        for m in gw.maintenance.windows.values()
         if who.may_read(m.site) and m.until > now
     ]

@@ -23,14 +23,14 @@ from gateway.central.edges import CENTRAL_ALARM_TYPES
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.notify.base import Notifier
-from gateway.notify.maintenance import Maintenance, MaintenanceWindows
+from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import AlarmInfo, Batch, Escalations, Send, SendKey, SendState, Why
 from gateway.notify.sending import BatchSender, TimelineRecorder
 from gateway.notify.sendlog import SendLog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Maintenance", "NotificationWorker", "TimelineRecorder"]
+__all__ = ["NotificationWorker", "TimelineRecorder"]
 
 RELOAD_SENT_S = 24 * 3600.0  # finished sends reloaded at start: they restart grouping windows
 
@@ -43,6 +43,7 @@ class NotificationWorker:
         escalations: Escalations,
         notifiers: Mapping[str, Notifier],
         db_path: Path,
+        windows: MaintenanceWindows,
         record: TimelineRecorder,
         current: Callable[[str], AlarmEvent | None],
         clock: Callable[[], float],
@@ -51,7 +52,7 @@ class NotificationWorker:
         self.escalations = escalations
         self._sender = BatchSender(config, inventory, notifiers, record, current)
         self._sendlog = SendLog(db_path)
-        self._windows = MaintenanceWindows(db_path)
+        self._windows = windows  # opened and closed with the send log
         self._record = record
         self._clock = clock
         self._tick_s = tick_s
@@ -96,20 +97,6 @@ class NotificationWorker:
         """Called after the commit of an alarm change; never blocks."""
         self._queue.put_nowait(event)
         self._wake.set()
-
-    # ----------------------------------------------------------- maintenance
-    @property
-    def maintenance(self) -> Mapping[tuple[str, str], Maintenance]:
-        return self._windows.windows
-
-    def in_maintenance(self, site: str, device: str, now: float) -> Maintenance | None:
-        return self._windows.active(site, device, now)
-
-    async def set_maintenance(self, m: Maintenance) -> None:
-        await self._windows.set(m)
-
-    async def clear_maintenance(self, site: str, device: str) -> bool:
-        return await self._windows.clear(site, device)
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
@@ -179,7 +166,7 @@ class NotificationWorker:
         if change in ("acked", "closed"):
             sends, why = self.escalations.on_handled(info)
         elif change in ("raised", "returned", "escalated", "repeated"):
-            m = self.in_maintenance(info.site, info.device, self._clock())
+            m = self._windows.active(info.site, info.device, self._clock())
             sends, why = self.escalations.on_alarm(info, in_maintenance=m is not None)
             if why is Why.SUPPRESSED_MAINTENANCE and m is not None:
                 self._record(
