@@ -47,7 +47,7 @@ from gateway.config.inventory import Inventory
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
 from gateway.health.metrics import Metrics
-from gateway.ingest.modbus_plan import any_modbus, modbus_plan
+from gateway.ingest.modbus_plan import modbus_plan
 from gateway.ingest.modbus_sink import ModbusSink
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
@@ -121,8 +121,7 @@ class Gateway:
             hold_acks=lambda: self.store.healthy,
             on_catchup=self._on_catchup,
         )
-        plan = modbus_plan(config, config.profiles) if any_modbus(config) else []
-        self.modbus = ModbusLink(plan)
+        self.modbus = ModbusLink(modbus_plan(config))
         self.actuator = Actuator(
             self.link, prefix, self.store, self.clockface, modbus=self.modbus or None
         )

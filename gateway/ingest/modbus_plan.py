@@ -4,13 +4,13 @@ profile (loaded once, with the configuration) and polling settings."""
 from __future__ import annotations
 
 from drivers.modbus.link import BusEndpoint, BusPlan
-from drivers.modbus.profile import Profile
 from drivers.modbus.target import PollTarget
 from gateway.config.schema import GatewayConfig, ModbusEndpoint, poll_interval
 from rules.model import DeviceRef
 
 
-def modbus_plan(config: GatewayConfig, profiles: dict[str, Profile]) -> list[BusPlan]:
+def modbus_plan(config: GatewayConfig) -> list[BusPlan]:
+    """One plan per bus; the profiles are read only when a device is polled."""
     targets: dict[str, list[PollTarget]] = {}
     endpoints: dict[str, ModbusEndpoint] = {}
     timeouts: dict[str, float] = {}
@@ -22,7 +22,7 @@ def modbus_plan(config: GatewayConfig, profiles: dict[str, Profile]) -> list[Bus
             targets.setdefault(ep.bus, []).append(
                 PollTarget(
                     ref=DeviceRef(site.id, dev.id),
-                    profile=profiles[ep.profile],
+                    profile=config.profiles[ep.profile],
                     unit=ep.unit,
                     interval_s=poll_interval(dev),
                     offline_after_failures=ep.offline_after_failures,
@@ -47,8 +47,3 @@ def modbus_plan(config: GatewayConfig, profiles: dict[str, Profile]) -> list[Bus
         )
         for name, found in sorted(targets.items())
     ]
-
-
-def any_modbus(config: GatewayConfig) -> bool:
-    """Whether any device is polled (profiles are loaded only then)."""
-    return any(dev.modbus is not None for _, dev in config.devices())
