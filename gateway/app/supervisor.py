@@ -133,17 +133,6 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
-        self.notifications = NotificationWorker(
-            config,
-            self.inventory,
-            self.escalations,
-            build_notifiers(config.notify, self._http),
-            data_dir / "alarms.sqlite3",
-            self.maintenance,
-            record=self._record,
-            current=self._current_alarm,
-            clock=clock,
-        )
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -156,6 +145,17 @@ class Gateway:
             context=self.alarm_context,
             metrics=self.metrics,
             decides=decides,
+            clock=clock,
+        )
+        self.notifications = NotificationWorker(
+            config,
+            self.inventory,
+            self.escalations,
+            build_notifiers(config.notify, self._http),
+            data_dir / "alarms.sqlite3",
+            self.maintenance,
+            record=self.dispatcher.record,
+            current=self._current_alarm,
             clock=clock,
         )
         self.actions = AlarmActions(
@@ -358,9 +358,6 @@ class Gateway:
 
     def _committed(self, events: Sequence[AlarmEvent]) -> None:
         self.fanout.on_committed(events)
-
-    def _record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
-        self.dispatcher.record(alarm_id, action, detail)
 
     def _current_alarm(self, alarm_id: str) -> AlarmEvent | None:
         alarm = self.book.get(alarm_id)
