@@ -17,20 +17,21 @@ from rules.model import (
     AlarmKey,
     AlarmType,
     ChangeKind,
+    Instant,
     Outcome,
     Reason,
 )
 from rules.state import DeviceState
 
 
-def seen(d: DeviceState, now: float) -> Outcome:
+def seen(d: DeviceState, now: Instant) -> Outcome:
     """The device gave a sign of life (any message from it, not from the broker)."""
     if d.silent or d.heard_at is None:
         # Heard again after silence (or for the first time): the "talking without a
         # valid reading" window starts now, not when the device was last heard.
-        d.primary_at = max(d.primary_at, now)
-    d.last_seen = now
-    d.heard_at = now
+        d.primary_at = max(d.primary_at, now.mono)
+    d.last_seen = now.mono
+    d.heard_at = now.wall
     if not (d.silent or d.said_offline):
         return Outcome()
     d.silent = False
@@ -69,7 +70,8 @@ def driver_fault(d: DeviceState, source: str, active: bool, reason: Reason) -> O
 
 
 def overdue(d: DeviceState, now: float) -> Outcome:
-    """Silence past the stale window; talking without a valid reading for as long."""
+    """Silence past the stale window; talking without a valid reading for as long (`now`
+    monotonic: a step of the wall clock makes no device silent)."""
     out = Outcome()
     rules = d.rules
     stale = rules.stale_after_s

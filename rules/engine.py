@@ -1,8 +1,11 @@
 """The rule engine: normalised inputs in, alarm changes and commands out.
 
-No I/O, no asyncio, no clock: every entry point takes `now`. State is per device and
-lives in this object; the shell feeds inputs in arrival order and calls `tick(now)`
-about once a second so that delays, silence and valve confirmation deadlines run out.
+No I/O, no asyncio, no clock: every entry point takes `now`, an `Instant` (both clocks,
+read once by the shell). Every deadline, delay and freshness window runs on `now.mono`, so a
+step of the wall clock neither marks devices offline nor delays `valve_failure`; `now.wall`
+only stamps what `status` shows (last seen, values' times). State is per device and lives
+in this object; the shell feeds inputs in arrival order and calls `tick(now)` about once a
+second so that delays, silence and valve confirmation deadlines run out.
 
 Invariants worth knowing before changing anything here:
 - a value is only acted on while fresh (age <= the device's stale window); a stale or
@@ -38,6 +41,7 @@ from rules.model import (
     DeviceType,
     EventKind,
     FaultReport,
+    Instant,
     Outcome,
     Reading,
     Reason,
@@ -49,16 +53,17 @@ __all__ = ["DeviceRules", "DeviceStatus", "RuleEngine"]
 
 
 class RuleEngine:
-    def __init__(self, devices: Iterable[DeviceRules], now: float) -> None:
+    def __init__(self, devices: Iterable[DeviceRules], now: Instant) -> None:
         self._devices: dict[DeviceRef, DeviceState] = {}
+        t = now.mono
         for rules in devices:
             # Silence is measured from start-up: a device we have never heard from goes
             # offline after its stale window, not at once.
-            dev = DeviceState(rules=rules, last_seen=now, primary_at=now)
+            dev = DeviceState(rules=rules, last_seen=t, primary_at=t)
             if rules.type is DeviceType.GAS_VALVE:
                 dev.valve = ValveState()
             if rules.co is not None:
-                dev.co = co_rule.CoState(measured_at=now, integrated_to=now)
+                dev.co = co_rule.CoState(measured_at=t, integrated_to=t)
             self._devices[rules.ref] = dev
         self._valves = valves.ValveSupervisor(self._devices)
 
@@ -72,7 +77,7 @@ class RuleEngine:
             online=not d.offline_active,
             fault=d.fault_active,
             last_seen=d.heard_at,
-            values=dict(d.values),
+            values={name: (value, wall) for name, (value, _, wall) in d.values.items()},
         )
 
     def flags(self, ref: DeviceRef) -> tuple[bool, bool]:
@@ -96,9 +101,10 @@ class RuleEngine:
         return iter(self._devices)
 
     # ---------------------------------------------------------------- inputs
-    def on_reading(self, reading: Reading, now: float) -> Outcome:
+    def on_reading(self, reading: Reading, at: Instant) -> Outcome:
         d = self._devices[reading.ref]
-        out = availability.seen(d, now)
+        out = availability.seen(d, at)
+        now = at.mono
         rules = d.rules
         # Quantities whose last value had gone stale before this reading (see below).
         # (Only a condition under way can be affected: with none, nothing to compute.)
@@ -112,7 +118,7 @@ class RuleEngine:
             else ()
         )
         for name, value in reading.values.items():
-            d.values[name] = (value, now)
+            d.values[name] = (value, now, at.wall)
         if rules.primary_quantity is not None and _has(reading, rules.primary_quantity):
             out.extend(availability.primary_reading(d, now))
         values = reading.values
@@ -144,7 +150,7 @@ class RuleEngine:
             out.extend(self._valves.on_feedback(d, is_open=is_open, now=now))
         return out
 
-    def on_event(self, event: DeviceEvent, now: float) -> Outcome:
+    def on_event(self, event: DeviceEvent, now: Instant) -> Outcome:
         d = self._devices[event.ref]
         out = availability.seen(d, now)
         kind = event.event
@@ -161,20 +167,20 @@ class RuleEngine:
         # SELF_TEST proves the device alive (`availability.seen`) and raises nothing.
         return out
 
-    def on_availability(self, av: Availability, now: float) -> Outcome:
+    def on_availability(self, av: Availability, now: Instant) -> Outcome:
         d = self._devices[av.ref]
         if av.online:
             return availability.seen(d, now)
         return availability.said_offline(d, av.reason or Reason.STATUS_OFFLINE)
 
-    def on_fault(self, report: FaultReport, now: float) -> Outcome:
+    def on_fault(self, report: FaultReport, now: Instant) -> Outcome:
         """A driver saw a fault (status bit, exception response); the device did answer."""
         d = self._devices[report.ref]
         out = availability.seen(d, now)
         fault = availability.driver_fault(d, report.source, report.active, report.reason)
         return out.extend_with(fault)
 
-    def on_command_result(self, result: CommandResult, now: float) -> Outcome:
+    def on_command_result(self, result: CommandResult, now: Instant) -> Outcome:
         d = self._devices[result.ref]
         out = availability.seen(d, now)
         return out.extend_with(self._valves.on_command_result(d, result))
@@ -188,7 +194,7 @@ class RuleEngine:
         key: AlarmKey,
         level: str | None,
         reason: Reason | None,
-        now: float,
+        at: Instant,
     ) -> Outcome:
         """Seed state from an alarm that was open when the gateway stopped.
 
@@ -196,6 +202,7 @@ class RuleEngine:
         condition normal and stay silent) and a closed valve would not be re-asserted.
         """
         out = Outcome()
+        now = at.mono
         d = self._devices.get(key.ref)
         if d is None:
             return out  # device removed from the configuration; the alarm stays for a person
@@ -220,8 +227,9 @@ class RuleEngine:
             d.valve.failure_active = True
         return out
 
-    def tick(self, now: float) -> Outcome:
+    def tick(self, at: Instant) -> Outcome:
         out = Outcome()
+        now = at.mono
         for d in self._devices.values():
             out.extend(availability.overdue(d, now))
             rules = d.rules

@@ -168,6 +168,19 @@ _BASE_OF: Mapping[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Instant:
+    """Both clocks, read once by the shell per message or tick and passed down.
+
+    `mono` (monotonic seconds, arbitrary origin) runs every deadline, delay and freshness
+    window, so that a step of the wall clock (NTP, a person setting the time) neither raises
+    nor delays anything; `wall` (epoch seconds) only stamps what is shown or stored.
+    """
+
+    mono: float
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRef:
     site: str
     device: str

@@ -48,11 +48,14 @@ class ValveState:
 
 @dataclass(slots=True)
 class DeviceState:
+    """Times named `*_at`/`last_seen` and the first stamp of `values` are monotonic (they
+    run deadlines); `heard_at` and the second stamp of `values` are wall time, for display."""
+
     rules: DeviceRules
     last_seen: float  # start-up time until first heard: silence is measured from it
     primary_at: float
     heard_at: float | None = None
-    values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    values: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     said_offline: bool = False
     silent: bool = False
     offline_active: bool = False
@@ -73,7 +76,7 @@ class DeviceState:
         if quantity != "temp_c":
             return self.values[quantity][0] if self.fresh(quantity, now) else None
         hottest: float | None = None
-        for name, (value, at) in self.values.items():
+        for name, (value, at, _) in self.values.items():
             if name.startswith("temp_c") and now - at <= self.rules.stale_after_s:
                 hottest = value if hottest is None else max(hottest, value)
         return hottest
@@ -85,5 +88,5 @@ class DeviceStatus:
 
     online: bool
     fault: bool
-    last_seen: float | None  # None: never heard from since start-up
-    values: Mapping[str, tuple[float, float]]
+    last_seen: float | None  # wall time; None: never heard from since start-up
+    values: Mapping[str, tuple[float, float]]  # name -> (value, wall time received)

@@ -165,17 +165,29 @@ def site_config(
 
 
 class FakeClock:
-    """Wall time that moves only when the test moves it (`now`, or `advance`)."""
+    """Wall time that moves only when the test moves it (`now`, or `advance`), with a
+    monotonic clock (`monotonic`) that `advance` moves alike and a wall step (`step`) does
+    not. `running_gateway` hands both to the gateway."""
 
     T0 = 1_795_000_000.0  # 2026-11-18 19:06:40 in Shanghai
+    MONO0 = 50_000.0
 
     def __init__(self, now: float = T0) -> None:
         self.now = now
+        self.mono = self.MONO0
 
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+    def step(self, seconds: float) -> None:
+        """The wall clock is set (NTP, a person), either way; time itself did not pass."""
         self.now += seconds
 
 
@@ -206,6 +218,9 @@ async def until(
 @contextlib.asynccontextmanager
 async def running_gateway(config: GatewayConfig, **kwargs: Any) -> AsyncIterator[RunningGateway]:
     kwargs.setdefault("tick_interval_s", 0.1)
+    clock = kwargs.get("clock")
+    if isinstance(clock, FakeClock):
+        kwargs.setdefault("monotonic", clock.monotonic)
     async with Gateway(config, **kwargs) as gw:
         transport = httpx.ASGITransport(app=create_api(gw))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as api:

@@ -7,6 +7,10 @@ Everything here is synchronous and in memory:
   3. the store gets the write on its queue; publication to MQTT and the console happens
      only after the commit (`gateway.alarms.fanout`).
 Notification, storage and the API never sit between a reading and the shut-off command.
+
+Times: `dispatch` takes wall time, which stamps the book's transitions and the command
+records; the engine, called back here for command results and restore, gets both clocks
+(`Instant`) and keeps its deadlines on the monotonic one.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from gateway.actuate.actuator import Actuator, SentCommand
 from gateway.alarms.book import SYSTEM, Action, Alarm, AlarmBook, AlarmWrite
 from gateway.alarms.event import AlarmContext
 from gateway.alarms.store import AlarmStore
+from gateway.config.clocks import Clocks
 from gateway.health.metrics import Metrics
 from rules.engine import RuleEngine
-from rules.model import DeviceRef, Outcome, Reason
+from rules.model import DeviceRef, Instant, Outcome, Reason
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class AlarmDispatcher:
         context: AlarmContext,
         metrics: Metrics,
         decides: Callable[[str], bool],
-        clock: Callable[[], float],
+        clocks: Clocks,
     ) -> None:
         self._engine = engine
         self._book = book
@@ -48,7 +53,7 @@ class AlarmDispatcher:
         self._metrics = metrics
         # False for a site its edge gateway serves (central mode): the edge decides there.
         self._decides = decides
-        self._clock = clock
+        self._clocks = clocks
 
     def dispatch(self, outcome: Outcome, now: float) -> None:
         if outcome:
@@ -95,10 +100,10 @@ class AlarmDispatcher:
         return self._store.submit_alarm(write, event, wait=wait)
 
     def command_result(
-        self, command_id: str, ref: DeviceRef, ok: bool, detail: str | None, now: float
+        self, command_id: str, ref: DeviceRef, ok: bool, detail: str | None, now: Instant
     ) -> None:
         """Shared by MQTT acks and Modbus read-backs: record, timeline, then the engine."""
-        matched = self._actuator.complete(command_id, ref, ok, detail, now)
+        matched = self._actuator.complete(command_id, ref, ok, detail, now.wall)
         if matched is None:
             return
         sent, result = matched
@@ -112,19 +117,19 @@ class AlarmDispatcher:
             }
             if detail:
                 info["detail"] = detail
-            self.persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now, info))
-        self.dispatch(self._engine.on_command_result(result, now), now)
+            self.persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now.wall, info))
+        self.dispatch(self._engine.on_command_result(result, now), now.wall)
 
     def record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
         """A timeline entry from another part of the gateway (notification attempts)."""
-        self.persist(self._book.annotate(alarm_id, Action(action), self._clock(), detail))
+        self.persist(self._book.annotate(alarm_id, Action(action), self._clocks.wall(), detail))
 
     def restore(self, alarms: Sequence[Alarm]) -> None:
         """Re-seed the engine from alarms reloaded at start-up (re-asserts valve closes)."""
-        now = self._clock()
+        now = self._clocks.now()
         for a in alarms:
             reason = _reason(a.reason)
-            self.dispatch(self._engine.restore(a.key, a.level, reason, now), now)
+            self.dispatch(self._engine.restore(a.key, a.level, reason, now), now.wall)
 
 
 def _reason(raw: str | None) -> Reason | None:

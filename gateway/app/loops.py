@@ -12,21 +12,22 @@ from gateway.central.observer import CentralObserver
 from gateway.health.metrics import Metrics
 from gateway.timeseries.device_series import DeviceSeries
 from rules.engine import RuleEngine
+from rules.model import Instant
 
 log = logging.getLogger(__name__)
 
 
 def rule_tick(
-    now: float,
+    now: Instant,
     engine: RuleEngine,
     dispatcher: AlarmDispatcher,
     central: CentralObserver,
     metrics: Metrics,
 ) -> None:
     """The engine's deadlines (offline, valve confirmation, escalation of levels) and
-    central mode's `edge_offline`."""
+    central mode's `edge_offline`, on `now.mono`; what they raise is stamped `now.wall`."""
     try:
-        dispatcher.dispatch(engine.tick(now), now)
+        dispatcher.dispatch(engine.tick(now), now.wall)
         central.tick(now)
     except Exception:
         metrics.internal_errors.labels("tick").inc()

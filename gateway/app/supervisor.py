@@ -43,6 +43,7 @@ from gateway.central.observer import (
     observed_sites,
 )
 from gateway.config.clockface import Clockface
+from gateway.config.clocks import Clocks
 from gateway.config.inventory import Inventory
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
@@ -84,6 +85,7 @@ class Gateway:
         mqtt_host: str | None = None,
         mqtt_port: int | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         tick_interval_s: float = TICK_INTERVAL_S,
         durable_acks: bool = True,
         systemd: SystemdNotifier | None = None,
@@ -91,7 +93,10 @@ class Gateway:
         self.config = config
         # systemd's watchdog, pinged from the loop (`Type=notify`); silent when not under it.
         self.systemd = systemd if systemd is not None else SystemdNotifier(None)
+        # Wall time (`clock`) stamps and places calendar times; monotonic time runs every
+        # deadline (see gateway.config.clocks). Both injectable: tests step the wall clock.
         self.clock = clock
+        self.clocks = Clocks(clock, monotonic)
         self.started_at = clock()
         self._tick_interval = tick_interval_s
         data_dir = Path(config.gateway.data_dir)
@@ -100,7 +105,7 @@ class Gateway:
         self.inventory = Inventory(config)
         self.clockface = Clockface(config.gateway.timezone)
         self.metrics = Metrics()
-        self.engine = RuleEngine(build_rules(config), self.started_at)
+        self.engine = RuleEngine(build_rules(config), self.clocks.now())
         self.book = AlarmBook()
         self.authority = Authority(observed_sites(self.inventory))
         decides = self.authority.decides
@@ -145,7 +150,7 @@ class Gateway:
             context=self.alarm_context,
             metrics=self.metrics,
             decides=decides,
-            clock=clock,
+            clocks=self.clocks,
         )
         self.notifications = NotificationWorker(
             config,
@@ -179,7 +184,7 @@ class Gateway:
             metrics=self.metrics,
             clockface=self.clockface,
             edge_offline_after_s=config.rules.edge_offline_after,
-            clock=clock,
+            clocks=self.clocks,
         )
         self.timeseries = time_series(config, data_dir, clock)
         self.device_series = (
@@ -205,7 +210,7 @@ class Gateway:
             self.live,
             self.rejects,
             self.metrics,
-            clock,
+            self.clocks,
             self.timeseries,
         )
         self.router = MessageRouter(
@@ -340,7 +345,7 @@ class Gateway:
             self.dispatcher.persist(self.book.apply(change, now))
 
     def tick(self) -> None:
-        rule_tick(self.clock(), self.engine, self.dispatcher, self.central, self.metrics)
+        rule_tick(self.clocks.now(), self.engine, self.dispatcher, self.central, self.metrics)
 
     # ------------------------------------------------------------------ plumbing
     def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:

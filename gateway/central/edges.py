@@ -11,7 +11,10 @@ Two signals arrive, both retained on the bureau broker:
   notifications, `deploy/mosquitto-bridge.conf`): `0` means nothing from the site reaches the
   bureau, whatever the gateway is doing.
 
-Pure: messages and `now` in, states out. `gateway.central.observer` feeds it and logs changes.
+Pure: messages and `now` (both clocks) in, states out. `gateway.central.observer` feeds it and
+logs changes. How long an edge has been offline is counted on the monotonic clock, so a step
+of the wall clock neither raises `edge_offline` early nor holds it back; `since` (shown) is
+wall time.
 An edge gateway offline for `edge_offline_after` raises a critical `edge_offline` alarm here,
 at the bureau (its own alarm, which the bureau acknowledges and closes): the duty officer's
 console sounds and the bureau's escalation runs. It clears when the gateway is back.
@@ -29,7 +32,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config.clockface import Clockface
 from gateway.config.schema import Ident
-from rules.model import DEFAULT_SEVERITY, AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason
+from rules.model import (
+    DEFAULT_SEVERITY,
+    AlarmChange,
+    AlarmKey,
+    AlarmType,
+    ChangeKind,
+    Instant,
+    Reason,
+)
 
 # Alarms a central gateway raises itself about a site its edge serves: the bureau acts on
 # them (ack, close) and they follow the whole escalation policy, since the edge tells nobody.
@@ -48,7 +59,8 @@ class EdgeLink:
     site: str
     gateway: str | None = None
     gateway_online: bool | None = None
-    gateway_since: float | None = None
+    gateway_since: float | None = None  # wall time: shown
+    gateway_since_mono: float | None = None  # the same instant, for the offline delay
     uplink_up: bool | None = None
     uplink_since: float | None = None
 
@@ -119,7 +131,7 @@ class EdgeWatch:
         return self._sites_of.get(gateway_id, ())
 
     def on_presence(
-        self, gateway_id: str, online: bool, now: float
+        self, gateway_id: str, online: bool, now: Instant
     ) -> list[tuple[EdgeLink, EdgeState]]:
         """Applies to every site configured for `gateway_id`, whatever the message lists:
         the configuration, not the payload, says which sites a gateway serves. Returns the
@@ -129,17 +141,18 @@ class EdgeWatch:
             link = self.links[site]
             before = link.state
             if link.gateway_online is not online or link.gateway != gateway_id:
-                link.gateway, link.gateway_online, link.gateway_since = gateway_id, online, now
+                link.gateway, link.gateway_online = gateway_id, online
+                link.gateway_since, link.gateway_since_mono = now.wall, now.mono
             if link.state is not before:
                 changed.append((link, before))
         return changed
 
-    def on_uplink(self, site: str, up: bool, now: float) -> list[tuple[EdgeLink, EdgeState]]:
+    def on_uplink(self, site: str, up: bool, now: Instant) -> list[tuple[EdgeLink, EdgeState]]:
         link = self.links.get(site)
         if link is None or link.uplink_up is up:
             return []
         before = link.state
-        link.uplink_up, link.uplink_since = up, now
+        link.uplink_up, link.uplink_since = up, now.wall
         return [(link, before)] if link.state is not before else []
 
     def get(self, site: str) -> EdgeLink | None:
@@ -160,7 +173,7 @@ def describe(link: EdgeLink, before: EdgeState) -> tuple[int, str]:
 
 
 def edge_alarm_changes(
-    links: Iterable[EdgeLink], active: Iterable[AlarmKey], now: float, offline_after_s: float
+    links: Iterable[EdgeLink], active: Iterable[AlarmKey], now: Instant, offline_after_s: float
 ) -> list[AlarmChange]:
     """`edge_offline` alarms to raise (offline long enough, not yet active) and to clear
     (the site's configured gateway is back)."""
@@ -178,8 +191,8 @@ def edge_alarm_changes(
             ]
         elif link.gateway_online is False and link.gateway is not None:
             key = AlarmKey(link.site, link.gateway, AlarmType.EDGE_OFFLINE)
-            since = link.gateway_since if link.gateway_since is not None else now
-            if key not in site_active and now - since >= offline_after_s:
+            since = link.gateway_since_mono if link.gateway_since_mono is not None else now.mono
+            if key not in site_active and now.mono - since >= offline_after_s:
                 changes.append(
                     AlarmChange(key, ChangeKind.RAISE, severity, Reason.EDGE_GATEWAY_OFFLINE)
                 )

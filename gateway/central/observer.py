@@ -33,10 +33,11 @@ from gateway.central.edges import (
 )
 from gateway.central.mirrored import MirroredAlarm
 from gateway.config.clockface import Clockface
+from gateway.config.clocks import Clocks
 from gateway.config.inventory import Inventory
 from gateway.health.metrics import Metrics
 from gateway.live.hub import LiveHub
-from rules.model import AlarmType, DeviceRef
+from rules.model import AlarmType, DeviceRef, Instant
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class CentralObserver:
         metrics: Metrics,
         clockface: Clockface,
         edge_offline_after_s: float,
-        clock: Callable[[], float],
+        clocks: Clocks,
     ) -> None:
         self._observed = authority.observed
         self._gateway_id = gateway_id
@@ -111,7 +112,7 @@ class CentralObserver:
         self._metrics = metrics
         self._clockface = clockface
         self._offline_after_s = edge_offline_after_s
-        self._clock = clock
+        self._clocks = clocks
         self.edges = EdgeWatch(authority.edge_gateways)
 
     # ------------------------------------------------------------- the edge's topics
@@ -144,7 +145,7 @@ class CentralObserver:
         self._store.submit_command(msg.record())  # for the bureau's daily report
         self._metrics.messages.inc(Channel.COMMANDS.value)
 
-    def on_presence(self, gateway_id: str, payload: bytes, now: float) -> None:
+    def on_presence(self, gateway_id: str, payload: bytes, now: Instant) -> None:
         if gateway_id == self._gateway_id:
             return  # our own, echoed back
         msg = _parse(Presence, payload)
@@ -165,14 +166,14 @@ class CentralObserver:
         self._edge_changed(self.edges.on_presence(gateway_id, msg.online, now))
         self._metrics.messages.inc(Channel.PRESENCE.value)
 
-    def on_uplink(self, site: str, payload: bytes, now: float) -> None:
+    def on_uplink(self, site: str, payload: bytes, now: Instant) -> None:
         if payload.strip() not in (b"0", b"1"):
             raise Rejected(RejectReason.WRONG_TYPE, "bridge state must be 1 or 0")
         self._edge_changed(self.edges.on_uplink(site, payload.strip() == b"1", now))
         self._metrics.messages.inc(Channel.UPLINK.value)
 
     # ------------------------------------------------------------- edge_offline
-    def tick(self, now: float) -> None:
+    def tick(self, now: Instant) -> None:
         """Raise `edge_offline` for an edge offline long enough; clear it when it is back."""
         if not self._observed:
             return
@@ -183,7 +184,7 @@ class CentralObserver:
         ]
         changes = edge_alarm_changes(self.edges.links.values(), active, now, self._offline_after_s)
         for change in changes:  # this gateway's own alarms: not filtered like the edge's
-            self._dispatcher.persist(self._book.apply(change, now))
+            self._dispatcher.persist(self._book.apply(change, now.wall))
 
     def _edge_changed(self, changes: list[tuple[EdgeLink, EdgeState]]) -> None:
         for link, before in changes:
@@ -192,7 +193,7 @@ class CentralObserver:
             edge = edge_json(link, self._clockface)
             self._live.push(link.site, {"kind": "edge", "site": link.site, "edge": edge})
         if changes:
-            self.tick(self._clock())  # a gateway back clears its alarm at once
+            self.tick(self._clocks.now())  # a gateway back clears its alarm at once
 
 
 def _parse(model: type[M], payload: bytes) -> M:

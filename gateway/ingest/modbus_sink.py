@@ -27,11 +27,11 @@ class ModbusSink:
         self._live = deps.live
         self._rejects = deps.rejects
         self._metrics = deps.metrics
-        self._clock = deps.clock
+        self._clocks = deps.clocks
         self._series = deps.series
 
     def poll_values(self, ref: DeviceRef, values: dict[str, float]) -> None:
-        now = self._clock()
+        now = self._clocks.now()
         try:
             good: dict[str, float] = {}
             for name, value in values.items():
@@ -40,29 +40,29 @@ class ModbusSink:
                     good[name] = float(value)
                 else:
                     self._rejects.reject(
-                        now, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}"
+                        now.wall, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}"
                     )
             if not good:
                 return
-            reading = Reading(ref, good, now)
+            reading = Reading(ref, good, now.wall)
             outcome = self._engine.on_reading(reading, now)
             self._live.device_changed(ref)
             self._to_series(reading)
             self._metrics.messages.inc("modbus")
-            self._dispatcher.dispatch(outcome, now)
+            self._dispatcher.dispatch(outcome, now.wall)
         except Exception:
             self._metrics.internal_errors.labels("modbus").inc()
             log.exception("internal error handling a poll of %s", ref)
 
     def poll_unreachable(self, ref: DeviceRef) -> None:
-        now = self._clock()
+        now = self._clocks.now()
         av = Availability(ref, online=False, reason=Reason.POLL_FAILED)
         self._guarded(
-            ref, lambda: self._dispatcher.dispatch(self._engine.on_availability(av, now), now)
+            ref, lambda: self._dispatcher.dispatch(self._engine.on_availability(av, now), now.wall)
         )
 
     def poll_fault(self, ref: DeviceRef, source: str, active: bool, detail: str) -> None:
-        now = self._clock()
+        now = self._clocks.now()
         if active:
             reason = (
                 Reason.EXCEPTION_RESPONSE if source == "exception_response" else Reason.STATUS_BIT
@@ -71,11 +71,11 @@ class ModbusSink:
             reason = Reason.FAULT_CLEARED
         report = FaultReport(ref, source, active, reason)
         self._guarded(
-            ref, lambda: self._dispatcher.dispatch(self._engine.on_fault(report, now), now)
+            ref, lambda: self._dispatcher.dispatch(self._engine.on_fault(report, now), now.wall)
         )
 
     def poll_command_result(self, job: CommandJob, ok: bool, detail: str) -> None:
-        now = self._clock()
+        now = self._clocks.now()
         ref = job.target.ref
         self._guarded(
             ref, lambda: self._dispatcher.command_result(job.command_id, ref, ok, detail, now)

@@ -17,7 +17,7 @@ from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
 from gateway.ingest.series import IngestDeps
-from rules.model import DeviceRef, Outcome, Reading
+from rules.model import DeviceRef, Instant, Outcome, Reading
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class MessageRouter:
         self._metrics = deps.metrics
         self._topics = TopicParser(topic_prefix)
         self._max_payload = max_payload_bytes
-        self._clock = deps.clock
+        self._clocks = deps.clocks
         self._series = deps.series
         self._routes: dict[str, _DeviceRoute] = {}
         # The newest device time of each device's readings that came live during catch-up
@@ -60,11 +60,13 @@ class MessageRouter:
         self._live_ts: dict[DeviceRef, float] = {}
 
     def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
-        now = self._clock()
+        # Both clocks once per message: the engine's deadlines run on `now.mono`; what is
+        # shown or stored (readings' receipt time, alarms, rejects) is stamped `now.wall`.
+        now = self._clocks.now()
         try:
             self._ingest(topic, payload, now, delivery)
         except Rejected as r:
-            self._rejects.reject(now, topic, r.reason, r.detail)
+            self._rejects.reject(now.wall, topic, r.reason, r.detail)
         except Exception:
             # A bug must not stop protection for every other device: log it with its
             # traceback, count it (health turns degraded), and go on with the next message.
@@ -75,7 +77,7 @@ class MessageRouter:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
         self._live_ts.clear()
 
-    def _ingest(self, topic: str, payload: bytes, now: float, delivery: Delivery) -> None:
+    def _ingest(self, topic: str, payload: bytes, now: Instant, delivery: Delivery) -> None:
         if len(payload) > self._max_payload:
             raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")
         route = self._routes.get(topic)
@@ -91,9 +93,9 @@ class MessageRouter:
             return
         outcome: Outcome | None = None
         if channel is Channel.TELEMETRY:
-            decoded = codec.decode_telemetry(ref, payload, now)
+            decoded = codec.decode_telemetry(ref, payload, now.wall)
             for q in decoded.rejected:
-                self._rejects.reject(now, topic, q.reason, f"{q.quantity}: {q.detail}")
+                self._rejects.reject(now.wall, topic, q.reason, f"{q.quantity}: {q.detail}")
             if delivery is not Delivery.CURRENT and decoded.device_time:
                 reading = decoded.reading
                 newest = self._live_ts.get(ref)
@@ -109,7 +111,7 @@ class MessageRouter:
             self._live.device_changed(ref)
             self._to_series(decoded.reading, route)
         elif channel is Channel.EVENT:
-            outcome = self._engine.on_event(codec.decode_event(ref, payload, now), now)
+            outcome = self._engine.on_event(codec.decode_event(ref, payload, now.wall), now)
             self._live.device_changed(ref)
         elif channel is Channel.STATUS:
             outcome = self._engine.on_availability(codec.decode_status(ref, payload), now)
@@ -119,15 +121,15 @@ class MessageRouter:
             self._dispatcher.command_result(ack.command_id, ref, ack.ok, ack.detail, now)
         self._metrics.messages.inc(channel.value)
         if outcome:
-            self._dispatcher.dispatch(outcome, now)
+            self._dispatcher.dispatch(outcome, now.wall)
 
-    def _route(self, topic: str, payload: bytes, now: float) -> _DeviceRoute | None:
+    def _route(self, topic: str, payload: bytes, now: Instant) -> _DeviceRoute | None:
         """Parse a topic not seen before: gateway-level messages are handled here (None);
         a configured device's route is remembered (bounded: unknown topics are not)."""
         route = self._topics.parse(topic)
         ref = route.ref
         if route.channel is Channel.ALARMS:
-            self._central.on_alarm(ref.site, payload, now)
+            self._central.on_alarm(ref.site, payload, now.wall)
             return None
         if route.channel is Channel.COMMANDS:
             self._central.on_command(ref.site, payload)

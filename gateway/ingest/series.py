@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.alarms.dispatch import AlarmDispatcher
 from gateway.central.observer import Authority
+from gateway.config.clocks import Clocks
 from gateway.config.inventory import Inventory
 from gateway.health.metrics import Metrics
 from gateway.ingest.rejects import Rejects
@@ -32,5 +32,5 @@ class IngestDeps:
     live: LiveHub
     rejects: Rejects
     metrics: Metrics
-    clock: Callable[[], float]
+    clocks: Clocks
     series: ReadingSeries | None = None

@@ -1,6 +1,6 @@
 """rules/engine.py: device events, no valid reading, restoring saved state.
 
-Every entry point takes `now`; here it is a plain float (T0 + offset). No sleeps, no real
+Every entry point takes `now`; here the Rig's offset from the start. No sleeps, no real
 time, no mocks: tests.support.rules_rig's `Rig` feeds the real engine and records what comes
 out.
 """

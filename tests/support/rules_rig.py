@@ -1,5 +1,7 @@
 """A small `Rig` that feeds the real rule engine (rules/engine.py) at explicit times and
-records what comes out, with the one site its tests use. Time is a plain float: T0 + offset."""
+records what comes out, with the one site its tests use. Time is an offset `t` from the
+start: the engine gets monotonic MONO0 + t and wall T0 + t + `wall_offset`, which a test
+moves with `jump_wall` (an NTP step) while monotonic time runs on evenly."""
 
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ from rules.model import (
     DeviceRef,
     DeviceType,
     EventKind,
+    Instant,
     Outcome,
     Reading,
     Reason,
 )
 
-T0 = 1_700_000_000.0
+T0 = 1_700_000_000.0  # wall time at the start
+MONO0 = 5_000.0  # monotonic time at the start: far from T0, so a mix-up shows
 SITE = "home-1"
 GAS = DeviceRef(SITE, "gas-kitchen")
 VALVE = DeviceRef(SITE, "valve-kitchen")
@@ -104,18 +108,27 @@ class Rig:
 
     devices: Sequence[DeviceRules] = field(default_factory=site)
     t: float = 0.0
+    wall_offset: float = 0.0
     engine: RuleEngine = field(init=False)
     changes: list[tuple[float, AlarmChange]] = field(default_factory=list)
     commands: list[tuple[float, Command]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.engine = RuleEngine(self.devices, T0 + self.t)
+        self.engine = RuleEngine(self.devices, self.now)
+
+    @property
+    def now(self) -> Instant:
+        return Instant(MONO0 + self.t, T0 + self.t + self.wall_offset)
+
+    def jump_wall(self, seconds: float) -> None:
+        """The wall clock is stepped (NTP, a person): monotonic time does not move."""
+        self.wall_offset += seconds
 
     # inputs ------------------------------------------------------------------
-    def _go(self, t: float) -> float:
+    def _go(self, t: float) -> Instant:
         assert t >= self.t, f"time must not run backwards: {t} < {self.t}"
         self.t = t
-        return T0 + t
+        return self.now
 
     def _record(self, out: Outcome) -> Outcome:
         for c in out.commands:
@@ -128,11 +141,11 @@ class Rig:
 
     def reading(self, t: float, ref: DeviceRef, **values: float) -> Outcome:
         now = self._go(t)
-        return self._record(self.engine.on_reading(Reading(ref, values, now), now))
+        return self._record(self.engine.on_reading(Reading(ref, values, now.wall), now))
 
     def event(self, t: float, ref: DeviceRef, kind: EventKind) -> Outcome:
         now = self._go(t)
-        return self._record(self.engine.on_event(DeviceEvent(ref, kind, now), now))
+        return self._record(self.engine.on_event(DeviceEvent(ref, kind, now.wall), now))
 
     def avail(self, t: float, ref: DeviceRef, online: bool) -> Outcome:
         now = self._go(t)
