@@ -161,7 +161,7 @@ class Gateway:
             self.maintenance,
             record=self.dispatcher.record,
             current=self._current_alarm,
-            clock=clock,
+            clocks=self.clocks,
         )
         self.actions = AlarmActions(
             book=self.book,

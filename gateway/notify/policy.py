@@ -1,10 +1,19 @@
-"""Escalation: who is told about an alarm, how, and when. Pure: time is an argument.
+"""Escalation: who is told about an alarm, how, and when. Pure: time is an argument (`now`,
+both clocks).
 
 A policy per severity is a list of steps (`after` the alarm is raised, to contacts by role,
 through channels in fallback order, optionally repeated until acknowledged). Each step of
 each occurrence of an alarm becomes a `Send` row with a due time; the shell persists the rows
 before acting on them, so a restart neither repeats a step already sent nor skips one that
 fell due while the gateway was down.
+
+Clocks: a send's `due_at` is wall time (the alarm's `raised_at` plus the step's delay) because
+it is stored, and after a restart wall time is the only clock there is: a step that fell
+due while the gateway was down goes out at once. Within one run, though, every delay runs on
+the monotonic clock: when a send enters memory (scheduled, or reloaded at start) its wall
+`due_at` is turned once into `due_mono`, and from then on only monotonic time moves it, as
+do the grouping windows. So a step of the wall clock neither fires the voice call early nor
+holds it back; only a step that falls between a save and a restart shifts what is left.
 
 Grouping: the first due send for a site goes at once; further sends of the same step for the
 same site within `group_window_s` are held to the end of that window and go out together as
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from gateway.config.schema import NotifySection
+from rules.model import Instant
 
 
 class SendState(StrEnum):
@@ -102,9 +112,15 @@ class Send:
     key: SendKey
     site: str
     severity: str
-    due_at: float
+    due_at: float  # wall time: stored, and what a restart goes by
     state: SendState = SendState.PENDING
-    sent_at: float | None = None
+    sent_at: float | None = None  # wall time
+    due_mono: float = 0.0  # when it falls due on this run's monotonic clock; not stored
+
+
+def _on_mono(wall_at: float, now: Instant) -> float:
+    """A wall time as this run's monotonic clock reads it, taken at `now`."""
+    return now.mono + (wall_at - now.wall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +143,21 @@ class Escalations:
     group_window_s: float = 30.0
     observed: frozenset[str] = frozenset()  # sites an edge gateway serves: bureau steps only
     sends: dict[SendKey, Send] = field(default_factory=dict)
-    _last_batch_at: dict[Group, float] = field(default_factory=dict)
+    _last_batch_at: dict[Group, float] = field(default_factory=dict)  # monotonic
 
-    def load(self, sends: Iterable[Send]) -> None:
+    def load(self, sends: Iterable[Send], now: Instant) -> None:
+        """Rows reloaded at start: their wall times are all a restart has to go by."""
         for s in sends:
-            self.sends[s.key] = s
+            self.sends[s.key] = replace(s, due_mono=_on_mono(s.due_at, now))
             if s.state is SendState.SENT and s.sent_at is not None:
                 group = _group(s)
-                self._last_batch_at[group] = max(self._last_batch_at.get(group, 0.0), s.sent_at)
+                sent = _on_mono(s.sent_at, now)
+                self._last_batch_at[group] = max(self._last_batch_at.get(group, sent), sent)
 
     # ------------------------------------------------------------- changes
-    def on_alarm(self, a: AlarmInfo, in_maintenance: bool) -> tuple[list[Send], Why | None]:
+    def on_alarm(
+        self, a: AlarmInfo, in_maintenance: bool, now: Instant
+    ) -> tuple[list[Send], Why | None]:
         """An alarm was raised, returned, repeated or escalated: the sends to add."""
         if a.acked or a.closed:
             return self.on_handled(a)
@@ -155,7 +175,8 @@ class Escalations:
                 continue  # the edge tells the site's people
             key = SendKey(a.id, occurrence, i, 0)
             if key not in self.sends:
-                s = Send(key, a.site, a.severity, a.raised_at + step.after_s)
+                due_at = a.raised_at + step.after_s
+                s = Send(key, a.site, a.severity, due_at, due_mono=_on_mono(due_at, now))
                 self.sends[key] = s
                 added.append(s)
         return added, Why.SCHEDULED if added else None
@@ -172,16 +193,17 @@ class Escalations:
         return cancelled, why if cancelled else None
 
     # --------------------------------------------------------------- timing
-    def due(self, now: float) -> list[Batch]:
+    def due(self, now: Instant) -> list[Batch]:
         """Batches to send now. Held sends (inside a group window) wait for its end."""
+        t = now.mono
         groups: dict[Group, list[Send]] = {}
         for s in self.sends.values():
-            if s.state is SendState.PENDING and s.due_at <= now:
+            if s.state is SendState.PENDING and s.due_mono <= t:
                 groups.setdefault(_group(s), []).append(s)
         batches = []
         for group, sends in sorted(groups.items(), key=lambda kv: _rank(kv[0][1])):
             last = self._last_batch_at.get(group)
-            if last is not None and now < last + self.group_window_s:
+            if last is not None and t < last + self.group_window_s:
                 continue  # inside the window: these go together when it ends
             step = self.step(*group)
             batches.append(
@@ -198,28 +220,35 @@ class Escalations:
         return step
 
     def next_due(self) -> float | None:
-        """When `due` may next return something (for the shell's sleep)."""
+        """When `due` may next return something, monotonic (for the shell's sleep)."""
         times = []
         for s in self.sends.values():
             if s.state is SendState.PENDING:
                 last = self._last_batch_at.get(_group(s))
                 held = last + self.group_window_s if last is not None else 0.0
-                times.append(max(s.due_at, held))
+                times.append(max(s.due_mono, held))
         return min(times) if times else None
 
-    def done(self, batch: Batch, now: float, ok: bool) -> list[Send]:
+    def done(self, batch: Batch, now: Instant, ok: bool) -> list[Send]:
         """Record a batch's outcome; returns changed and newly scheduled (repeat) sends."""
         changed = []
-        self._last_batch_at[_group(batch.sends[0])] = now
+        self._last_batch_at[_group(batch.sends[0])] = now.mono
         for s in batch.sends:
-            done = replace(s, state=SendState.SENT if ok else SendState.FAILED, sent_at=now)
+            state = SendState.SENT if ok else SendState.FAILED
+            done = replace(s, state=state, sent_at=now.wall)
             self.sends[s.key] = done
             changed.append(done)
             step = batch.step
             if step.repeat_every_s is not None and s.key.repeat < step.max_repeats:
                 nxt = SendKey(s.key.alarm_id, s.key.occurrence, s.key.step, s.key.repeat + 1)
                 if nxt not in self.sends:
-                    reminder = Send(nxt, s.site, s.severity, s.due_at + step.repeat_every_s)
+                    reminder = Send(
+                        nxt,
+                        s.site,
+                        s.severity,
+                        s.due_at + step.repeat_every_s,
+                        due_mono=s.due_mono + step.repeat_every_s,
+                    )
                     self.sends[nxt] = reminder
                     changed.append(reminder)
         return changed

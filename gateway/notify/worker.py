@@ -8,6 +8,9 @@ sends what is due (`gateway.notify.sending`), and writes the outcome. After a re
 rows are reloaded: what was sent is not sent again, and what fell due meanwhile goes out at
 once. A send that was in flight when the process died is sent again (a second SMS is better
 than none). A device in maintenance (`gateway.notify.maintenance`) gets no sends at all.
+
+Delays run on the monotonic clock within a run and on stored wall times across a restart
+(see `gateway.notify.policy`); maintenance windows are calendar times, read on the wall clock.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from gateway.alarms.book import AlarmState
 from gateway.alarms.event import AlarmEvent
 from gateway.central.edges import CENTRAL_ALARM_TYPES
+from gateway.config.clocks import Clocks
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.notify.base import Notifier
@@ -46,7 +50,7 @@ class NotificationWorker:
         windows: MaintenanceWindows,
         record: TimelineRecorder,
         current: Callable[[str], AlarmEvent | None],
-        clock: Callable[[], float],
+        clocks: Clocks,
         tick_s: float = 1.0,
     ) -> None:
         self.escalations = escalations
@@ -54,7 +58,7 @@ class NotificationWorker:
         self._sendlog = SendLog(db_path)
         self._windows = windows  # opened and closed with the send log
         self._record = record
-        self._clock = clock
+        self._clocks = clocks
         self._tick_s = tick_s
         self._queue: asyncio.Queue[AlarmEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -64,7 +68,8 @@ class NotificationWorker:
     async def open(self) -> None:
         await self._sendlog.open()
         await self._windows.open()
-        self.escalations.load(await self._sendlog.load(self._clock() - RELOAD_SENT_S))
+        now = self._clocks.now()
+        self.escalations.load(await self._sendlog.load(now.wall - RELOAD_SENT_S), now)
         if self.pending:
             log.warning("reloaded %d pending notification steps", self.pending)
 
@@ -110,7 +115,7 @@ class NotificationWorker:
                 wait = (
                     self._tick_s
                     if nxt is None
-                    else max(0.0, min(self._tick_s, nxt - self._clock()))
+                    else max(0.0, min(self._tick_s, nxt - self._clocks.mono()))
                 )
                 if self._queue.empty():
                     self._wake.clear()
@@ -128,7 +133,7 @@ class NotificationWorker:
             changed += self._apply(self._queue.get_nowait())
         await self._sendlog.save(changed)
         batches = []
-        for batch in self.escalations.due(self._clock()):
+        for batch in self.escalations.due(self._clocks.now()):
             fresh = tuple(s for s in batch.sends if s.key not in self._inflight)
             if fresh:
                 batches.append(Batch(batch.site, batch.severity, batch.step, fresh))
@@ -145,7 +150,7 @@ class NotificationWorker:
     async def _deliver(self, batch: Batch) -> None:
         try:
             ok = await self._sender.send(batch)
-            await self._sendlog.save(self.escalations.done(batch, self._clock(), ok))
+            await self._sendlog.save(self.escalations.done(batch, self._clocks.now(), ok))
         finally:
             self._inflight.difference_update(s.key for s in batch.sends)
 
@@ -166,8 +171,9 @@ class NotificationWorker:
         if change in ("acked", "closed"):
             sends, why = self.escalations.on_handled(info)
         elif change in ("raised", "returned", "escalated", "repeated"):
-            m = self._windows.active(info.site, info.device, self._clock())
-            sends, why = self.escalations.on_alarm(info, in_maintenance=m is not None)
+            now = self._clocks.now()
+            m = self._windows.active(info.site, info.device, now.wall)
+            sends, why = self.escalations.on_alarm(info, in_maintenance=m is not None, now=now)
             if why is Why.SUPPRESSED_MAINTENANCE and m is not None:
                 self._record(
                     info.id,

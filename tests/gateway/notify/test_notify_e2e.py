@@ -226,3 +226,17 @@ async def test_alarms_from_one_site_are_grouped_without_delaying_the_first(
         params = orjson.loads(p.sms_to(LEGAL)[1].form()["TemplateParam"])
         assert params["location"] == "大厅等2处"
         assert set(params["alarm"].split("、")) == {"一键报警", "烟雾报警"}
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "backward"])
+async def test_a_wall_clock_step_neither_hastens_nor_delays_the_voice_call(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, step: float
+) -> None:
+    clock = FakeClock()
+    async with providers() as p, running_gateway(config(tmp_path, broker, p), clock=clock) as rg:
+        await gas_alarm(rg, probe)
+        await until(lambda: p.sms_to(LEGAL) and p.sms_to(SAFETY), what="SMS to both phones")
+        clock.step(step)  # NTP, or a person setting the time, right after the SMS
+        assert rg.gw.notifications.escalations.due(rg.gw.clocks.now()) == [], "no call yet"
+        clock.advance(301)  # five minutes pass, nobody acknowledges
+        await until(lambda: p.calls_to(LEGAL) and p.calls_to(SAFETY), what="voice calls")
