@@ -40,7 +40,7 @@ class ModbusSink:
                     good[name] = float(value)
                 else:
                     self._rejects.reject(
-                        now.wall, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}"
+                        now.mono, f"modbus/{ref}", problem.reason, f"{name}: {problem.detail}"
                     )
             if not good:
                 return

@@ -16,6 +16,8 @@ class Rejects:
         self.by_reason: dict[str, int] = {}
 
     def reject(self, now: float, topic: str, reason: RejectReason, detail: str) -> None:
+        """`now` is monotonic: it only spaces the log lines (a clock step must not silence
+        a device's rejects for the length of the step)."""
         self._metrics.rejected.labels(reason.value).inc()
         self.by_reason[reason.value] = self.by_reason.get(reason.value, 0) + 1
         # Key on the device part of the topic so that one noisy device logs once a minute.

@@ -60,13 +60,13 @@ class MessageRouter:
         self._live_ts: dict[DeviceRef, float] = {}
 
     def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
-        # Both clocks once per message: the engine's deadlines run on `now.mono`; what is
-        # shown or stored (readings' receipt time, alarms, rejects) is stamped `now.wall`.
+        # Both clocks once per message: the engine's deadlines and the rejects' log spacing
+        # run on `now.mono`; what is shown or stored (receipt time, alarms) is `now.wall`.
         now = self._clocks.now()
         try:
             self._ingest(topic, payload, now, delivery)
         except Rejected as r:
-            self._rejects.reject(now.wall, topic, r.reason, r.detail)
+            self._rejects.reject(now.mono, topic, r.reason, r.detail)
         except Exception:
             # A bug must not stop protection for every other device: log it with its
             # traceback, count it (health turns degraded), and go on with the next message.
@@ -95,7 +95,7 @@ class MessageRouter:
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now.wall)
             for q in decoded.rejected:
-                self._rejects.reject(now.wall, topic, q.reason, f"{q.quantity}: {q.detail}")
+                self._rejects.reject(now.mono, topic, q.reason, f"{q.quantity}: {q.detail}")
             if delivery is not Delivery.CURRENT and decoded.device_time:
                 reading = decoded.reading
                 newest = self._live_ts.get(ref)

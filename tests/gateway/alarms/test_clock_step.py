@@ -3,7 +3,10 @@ a real Mosquitto: deadlines run on the monotonic clock, stored times on the wall
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from gateway.config.loading import parse_config
 from rules.model import DeviceRef
@@ -62,3 +65,23 @@ async def test_an_hour_back_after_close_valve_does_not_delay_valve_failure(
         assert failure.reason == "valve_not_confirmed"
         assert failure.raised_at == clock.now, "stored in wall time, as the clock now says"
         await until(lambda: len(probe.messages("valve-kitchen/cmd")) >= 2, what="close re-sent")
+
+
+async def test_rejects_are_logged_once_a_minute_of_monotonic_time(
+    tmp_path: Any, broker: Mosquitto, probe: Probe, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    config = parse_config(site_config(tmp_path / "data", broker.port))
+    topic = "safety/xingfu/gas-kitchen/telemetry"
+
+    def logged() -> int:
+        return sum(1 for r in caplog.records if r.name == "gateway.rejected")
+
+    with caplog.at_level(logging.WARNING, logger="gateway.rejected"):
+        async with running_gateway(config, clock=clock):
+            await probe.publish(topic, b"{not json")
+            await until(lambda: logged() == 1, what="first reject logged")
+            clock.step(-HOUR)
+            clock.advance(61)  # a minute has passed: the device's next reject is logged
+            await probe.publish(topic, b"{not json")
+            await until(lambda: logged() == 2, what="second reject logged")
