@@ -1,10 +1,11 @@
 """The rule engine: normalised inputs in, alarm changes and commands out.
 
-No I/O, no asyncio, no clock: every entry point takes `now`, an `Instant` (both clocks,
-read once by the shell). Every deadline, delay and freshness window runs on `now.mono`, so a
-step of the wall clock neither marks devices offline nor delays `valve_failure`; `now.wall`
-only stamps what `status` shows (last seen, values' times). State is per device and lives
-in this object; the shell feeds inputs in arrival order and calls `tick(now)` about once a
+No I/O, no asyncio, no clock: every entry point takes an `Instant`, both clocks as the shell
+read them once for this input. Every deadline, delay and freshness window runs on its
+`mono`, so a step of the wall clock neither marks devices offline nor delays
+`valve_failure`; its `wall` only stamps what `status` shows (last seen, values' times). In
+the modules below the engine, `now` is that monotonic time. State is per device and lives
+in this object; the shell feeds inputs in arrival order and calls `tick` about once a
 second so that delays, silence and valve confirmation deadlines run out.
 
 Invariants worth knowing before changing anything here:
