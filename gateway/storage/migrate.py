@@ -15,10 +15,11 @@ refused (`SchemaTooNew`): running old code on it could lose what the new one wro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,3 +202,23 @@ def _check_shape(db: sqlite3.Connection, first: Step) -> None:
                 )
     finally:
         reference.close()
+
+
+def too_new(data_dir: Path, databases: Mapping[str, Schema]) -> list[SchemaTooNew]:
+    """The databases of `data_dir` newer than the code, read without changing anything:
+    what `run` refuses to start on and `check` reports."""
+    found = []
+    for name, schema in databases.items():
+        path = data_dir / name
+        if not path.exists():
+            continue
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            ) as db:
+                version = user_version(db)
+        except sqlite3.Error:
+            continue  # not ours to judge here: the store's own checks at open say what it is
+        if version > schema.version:
+            found.append(SchemaTooNew(path, version, schema.version))
+    return found

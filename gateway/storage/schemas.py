@@ -128,3 +128,6 @@ CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind);
 """
 
 OUTBOX: Final = Schema("outbox", (Step(1, _OUTBOX_V1),))
+
+# Every database of a data directory, by file name: what is migrated, backed up, restored.
+DATABASES: Final = {"alarms.sqlite3": ALARMS, "timeseries-outbox.sqlite3": OUTBOX}
