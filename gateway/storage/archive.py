@@ -27,6 +27,11 @@ from pathlib import Path
 from gateway.storage.migrate import connect, migrate
 from gateway.storage.schemas import ALARMS
 
+# Closed before a time, oldest first: by the partial index of schema step 2.
+OLD_CLOSED = (
+    "SELECT id FROM main.alarms WHERE state = 'closed' AND closed_at < ? ORDER BY closed_at LIMIT ?"
+)
+
 # (table, the rows of it that go along with the alarms in `gone`)
 _WITH_ALARMS = (
     ("alarm_timeline", "alarm_id IN (SELECT id FROM temp.gone)"),
@@ -70,11 +75,7 @@ def archive_batch(
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM temp.gone")
-            db.execute(
-                "INSERT INTO temp.gone SELECT id FROM main.alarms "
-                "WHERE state = 'closed' AND closed_at < ? ORDER BY closed_at LIMIT ?",
-                (cutoff, batch),
-            )
+            db.execute(f"INSERT INTO temp.gone {OLD_CLOSED}", (cutoff, batch))
             moved = {table: _move(db, table, where, ()) for table, where in _WITH_ALARMS}
             moved["commands"] += _move(
                 db, "commands",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.storage import migrate
-from gateway.storage.archive import Archived, archive_batch, archive_path
+from gateway.storage.archive import OLD_CLOSED, Archived, archive_batch, archive_path
 from gateway.storage.schemas import ALARMS
 from tests.fixtures import make_release_dbs as release
 from tests.gateway.storage.test_upgrade import RELEASE, rows, version
@@ -121,3 +121,9 @@ def test_a_failing_batch_moves_nothing(db: Path, tmp_path: Path) -> None:
         archive_batch(db, archive, CUTOFF, CUTOFF_DAY, 200)
     assert rows(db) == before
     assert ids(archive, "alarms", "id") == []
+
+
+def test_retention_finds_old_closed_alarms_by_the_index_of_step_2(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {OLD_CLOSED}", (CUTOFF, 200)).fetchall()
+    assert "USING INDEX alarms_closed_at" in plan[0][3]
