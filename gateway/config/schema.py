@@ -389,6 +389,16 @@ class StorageSection(_Model):
     retention_days: int = Field(400, ge=30)
     archive_dir: Path = Path("archive")
 
+    @model_validator(mode="after")
+    def _apart(self) -> StorageSection:
+        # Backups are pruned by name (`alarms-*.sqlite3`), and archive files are named so
+        # too: in one directory, pruning backups would delete the archive.
+        if Path(self.backup_dir) == Path(self.archive_dir):
+            raise ValueError("backup_dir and archive_dir must be different directories")
+        if Path(".") in (Path(self.backup_dir), Path(self.archive_dir)):
+            raise ValueError("backup_dir and archive_dir must not be the data directory itself")
+        return self
+
     def backups_in(self, data_dir: Path) -> Path:
         return data_dir / self.backup_dir
 

@@ -257,3 +257,14 @@ def test_storage_defaults_and_problems() -> None:
         "storage.retention_days",
         "storage.backup_every",
     ], found
+
+
+def test_backups_and_the_archive_need_directories_of_their_own() -> None:
+    data = base()
+    data["storage"] = {"backup_dir": "keep", "archive_dir": "./keep"}
+    [found] = problems_of(data)
+    assert found.startswith("storage: ")
+    assert "backup_dir and archive_dir must be different directories" in found
+    data["storage"] = {"archive_dir": "."}
+    [found] = problems_of(data)
+    assert "must not be the data directory itself" in found
