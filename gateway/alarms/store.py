@@ -1,6 +1,7 @@
-"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the
-schema and the one writer. With its read side, `gateway.alarms.history` (every SELECT), it
-is the one owner of the `alarms`, `alarm_timeline` and `commands` tables.
+"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the one
+writer. With its read side, `gateway.alarms.history` (every SELECT), it is the one owner of
+the `alarms`, `alarm_timeline` and `commands` tables; their shape, and its versions, are
+`gateway.storage.schemas`', applied at `open`.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed

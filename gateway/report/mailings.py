@@ -71,7 +71,8 @@ class Mailings:
         return self._last_day is not None and self._last_day >= day
 
     async def load(self) -> None:
-        """Create the tables, import an old state file, read what memory holds; once."""
+        """Bring the file to the current schema, import an old state file, read what memory
+        holds; once."""
         if self._loaded:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,8 @@ class Outbox:
         return sum(self.counts.values())
 
     async def open(self) -> None:
-        """Create the table if needed and count what an earlier run left."""
+        """Bring the file to the current schema (`gateway.storage`) and count what an earlier
+        run left."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await migrate.ensure(self.path, OUTBOX)
         db = await aiosqlite.connect(self.path)
