@@ -7,14 +7,17 @@ import asyncio
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from gateway.app.housekeeping import Housekeeping, next_run
+from gateway.config.loading import parse_config
 from gateway.config.schema import StorageSection
 from gateway.health.metrics import Metrics
 from gateway.storage.backup import backups
+from tests.conftest import running_gateway
 from tests.fixtures import make_release_dbs as release
 from tests.gateway.storage.test_upgrade import RELEASE
 
@@ -124,3 +127,28 @@ async def test_the_loop_runs_once_a_day_at_the_configured_time(data_dir: Path) -
     with pytest.raises(asyncio.CancelledError):
         await hk.run()
     assert runs == ["2026-12-03T04:15:00+08:00", "2026-12-04T04:15:00+08:00"]
+
+
+@pytest.mark.broker
+async def test_a_failed_backup_turns_health_degraded_and_shows_in_metrics(
+    config_data: dict[str, Any], tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the backups should go")
+    config_data["storage"] = {"backup_dir": str(blocked)}
+    async with running_gateway(parse_config(config_data)) as running:
+        health = (await running.api.get("/api/health")).json()
+        assert health["status"] == "ok"
+        assert health["storage"]["backup"]["failures"] == 0
+
+        await running.gw.housekeeping.once()
+        health = (await running.api.get("/api/health")).json()
+        assert health["status"] == "degraded"
+        assert health["storage"]["healthy"] is False
+        assert health["storage"]["backup"]["failures"] == 1
+        assert "FileExistsError" in health["storage"]["backup"]["last_error"]
+        assert health["storage"]["archive"]["last_error"] is None
+        metrics = (await running.api.get("/metrics")).text
+        assert 'gateway_storage_job_failures_total{job="backup"} 1.0' in metrics
+        # The gateway goes on: alarms are still raised and stored.
+        assert running.gw.store.healthy
