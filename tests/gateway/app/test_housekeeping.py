@@ -18,8 +18,8 @@ from gateway.config.schema import StorageSection
 from gateway.health.metrics import Metrics
 from gateway.storage.backup import backups
 from tests.conftest import running_gateway
+from tests.fixtures import RELEASE
 from tests.fixtures import make_release_dbs as release
-from tests.gateway.storage.test_upgrade import RELEASE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = release.ts("2026-12-02T03:30:00")  # 11:30 in Shanghai

@@ -13,8 +13,8 @@ import pytest
 from gateway.storage import migrate
 from gateway.storage.archive import OLD_CLOSED, Archived, archive_batch, archive_path
 from gateway.storage.schemas import ALARMS
+from tests.fixtures import RELEASE, rows, version
 from tests.fixtures import make_release_dbs as release
-from tests.gateway.storage.test_upgrade import RELEASE, rows, version
 
 NOW = release.ts("2026-12-02T03:30:00")
 CUTOFF = NOW - 400 * 86400.0  # 2025-10-28: after a-old-closed, before a-recent-closed

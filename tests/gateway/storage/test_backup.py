@@ -11,7 +11,7 @@ import pytest
 from gateway.storage import lock, migrate
 from gateway.storage.backup import BackupError, backup_all, backups, restore
 from gateway.storage.schemas import ALARMS, DATABASES
-from tests.gateway.storage.test_upgrade import RELEASE, rows, version
+from tests.fixtures import RELEASE, rows, version
 
 DAY = 86400.0
 T0 = 1_796_182_200.0  # 2026-12-02T03:30:00Z

@@ -16,8 +16,8 @@ import pytest
 from gateway.storage import lock
 from gateway.storage.schemas import ALARMS
 from tests.conftest import GatewayProcess, Mosquitto, free_port, site_config, write_config
+from tests.fixtures import RELEASE, rows, version
 from tests.gateway.app.test_process import connected
-from tests.gateway.storage.test_upgrade import RELEASE, rows, version
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,26 +18,8 @@ from gateway.report.mailings import Mailings
 from gateway.storage import migrate
 from gateway.storage.schemas import ALARMS, OUTBOX
 from gateway.timeseries.outbox import Outbox
+from tests.fixtures import RELEASE, rows, version
 from tests.fixtures import make_release_dbs as release
-
-RELEASE = Path(__file__).parents[2] / "fixtures" / "release-2026-12"
-
-
-def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order."""
-    with sqlite3.connect(path) as db:
-        tables = [
-            r[0]
-            for r in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        return {t: sorted(db.execute(f"SELECT * FROM {t}"), key=repr) for t in tables}
-
-
-def version(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 @pytest.fixture
