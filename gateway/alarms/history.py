@@ -21,7 +21,7 @@ from gateway.alarms.book import Action, Alarm, AlarmState, Disposition, Timeline
 from gateway.alarms.rows import LIFECYCLE_ACTIONS, AlarmRow, CommandRecord, LifecycleEntry
 from rules.model import AlarmType, Severity
 
-# The columns of `alarms` in the order `gateway.alarms.store.SCHEMA` declares them: what a
+# The columns of `alarms` in the order `gateway.storage.schemas.ALARMS` declares them: what a
 # read selects and the writer's upsert binds.
 ALARM_COLUMNS = (
     "id, site, device, type, severity, level, state, latched, acked, value, peak, count, "

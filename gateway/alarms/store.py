@@ -1,6 +1,7 @@
-"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the
-schema and the one writer. With its read side, `gateway.alarms.history` (every SELECT), it
-is the one owner of the `alarms`, `alarm_timeline` and `commands` tables.
+"""SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the one
+writer. With its read side, `gateway.alarms.history` (every SELECT), it is the one owner of
+the `alarms`, `alarm_timeline` and `commands` tables; their shape, and its versions, are
+`gateway.storage.schemas`', applied at `open`.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed
@@ -40,71 +41,11 @@ from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import Alarm, AlarmWrite, TimelineEntry
 from gateway.alarms.event import AlarmEvent
 from gateway.alarms.history import ALARM_COLUMNS, HistoryReads
+from gateway.storage import migrate
+from gateway.storage.schemas import ALARMS
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alarms (
-    id TEXT PRIMARY KEY,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    type TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    level TEXT,
-    state TEXT NOT NULL,
-    latched INTEGER NOT NULL,
-    acked INTEGER NOT NULL,
-    value REAL,
-    peak REAL,
-    count INTEGER NOT NULL,
-    reason TEXT,
-    raised_at REAL NOT NULL,
-    acked_at REAL,
-    acked_by TEXT,
-    cleared_at REAL,
-    closed_at REAL,
-    closed_by TEXT,
-    disposition TEXT,
-    note TEXT,
-    updated_at REAL NOT NULL
-);
--- DESIGN section 6: one open alarm per (site, device, type), enforced by the database too.
-CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open ON alarms(site, device, type)
-    WHERE state != 'closed';
-CREATE INDEX IF NOT EXISTS alarms_raised_at ON alarms(raised_at);
--- An alarm's id names one (site, device, type) for ever: a write that would move it (a
--- mirrored alarm forging another site's id, even of a closed alarm the book no longer holds)
--- fails as a constraint, which the writer drops as poison, its timeline entries with it.
-CREATE TRIGGER IF NOT EXISTS alarms_key_fixed BEFORE UPDATE OF site, device, type ON alarms
-    WHEN NEW.site != OLD.site OR NEW.device != OLD.device OR NEW.type != OLD.type
-    BEGIN SELECT RAISE(ABORT, 'alarm id belongs to another site, device or type'); END;
-CREATE TABLE IF NOT EXISTS alarm_timeline (
-    alarm_id TEXT NOT NULL REFERENCES alarms(id),
-    seq INTEGER NOT NULL,
-    at REAL NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    reason TEXT,
-    value REAL,
-    severity TEXT,
-    note TEXT,
-    detail TEXT,
-    PRIMARY KEY (alarm_id, seq)
-);
-CREATE TABLE IF NOT EXISTS commands (
-    id TEXT PRIMARY KEY,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    cmd TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    alarm_id TEXT,
-    reason TEXT,
-    sent_at REAL NOT NULL,
-    result TEXT,
-    result_at REAL,
-    detail TEXT
-);
-"""
 
 _UPSERT_ALARM = (
     f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
@@ -284,8 +225,9 @@ class AlarmStore(HistoryReads):
             # so the cost of an fsync per commit is affordable here.
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.execute("PRAGMA foreign_keys=ON")
-            await self._db.executescript(SCHEMA)
-            await self._db.commit()
+            # The tables are made (or brought up to date) by the one migration mechanism;
+            # a file newer than this code is refused (`SchemaTooNew`) and fails the start.
+            await migrate.ensure(self._path, ALARMS)
         except sqlite3.DatabaseError as exc:
             # Only a damaged file is moved aside; locked, busy, I/O or cannot-open fail
             # the start (a retry by systemd may succeed; moving the file would lose it).

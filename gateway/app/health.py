@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def health_report(gw: Gateway) -> dict[str, Any]:
     """`GET /api/health`: degraded when the broker is down, the store failing or found
-    corrupt at start (`store.recovered_from`), or any internal error was counted since start."""
+    corrupt at start (`store.recovered_from`), the last daily backup or archive failed
+    (`storage`), or any internal error was counted since start."""
     h: LinkHealth = gw.link.health
     now = gw.clock()
     internal_errors = sum(
@@ -27,7 +28,13 @@ def health_report(gw: Gateway) -> dict[str, Any]:
     )
     total, online, offline, fault = gw.engine.counts()
     recovery = gw.store.recovery
-    ok = h.connected and internal_errors == 0 and gw.store.healthy and recovery is None
+    ok = (
+        h.connected
+        and internal_errors == 0
+        and gw.store.healthy
+        and recovery is None
+        and gw.housekeeping.healthy
+    )
     return {
         "status": "ok" if ok else "degraded",
         "gateway": gw.config.gateway.id,
@@ -66,6 +73,8 @@ def health_report(gw: Gateway) -> dict[str, Any]:
             "recovery_reason": recovery.reason if recovery else None,
             "recovered_at": gw.clockface.iso(recovery.at) if recovery else None,
         },
+        # The daily backup and archive: a failure shows here until a run succeeds.
+        "storage": gw.housekeeping.health(gw.clockface.iso),
         "devices": {"total": total, "online": online, "offline": offline, "fault": fault},
         "modbus": gw.modbus.stats() if gw.modbus else None,
         "timeseries": gw.timeseries.stats() if gw.timeseries else None,

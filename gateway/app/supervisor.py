@@ -33,6 +33,7 @@ from gateway.alarms.fanout import AlarmFanout
 from gateway.alarms.store import AlarmStore, StoreRecovery
 from gateway.alarms.wire import alarm_view
 from gateway.app.health import connection_changed, health_report, watch_gauges
+from gateway.app.housekeeping import Housekeeping
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
@@ -202,6 +203,9 @@ class Gateway:
             series=self.device_series,
         )
         self.rejects = Rejects(self.metrics)
+        self.housekeeping = Housekeeping(
+            config.storage, data_dir, self.clockface.zone, self.metrics, clock=clock
+        )
         ingest = IngestDeps(
             self.inventory,
             self.engine,
@@ -274,6 +278,7 @@ class Gateway:
             self.tasks.start("daily-report", mailer.run)
         if self.modbus:
             self.tasks.start("modbus", lambda: self.modbus.run(self.modbus_sink))
+        self.tasks.start("storage", self.housekeeping.run)
         log.info(
             "gateway %s started: %d sites, %d devices, broker %s:%s",
             self.config.gateway.id,
@@ -296,6 +301,7 @@ class Gateway:
             # The watchdog task runs on until the end: a shutdown that hangs is systemd's.
             self.systemd.notify("STOPPING=1")
             await self.tasks.cancel("daily-report")
+            await self.tasks.cancel("storage")
             await self.tasks.cancel("loop-watch")
             await self.tasks.cancel("rule-tick")
             await self.tasks.cancel("live-flush")

@@ -1,4 +1,4 @@
-"""`safety-gateway`: check | run | simulate | demo."""
+"""`safety-gateway`: check | run | simulate | report | demo | backup | restore."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import gc
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from importlib import resources
@@ -24,6 +25,10 @@ from gateway.config.errors import ConfigError
 from gateway.config.loading import load_config, parse_config
 from gateway.config.schema import GatewayConfig
 from gateway.http.server import HttpServer
+from gateway.storage import lock as datadir_lock
+from gateway.storage.backup import BackupError, backup_all, restore
+from gateway.storage.migrate import too_new
+from gateway.storage.schemas import DATABASES
 
 log = logging.getLogger("safety-gateway")
 
@@ -49,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulate": cmd_simulate,
         "demo": cmd_demo,
         "report": cmd_report,
+        "backup": cmd_backup,
+        "restore": cmd_restore,
     }
     return int(handler[args.command](args))
 
@@ -84,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     daily.add_argument("--site", help="one site (default: the county report of every site)")
     daily.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
 
+    b = sub.add_parser("backup", help="back up every database now (as the daily job does)")
+    b.add_argument("-c", "--config", type=Path, required=True)
+
+    rs = sub.add_parser("restore", help="put a backup in place of its database (gateway stopped)")
+    rs.add_argument("-c", "--config", type=Path, required=True)
+    rs.add_argument("backup", type=Path, help="a file made by backup: <database>-<time>.sqlite3")
+
     d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
     d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")
     d.add_argument("--scenario", default="gas_leak")
@@ -110,6 +124,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     for problem in missing_secrets(config):
         print(f"warning: {problem}", file=sys.stderr)
+    refused = too_new(Path(config.gateway.data_dir), DATABASES)
+    for newer in refused:
+        print(newer, file=sys.stderr)
+    if refused:
+        return EXIT_FAILED
     devices = sum(len(s.devices) for s in config.sites)
     print(f"{args.config}: valid ({len(config.sites)} sites, {devices} devices)")
     return EXIT_OK
@@ -125,7 +144,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in secrets:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
-    return asyncio.run(_run(config))
+    data_dir = Path(config.gateway.data_dir)
+    # Before anything starts: a database written by a newer gateway is not to be touched.
+    refused = too_new(data_dir, DATABASES)
+    for newer in refused:
+        print(newer, file=sys.stderr)
+    if refused:
+        return EXIT_FAILED
+    try:
+        # Held while the gateway runs: `restore` refuses to pull files from under it.
+        with datadir_lock.hold(data_dir):
+            return asyncio.run(_run(config))
+    except datadir_lock.DataDirBusy as exc:
+        print(f"{exc}: not starting a second one", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _tune_interpreter() -> None:
@@ -235,6 +267,49 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for path in paths:
         print(path)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------- backup, restore
+def cmd_backup(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    data_dir = Path(config.gateway.data_dir)
+    storage = config.storage
+    try:
+        made = backup_all(data_dir, storage.backups_in(data_dir), storage.backup_keep, time.time())
+    except (BackupError, OSError) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not made:
+        print(f"no database in {data_dir} to back up", file=sys.stderr)
+        return EXIT_FAILED
+    for b in made:
+        print(f"{b.path} ({b.size} bytes, schema version {b.version}, quick_check ok)")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    data_dir = Path(config.gateway.data_dir)
+    if not args.backup.is_file():
+        print(f"{args.backup}: no such file", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        with datadir_lock.hold(data_dir):
+            target, kept = restore(data_dir, args.backup, time.time())
+    except datadir_lock.DataDirBusy as exc:
+        print(f"{exc}: stop it first (systemctl stop safety-gateway)", file=sys.stderr)
+        return EXIT_FAILED
+    except (BackupError, OSError) as exc:
+        print(f"not restored: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.backup} restored as {target}")
+    if kept is not None:
+        print(f"the file it replaced is kept as {kept}")
     return EXIT_OK
 
 

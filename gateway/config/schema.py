@@ -378,6 +378,34 @@ class ReportSection(_Model):
     county: str = "县民政局"  # title of the all-sites report
 
 
+class StorageSection(_Model):
+    """Backups and retention of the data directory's databases (README "Data, backups and
+    upgrades"). Relative directories are under `gateway.data_dir`."""
+
+    backup_dir: Path = Path("backups")
+    backup_keep: int = Field(7, ge=1, le=365)  # per database
+    backup_at: str = Field("03:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local time
+    # Closed alarms older than this are archived; a year of daily reports reads back 366 days.
+    retention_days: int = Field(400, ge=30)
+    archive_dir: Path = Path("archive")
+
+    @model_validator(mode="after")
+    def _apart(self) -> StorageSection:
+        # Backups are pruned by name (`alarms-*.sqlite3`), and archive files are named so
+        # too: in one directory, pruning backups would delete the archive.
+        if Path(self.backup_dir) == Path(self.archive_dir):
+            raise ValueError("backup_dir and archive_dir must be different directories")
+        if Path(".") in (Path(self.backup_dir), Path(self.archive_dir)):
+            raise ValueError("backup_dir and archive_dir must not be the data directory itself")
+        return self
+
+    def backups_in(self, data_dir: Path) -> Path:
+        return data_dir / self.backup_dir
+
+    def archive_in(self, data_dir: Path) -> Path:
+        return data_dir / self.archive_dir
+
+
 class GatewayConfig(_Model):
     gateway: GatewaySection
     http: HttpSection = HttpSection()
@@ -386,6 +414,7 @@ class GatewayConfig(_Model):
     rules: RulesSection = RulesSection()
     notify: NotifySection = NotifySection()
     report: ReportSection = ReportSection()
+    storage: StorageSection = StorageSection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:

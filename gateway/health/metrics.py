@@ -66,6 +66,17 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.storage_failures = Counter(
+            "gateway_storage_job_failures_total",
+            "Daily storage jobs that failed, by job (backup, archive); the gateway goes on",
+            ["job"],
+            registry=r,
+        )
+        self.archived_rows = Counter(
+            "gateway_archived_rows_total",
+            "Rows moved from the alarms' database to the archive by retention",
+            registry=r,
+        )
         self.internal_errors = Counter(
             "gateway_internal_errors_total",
             "Unexpected exceptions caught on a long-running path, by where",

@@ -14,12 +14,8 @@ from pathlib import Path
 
 import aiosqlite
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS maintenance (
-    site TEXT NOT NULL, device TEXT NOT NULL, until REAL NOT NULL, by TEXT NOT NULL,
-    note TEXT, PRIMARY KEY (site, device)
-);
-"""
+from gateway.storage import migrate
+from gateway.storage.schemas import ALARMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +36,9 @@ class MaintenanceWindows:
         self._windows: dict[tuple[str, str], Maintenance] = {}
 
     async def open(self) -> None:
+        await migrate.ensure(self._path, ALARMS)
         self._db = await aiosqlite.connect(self._path)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
         async with self._db.execute("SELECT site, device, until, by, note FROM maintenance") as cur:
             for site, device, until, by, note in await cur.fetchall():
                 self._windows[(site, device)] = Maintenance(site, device, until, by, note)

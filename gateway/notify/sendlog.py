@@ -16,16 +16,8 @@ from pathlib import Path
 import aiosqlite
 
 from gateway.notify.policy import Send, SendKey, SendState
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS escalation_sends (
-    alarm_id TEXT NOT NULL, occurrence TEXT NOT NULL, step INTEGER NOT NULL,
-    repeat INTEGER NOT NULL, site TEXT NOT NULL, severity TEXT NOT NULL,
-    due_at REAL NOT NULL, state TEXT NOT NULL, sent_at REAL,
-    PRIMARY KEY (alarm_id, occurrence, step, repeat)
-);
-CREATE INDEX IF NOT EXISTS escalation_pending ON escalation_sends(state, due_at);
-"""
+from gateway.storage import migrate
+from gateway.storage.schemas import ALARMS
 
 _UPSERT = (
     "INSERT INTO escalation_sends (alarm_id, occurrence, step, repeat, site, severity, "
@@ -47,10 +39,9 @@ class SendLog:
         return self._db is not None
 
     async def open(self) -> None:
+        await migrate.ensure(self._path, ALARMS)
         self._db = await aiosqlite.connect(self._path)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
 
     async def close(self) -> None:
         if self._db is not None:

@@ -25,23 +25,11 @@ from pathlib import Path
 import aiosqlite
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gateway.storage import migrate
+from gateway.storage.schemas import ALARMS
+
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS report_days (
-    day TEXT PRIMARY KEY,  -- ISO date of the report
-    finished_at REAL       -- NULL: imported from report_state.json
-);
-CREATE TABLE IF NOT EXISTS report_mailings (
-    day TEXT NOT NULL,
-    site TEXT,             -- NULL: the county report
-    recipient TEXT NOT NULL,
-    ok INTEGER NOT NULL,   -- 1 sent; 0 given up on
-    detail TEXT,
-    at REAL                -- NULL: imported without a readable time
-);
-CREATE INDEX IF NOT EXISTS report_mailings_day ON report_mailings(day);
-"""
 
 IMPORTED_SUFFIX = ".imported"
 
@@ -83,13 +71,14 @@ class Mailings:
         return self._last_day is not None and self._last_day >= day
 
     async def load(self) -> None:
-        """Create the tables, import an old state file, read what memory holds; once."""
+        """Bring the file to the current schema, import an old state file, read what memory
+        holds; once."""
         if self._loaded:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        await migrate.ensure(self._path, ALARMS)
         async with self._connect() as db:
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.executescript(SCHEMA)
             if self._legacy is not None and self._legacy.exists():
                 await _import_legacy(db, self._legacy)
             await db.commit()

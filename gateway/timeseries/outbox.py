@@ -21,24 +21,16 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, cast
+from typing import cast
 
 import aiosqlite
 
+from gateway.storage import migrate
+from gateway.storage.schemas import OUTBOX
 from gateway.timeseries.buffer import DROP_ORDER, KINDS, Item
 
 log = logging.getLogger(__name__)
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, so id order is
-                                           -- production order even after the table empties
-    kind TEXT NOT NULL CHECK (kind IN ('reading', 'alarm', 'status')),
-    line TEXT NOT NULL
-);
--- the overflow rule deletes the oldest points of one kind
-CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind);
-"""
 
 # (id, kind, line)
 Row = tuple[int, str, str]
@@ -69,16 +61,16 @@ class Outbox:
         return sum(self.counts.values())
 
     async def open(self) -> None:
-        """Create the table if needed and count what an earlier run left."""
+        """Bring the file to the current schema (`gateway.storage`) and count what an earlier
+        run left."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        await migrate.ensure(self.path, OUTBOX)
         db = await aiosqlite.connect(self.path)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: WAL commits survive a crash of the process, not a power cut; the
             # outbox is telemetry, and the memory buffer is lost in a crash anyway.
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.executescript(SCHEMA)
-            await db.commit()
             rows = await db.execute_fetchall("SELECT kind, count(*) FROM outbox GROUP BY kind")
         except BaseException:
             await db.close()

@@ -235,3 +235,36 @@ def test_empty_sites_refused() -> None:
     found = problems_of(data)
     assert len(found) == 1
     assert found[0].startswith("sites: ")
+
+
+# -------------------------------------------------------------------- storage
+def test_storage_defaults_and_problems() -> None:
+    config = parse_config(base())
+    assert config.storage.backup_at == "03:30"
+    assert config.storage.backup_keep == 7
+    assert config.storage.retention_days == 400
+    data = base()
+    data["storage"] = {
+        "backup_at": "25:00",
+        "backup_keep": 0,
+        "retention_days": 7,
+        "backup_every": "1 h",
+    }
+    found = problems_of(data)
+    assert [p.split(":")[0] for p in found] == [
+        "storage.backup_keep",
+        "storage.backup_at",
+        "storage.retention_days",
+        "storage.backup_every",
+    ], found
+
+
+def test_backups_and_the_archive_need_directories_of_their_own() -> None:
+    data = base()
+    data["storage"] = {"backup_dir": "keep", "archive_dir": "./keep"}
+    [found] = problems_of(data)
+    assert found.startswith("storage: ")
+    assert "backup_dir and archive_dir must be different directories" in found
+    data["storage"] = {"archive_dir": "."}
+    [found] = problems_of(data)
+    assert "must not be the data directory itself" in found

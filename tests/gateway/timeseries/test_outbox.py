@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from gateway.storage.schemas import OUTBOX
 from gateway.timeseries.buffer import KIND_ALARM, KIND_READING, KIND_STATUS, Item
-from gateway.timeseries.outbox import SCHEMA, Outbox, OutboxError
+from gateway.timeseries.outbox import Outbox, OutboxError
 from rules.model import DeviceRef, Reading
 from tests.conftest import VictoriaMetrics, free_port, until
 from tests.support.timeseries import (
@@ -149,7 +150,7 @@ async def test_a_failing_disk_stores_nothing_and_says_when_to_retry(tmp_path: Pa
         assert outbox.retry_at > time.monotonic()
         assert outbox.points == 0
         with contextlib.closing(sqlite3.connect(path)) as db:
-            db.executescript(SCHEMA)
+            db.executescript(OUTBOX.steps[0].sql)
         await outbox.store(items("ra"))
         assert outbox.error is None  # it can be written again
         assert outbox.points == 2

@@ -1,0 +1,133 @@
+"""Every database's schema, as the steps from nothing to now. The tables' owners read and
+write them; their shape changes only here.
+
+To change a schema, add a step at the end of its chain: `.then("<SQL>")`. Never
+edit a step that a release has shipped: files in the field are at that version already and
+would never see the edit. Version 1 is the 2026-12 release's DDL, word for word (its files
+carry no version; see `gateway.storage.migrate`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.storage.migrate import Schema, Step
+
+# ------------------------------------------------------------ <data_dir>/alarms.sqlite3
+# Owners: gateway.alarms.store and .history (alarms, alarm_timeline, commands),
+# gateway.notify.maintenance (maintenance), gateway.notify.sendlog (escalation_sends),
+# gateway.report.mailings (report_days, report_mailings).
+_ALARMS_V1: Final = """
+-- gateway.alarms.store
+CREATE TABLE IF NOT EXISTS alarms (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    level TEXT,
+    state TEXT NOT NULL,
+    latched INTEGER NOT NULL,
+    acked INTEGER NOT NULL,
+    value REAL,
+    peak REAL,
+    count INTEGER NOT NULL,
+    reason TEXT,
+    raised_at REAL NOT NULL,
+    acked_at REAL,
+    acked_by TEXT,
+    cleared_at REAL,
+    closed_at REAL,
+    closed_by TEXT,
+    disposition TEXT,
+    note TEXT,
+    updated_at REAL NOT NULL
+);
+-- DESIGN section 6: one open alarm per (site, device, type), enforced by the database too.
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open ON alarms(site, device, type)
+    WHERE state != 'closed';
+CREATE INDEX IF NOT EXISTS alarms_raised_at ON alarms(raised_at);
+-- An alarm's id names one (site, device, type) for ever: a write that would move it (a
+-- mirrored alarm forging another site's id, even of a closed alarm the book no longer holds)
+-- fails as a constraint, which the writer drops as poison, its timeline entries with it.
+CREATE TRIGGER IF NOT EXISTS alarms_key_fixed BEFORE UPDATE OF site, device, type ON alarms
+    WHEN NEW.site != OLD.site OR NEW.device != OLD.device OR NEW.type != OLD.type
+    BEGIN SELECT RAISE(ABORT, 'alarm id belongs to another site, device or type'); END;
+CREATE TABLE IF NOT EXISTS alarm_timeline (
+    alarm_id TEXT NOT NULL REFERENCES alarms(id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT,
+    value REAL,
+    severity TEXT,
+    note TEXT,
+    detail TEXT,
+    PRIMARY KEY (alarm_id, seq)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    cmd TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    alarm_id TEXT,
+    reason TEXT,
+    sent_at REAL NOT NULL,
+    result TEXT,
+    result_at REAL,
+    detail TEXT
+);
+-- gateway.notify.maintenance
+CREATE TABLE IF NOT EXISTS maintenance (
+    site TEXT NOT NULL, device TEXT NOT NULL, until REAL NOT NULL, by TEXT NOT NULL,
+    note TEXT, PRIMARY KEY (site, device)
+);
+-- gateway.notify.sendlog
+CREATE TABLE IF NOT EXISTS escalation_sends (
+    alarm_id TEXT NOT NULL, occurrence TEXT NOT NULL, step INTEGER NOT NULL,
+    repeat INTEGER NOT NULL, site TEXT NOT NULL, severity TEXT NOT NULL,
+    due_at REAL NOT NULL, state TEXT NOT NULL, sent_at REAL,
+    PRIMARY KEY (alarm_id, occurrence, step, repeat)
+);
+CREATE INDEX IF NOT EXISTS escalation_pending ON escalation_sends(state, due_at);
+-- gateway.report.mailings
+CREATE TABLE IF NOT EXISTS report_days (
+    day TEXT PRIMARY KEY,  -- ISO date of the report
+    finished_at REAL       -- NULL: imported from report_state.json
+);
+CREATE TABLE IF NOT EXISTS report_mailings (
+    day TEXT NOT NULL,
+    site TEXT,             -- NULL: the county report
+    recipient TEXT NOT NULL,
+    ok INTEGER NOT NULL,   -- 1 sent; 0 given up on
+    detail TEXT,
+    at REAL                -- NULL: imported without a readable time
+);
+CREATE INDEX IF NOT EXISTS report_mailings_day ON report_mailings(day);
+"""
+
+ALARMS: Final = (
+    Schema("alarms", (Step(1, _ALARMS_V1),))
+    # 2: retention looks for closed alarms by age (gateway.storage.archive).
+    .then("CREATE INDEX alarms_closed_at ON alarms(closed_at) WHERE state = 'closed';")
+)
+
+# ------------------------------------------------ <data_dir>/timeseries-outbox.sqlite3
+# Owner: gateway.timeseries.outbox.
+_OUTBOX_V1: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, so id order is
+                                           -- production order even after the table empties
+    kind TEXT NOT NULL CHECK (kind IN ('reading', 'alarm', 'status')),
+    line TEXT NOT NULL
+);
+-- the overflow rule deletes the oldest points of one kind
+CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind);
+"""
+
+OUTBOX: Final = Schema("outbox", (Step(1, _OUTBOX_V1),))
+
+# Every database of a data directory, by file name: what is migrated, backed up, restored.
+DATABASES: Final = {"alarms.sqlite3": ALARMS, "timeseries-outbox.sqlite3": OUTBOX}
