@@ -28,16 +28,24 @@ class AmbiguousDevice(Exception):
 
 class Inventory:
     def __init__(self, config: GatewayConfig) -> None:
-        self.sites: dict[str, SiteConfig] = {s.id: s for s in config.sites}
-        self.devices: dict[DeviceRef, InstalledDevice] = {}
-        self._by_device_id: dict[str, list[DeviceRef]] = {}
-        self.valve_of: dict[DeviceRef, DeviceRef] = {}
+        self.reload(config)
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Index a reloaded configuration, in place: every stage holding this inventory
+        sees the new sites and devices at once."""
+        devices: dict[DeviceRef, InstalledDevice] = {}
+        by_device_id: dict[str, list[DeviceRef]] = {}
+        valve_of: dict[DeviceRef, DeviceRef] = {}
         for site, dev in config.devices():
             ref = DeviceRef(site.id, dev.id)
-            self.devices[ref] = InstalledDevice(ref, dev, site)
-            self._by_device_id.setdefault(dev.id, []).append(ref)
+            devices[ref] = InstalledDevice(ref, dev, site)
+            by_device_id.setdefault(dev.id, []).append(ref)
             if dev.shutoff_valve:
-                self.valve_of[ref] = DeviceRef(site.id, dev.shutoff_valve)
+                valve_of[ref] = DeviceRef(site.id, dev.shutoff_valve)
+        self.sites: dict[str, SiteConfig] = {s.id: s for s in config.sites}
+        self.devices = devices
+        self._by_device_id = by_device_id
+        self.valve_of = valve_of
 
     def __iter__(self) -> Iterator[InstalledDevice]:
         return iter(self.devices.values())

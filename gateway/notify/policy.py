@@ -136,6 +136,21 @@ class Escalations:
                 group = _group(s)
                 self._last_batch_at[group] = max(self._last_batch_at.get(group, 0.0), s.sent_at)
 
+    def replace_policies(self, policies: Mapping[str, Policy], group_window_s: float) -> list[Send]:
+        """A reloaded configuration's policies. Pending sends keep their due times (what
+        was sent stays sent); a pending send whose step the new policy no longer has is
+        cancelled and returned, for the shell to persist."""
+        self.policies = policies
+        self.group_window_s = group_window_s
+        dropped = [
+            replace(s, state=SendState.CANCELLED)
+            for s in self.sends.values()
+            if s.state is SendState.PENDING and s.key.step >= len(policies.get(s.severity, ()))
+        ]
+        for s in dropped:
+            self.sends[s.key] = s
+        return dropped
+
     # ------------------------------------------------------------- changes
     def on_alarm(self, a: AlarmInfo, in_maintenance: bool) -> tuple[list[Send], Why | None]:
         """An alarm was raised, returned, repeated or escalated: the sends to add."""
