@@ -75,6 +75,9 @@ def plan_reload(running: GatewayConfig, new: GatewayConfig) -> ReloadPlan:
         restart.append("notify.timeout")
     sites, site_restart = _sites(running, new)
     restart += site_restart
+    if _served(running.sites) != _served(sites):
+        # The presence message (will included) is the broker connection's, set at connect.
+        restart.append("presence: the sites this gateway announces it serves")
     config = new.model_copy(
         update={
             "gateway": running.gateway,
@@ -135,6 +138,10 @@ def _sites(running: GatewayConfig, new: GatewayConfig) -> tuple[list[SiteConfig]
             restart.append(f"sites.{site.id}: removed, served by an edge gateway")
             sites.append(site)
     return sites, restart
+
+
+def _served(sites: list[SiteConfig]) -> list[str]:
+    return [s.id for s in sites if s.served_by == "self"]
 
 
 def _site_itself(site: SiteConfig) -> SiteConfig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.config.inventory import Inventory
 from gateway.config.loading import parse_config
 from gateway.config.reload import plan_reload
 from rules.model import DeviceRef
@@ -48,6 +49,7 @@ def test_sites_and_contacts() -> None:
 
     p = plan(change)
     assert p.sites_added == {"site-b"} and p.sites_changed == {"site-a"}
+    assert p.needs_restart == ("presence: the sites this gateway announces it serves",)
     assert p.config.sites[0].contacts[0].name == "Wang"
 
 
@@ -93,3 +95,16 @@ def test_a_site_changing_its_serving_gateway_waits_for_a_restart() -> None:
 def test_rules_change_is_seen() -> None:
     p = plan(lambda d: d.setdefault("rules", {}).update({"offline_after_intervals": 5}))
     assert p.rules_changed and p.changed and p.needs_restart == ()
+
+
+def test_a_detector_removed_by_a_reload_still_blocks_its_old_valve() -> None:
+    old = parse_config(base())
+    inventory = Inventory(old)
+    valve = DeviceRef("site-a", "valve-1")
+    assert inventory.detectors_closing(valve) == [DeviceRef("site-a", "gas-1")]
+    new = copy.deepcopy(base())
+    new["sites"][0]["devices"] = new["sites"][0]["devices"][1:]  # gas-1 removed
+    inventory.reload(parse_config(new))
+    assert inventory.get(DeviceRef("site-a", "gas-1")) is None
+    # Its open gas alarm (if any) must still keep the valve shut: the link is remembered.
+    assert inventory.detectors_closing(valve) == [DeviceRef("site-a", "gas-1")]
