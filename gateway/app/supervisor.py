@@ -99,6 +99,7 @@ class Gateway:
         self.loaded_at = clock()
         self.last_reload: ReloadResult | None = None
         self._reload_wanted = asyncio.Event()
+        self.mailer: ReportMailer | None = None  # made on start, when reports are mailed
         self._pid_file: Path | None = None
         # systemd's watchdog, pinged from the loop (`Type=notify`); silent when not under it.
         self.systemd = systemd if systemd is not None else SystemdNotifier(None)
@@ -271,11 +272,11 @@ class Gateway:
             self.tasks.start("timeseries", self.timeseries.run)
         if self.device_series is not None:
             self.tasks.start("status-points", partial(status_points, self.device_series))
-        mailer = ReportMailer.configured(
+        self.mailer = ReportMailer.configured(
             self.config, self.store, self.inventory, self.engine.status, self.clock
         )
-        if mailer is not None:
-            self.tasks.start("daily-report", mailer.run)
+        if self.mailer is not None:
+            self.tasks.start("daily-report", self.mailer.run)
         for bus, link in self.modbus.links.items():
             self.tasks.start(f"modbus {bus}", partial(link.run, self.modbus_sink))
         if self.config_path is not None:
@@ -384,6 +385,8 @@ class Gateway:
         self.router.forget_routes()
         self.notifications.reconfigure(config, notifiers)
         buses = self.modbus.reconfigure(config)
+        if self.mailer is not None:
+            self.mailer.reconfigure(config)
         self.config = config
         self.loaded_at = now
         # ---- the swap is done
