@@ -189,6 +189,10 @@ async def test_invalid_file_is_refused_and_reload_command_exit_codes(
         last = h["config"]["last_reload"]
         assert last["ok"] is True and h["status"] == "ok"
         assert last["devices_added"] == ["xingfu/gas-new"] and last["needs_restart"] == ["http"]
+        async with httpx.AsyncClient(base_url=health.base) as c:
+            metrics = (await c.get("/metrics")).text
+        assert 'gateway_config_reloads_total{result="refused"} 1.0' in metrics
+        assert 'gateway_config_reloads_total{result="applied"} 1.0' in metrics
         await probe.telemetry("gas-new", {"lel": 30.0})
         await probe.wait_for("xingfu/alarms", lambda m: m["device"] == "gas-new")
 
