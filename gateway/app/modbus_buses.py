@@ -27,7 +27,7 @@ def _signature(plan: BusPlan) -> Signature:
         tuple(
             (
                 t.ref,
-                t.profile.name,
+                t.profile,  # a profile file changed under the same name counts too
                 t.unit,
                 t.interval_s,
                 t.offline_after_failures,

@@ -2,11 +2,12 @@
 
 Pure: `plan_reload(running, new)` compares two valid configurations and returns the
 configuration to run from now on (`ReloadPlan.config`) with what differs. Settings read only
-at start (the broker, the gateway's id and data directory, the HTTP server and its tokens,
-the time-series server, the daily report, the provider timeout) and a change of which
-gateway serves a site (it changes the MQTT subscriptions and who acts) are not applied: they
-keep their running value and are listed in `needs_restart`. Everything else (sites, their
-contacts and devices, the rules, notification channels and policies) is applied whole.
+at start (the broker, the gateway's id, data directory and time zone, the HTTP server and
+its tokens, the time-series server, the daily report, the provider timeout) and a change of
+which gateway serves a site (it changes the MQTT subscriptions and who acts) are not
+applied: they keep their running value and are listed in `needs_restart`. Everything else
+(sites, their contacts and devices, the rules, the Modbus profiles, notification channels
+and policies) is applied whole.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ class ReloadPlan:
 
 def plan_reload(running: GatewayConfig, new: GatewayConfig) -> ReloadPlan:
     restart: list[str] = []
-    if new.gateway != running.gateway:
-        restart += [f"gateway.{k}" for k in _fields_differing(running.gateway, new.gateway)]
+    # Modbus profiles are read with the file: new profile directories apply at once.
+    gateway = running.gateway.model_copy(update={"profile_dirs": new.gateway.profile_dirs})
+    if new.gateway != gateway:
+        restart += [f"gateway.{k}" for k in _fields_differing(gateway, new.gateway)]
     for section in _AT_START:
         if getattr(new, section) != getattr(running, section):
             restart.append(section)
@@ -80,7 +83,7 @@ def plan_reload(running: GatewayConfig, new: GatewayConfig) -> ReloadPlan:
         restart.append("presence: the sites this gateway announces it serves")
     config = new.model_copy(
         update={
-            "gateway": running.gateway,
+            "gateway": gateway,
             "http": running.http,
             "mqtt": running.mqtt,
             "influx": running.influx,

@@ -4,6 +4,7 @@ Pure: two parsed configurations in, a plan out."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from gateway.config.inventory import Inventory
@@ -90,6 +91,11 @@ def test_a_site_changing_its_serving_gateway_waits_for_a_restart() -> None:
     assert [s.id for s in p.config.sites] == ["site-a"]
     assert p.config.sites[0].served_by == "self"  # the whole site as it runs
     assert not p.devices_added and not p.sites_added and not p.changed
+
+
+def test_new_profile_directories_apply_at_once(tmp_path: Path) -> None:
+    p = plan(lambda d: d["gateway"].update({"profile_dirs": [str(tmp_path)]}))
+    assert p.needs_restart == () and p.config.gateway.profile_dirs == [tmp_path]
 
 
 def test_rules_change_is_seen() -> None:
