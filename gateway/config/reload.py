@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from gateway.config.schema import GatewayConfig, SiteConfig
 from rules.model import DeviceRef
 
-# Sections read once at start, each with what it feeds (for the operator's message).
-_AT_START = ("http", "mqtt", "influx", "report")
+# The sections a reload applies (some settings in them excepted, below); every other one is
+# read once at start, a section added to the schema later included, until it says otherwise.
+_APPLIED = frozenset({"gateway", "rules", "notify", "sites"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +70,12 @@ def plan_reload(running: GatewayConfig, new: GatewayConfig) -> ReloadPlan:
     gateway = running.gateway.model_copy(update={"profile_dirs": new.gateway.profile_dirs})
     if new.gateway != gateway:
         restart += [f"gateway.{k}" for k in _fields_differing(gateway, new.gateway)]
-    for section in _AT_START:
-        if getattr(new, section) != getattr(running, section):
-            restart.append(section)
+    kept: dict[str, object] = {}
+    for section in GatewayConfig.model_fields:
+        if section not in _APPLIED:
+            kept[section] = getattr(running, section)
+            if getattr(new, section) != kept[section]:
+                restart.append(section)
     if new.rules.edge_offline_after != running.rules.edge_offline_after:
         restart.append("rules.edge_offline_after")
     if new.notify.timeout != running.notify.timeout:
@@ -83,11 +87,8 @@ def plan_reload(running: GatewayConfig, new: GatewayConfig) -> ReloadPlan:
         restart.append("presence: the sites this gateway announces it serves")
     config = new.model_copy(
         update={
+            **kept,
             "gateway": gateway,
-            "http": running.http,
-            "mqtt": running.mqtt,
-            "influx": running.influx,
-            "report": running.report,
             "rules": new.rules.model_copy(
                 update={"edge_offline_after": running.rules.edge_offline_after}
             ),
