@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ class ReloadResult:
     errors: tuple[str, ...] = ()
     changes: dict[str, Any] = field(default_factory=dict)
 
-    def json(self, iso: Any) -> dict[str, Any]:
+    def json(self, iso: Callable[[float], str | None]) -> dict[str, Any]:
         return {"at": iso(self.at), "ok": self.ok, "errors": list(self.errors), **self.changes}
 
 
