@@ -228,6 +228,36 @@ class RuleEngine:
             d.valve.failure_active = True
         return out
 
+    def reconfigure(self, devices: Iterable[DeviceRules], now: Instant) -> None:
+        """Take a reloaded configuration's devices; raises nothing and changes no alarm.
+
+        A device of the same ref and type keeps its state (values, availability, conditions
+        under way) under its new rules; a condition whose rule is gone is dropped (its open
+        alarm stays for a person). A new device, or one whose type changed, starts as at
+        start-up; a device left out is forgotten (its open alarms stay for a person).
+        """
+        t = now.mono
+        wanted = {rules.ref: rules for rules in devices}
+        for ref in [ref for ref in self._devices if ref not in wanted]:
+            del self._devices[ref]
+        for ref, rules in wanted.items():
+            d = self._devices.get(ref)
+            if d is None or d.rules.type is not rules.type:
+                d = DeviceState(rules=rules, last_seen=t, primary_at=t)
+                if rules.type is DeviceType.GAS_VALVE:
+                    d.valve = ValveState()
+                self._devices[ref] = d
+            d.rules = rules
+            kept = {rule.alarm for rule in rules.thresholds}
+            for alarm in [a for a in d.conditions if a not in kept]:
+                del d.conditions[alarm]
+            if rules.co is None:
+                d.co = None
+            elif d.co is None:
+                d.co = co_rule.CoState(measured_at=t, integrated_to=t)
+        # Which detectors close which valve is derived from the rules: built again.
+        self._valves = valves.ValveSupervisor(self._devices)
+
     def tick(self, at: Instant) -> Outcome:
         out = Outcome()
         now = at.mono

@@ -66,7 +66,13 @@ class AlarmActions:
     async def close(
         self, alarm_id: str, by: str, disposition: Disposition, note: str | None
     ) -> Alarm:
-        write = self._book.close(alarm_id, by, disposition, note, self._clock())
+        alarm = self._book.get(alarm_id)
+        unwatched = alarm is not None and DeviceRef(alarm.site, alarm.device) in (
+            self._inventory.retired
+        )
+        write = self._book.close(
+            alarm_id, by, disposition, note, self._clock(), watched=not unwatched
+        )
         await self._on_disk(write)
         return write.alarm
 

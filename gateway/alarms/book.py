@@ -252,9 +252,12 @@ class AlarmBook:
         disposition: Disposition,
         note: str | None,
         now: float,
+        watched: bool = True,
     ) -> AlarmWrite:
+        """`watched`: False for an alarm whose device the configuration no longer has (a
+        reload removed it): nothing will ever clear it, so a person may close it active."""
         alarm = self._require(alarm_id)
-        if alarm.state is AlarmState.ACTIVE and not alarm.latched:
+        if alarm.state is AlarmState.ACTIVE and not alarm.latched and watched:
             raise TransitionRefused(
                 f"{alarm.type} on {alarm.device} is still active: it can be closed once "
                 "the condition has returned to normal"
@@ -270,7 +273,9 @@ class AlarmBook:
         alarm.note = note
         del self._open[alarm.key]
         del self._by_id[alarm.id]
-        detail = {"disposition": disposition.value}
+        detail: dict[str, Any] = {"disposition": disposition.value}
+        if not watched:
+            detail["unwatched"] = True
         return self.record(alarm, Action.CLOSED, now, by, None, None, note=note, detail=detail)
 
     def annotate(

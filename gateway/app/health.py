@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 def health_report(gw: Gateway) -> dict[str, Any]:
     """`GET /api/health`: degraded when the broker is down, the store failing or found
     corrupt at start (`store.recovered_from`), the last daily backup or archive failed
-    (`storage`), or any internal error was counted since start."""
+    (`storage`), any internal error was counted since start, or the last configuration
+    reload was refused (`config.last_reload.errors`)."""
     h: LinkHealth = gw.link.health
-    now = gw.clock()
     internal_errors = sum(
         int(sample.value)
         for metric in gw.metrics.internal_errors.collect()
@@ -28,17 +28,25 @@ def health_report(gw: Gateway) -> dict[str, Any]:
     )
     total, online, offline, fault = gw.engine.counts()
     recovery = gw.store.recovery
+    # A refused reload leaves a file on disk that the next start would refuse too.
+    refused = gw.last_reload is not None and not gw.last_reload.ok
     ok = (
         h.connected
         and internal_errors == 0
         and gw.store.healthy
         and recovery is None
         and gw.housekeeping.healthy
+        and not refused
     )
     return {
         "status": "ok" if ok else "degraded",
         "gateway": gw.config.gateway.id,
-        "uptime_s": round(now - gw.started_at, 1),
+        "uptime_s": round(gw.clocks.mono() - gw.started_mono, 1),
+        "config": {
+            "path": str(gw.config_path) if gw.config_path is not None else None,
+            "loaded_at": gw.clockface.iso(gw.loaded_at),
+            "last_reload": gw.last_reload.json(gw.clockface.iso) if gw.last_reload else None,
+        },
         "broker": {
             "host": gw.link.settings.host,
             "port": gw.link.settings.port,

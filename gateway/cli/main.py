@@ -1,4 +1,4 @@
-"""`safety-gateway`: check | run | simulate | report | demo | backup | restore."""
+"""`safety-gateway`: check | run | reload | simulate | report | demo | backup | restore."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "check": cmd_check,
         "run": cmd_run,
+        "reload": cmd_reload,
         "simulate": cmd_simulate,
         "demo": cmd_demo,
         "report": cmd_report,
@@ -70,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the gateway and its API")
     r.add_argument("-c", "--config", type=Path, required=True)
+
+    rl = sub.add_parser(
+        "reload",
+        help="check a configuration file and have the running gateway read it again (SIGHUP); "
+        "exit 2 if invalid, 1 if no gateway runs with its data_dir",
+    )
+    rl.add_argument("-c", "--config", type=Path, required=True)
 
     s = sub.add_parser("simulate", help="simulate a site's MQTT devices running a scenario")
     s.add_argument("-c", "--config", type=Path, required=True)
@@ -154,10 +164,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # Held while the gateway runs: `restore` refuses to pull files from under it.
         with datadir_lock.hold(data_dir):
-            return asyncio.run(_run(config))
+            return asyncio.run(_run(config, args.config.resolve()))
     except datadir_lock.DataDirBusy as exc:
         print(f"{exc}: not starting a second one", file=sys.stderr)
         return EXIT_FAILED
+
+
+# --------------------------------------------------------------------- reload
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Check the file here (its errors on stderr, as `check`), then SIGHUP the gateway that
+    runs with its data_dir (found through the pid file `run` writes there). The gateway
+    checks the file again and keeps its running configuration if that fails; the outcome
+    is in its log and `/api/health` (`config.last_reload`)."""
+    from gateway.app.reload import PID_FILE, running_gateway
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return EXIT_INVALID
+    for problem in missing_secrets(config):
+        print(f"warning: {problem}", file=sys.stderr)
+    data_dir = Path(config.gateway.data_dir)
+    pid = running_gateway(data_dir)
+    if pid is None:
+        print(f"no gateway runs with data_dir {data_dir} (no live {PID_FILE})", file=sys.stderr)
+        return EXIT_FAILED
+    os.kill(pid, signal.SIGHUP)
+    print(f"{args.config}: valid; gateway {pid} asked to reload (see its log or /api/health)")
+    return EXIT_OK
 
 
 def _tune_interpreter() -> None:
@@ -178,7 +211,7 @@ def _tune_interpreter() -> None:
     )
 
 
-async def _run(config: GatewayConfig) -> int:
+async def _run(config: GatewayConfig, path: Path) -> int:
     from gateway.http.app import build_app
 
     systemd = SystemdNotifier.from_env()
@@ -191,6 +224,7 @@ async def _run(config: GatewayConfig) -> int:
             mqtt_port=port,
             durable_acks=config.mqtt is not None,
             systemd=systemd,
+            config_path=path,
         )
         # A failed start (e.g. a store that cannot be opened) makes uvicorn log it and exit
         # with status 3 (SystemExit); the gateway has released its threads by then, so the

@@ -1,5 +1,6 @@
 """The configuration: its schema (`schema`), loading (`loading`), the checks that need the
 whole file (`checks`), problems with their paths (`errors`), units, the device inventory and
-the rule set built from it, and the clock face (times as the contract writes them).
+the rule set built from it, what a reloaded file changes (`reload`), and the clock face
+(times as the contract writes them).
 
 May import `rules` and `drivers` (the Modbus profiles it checks) only."""

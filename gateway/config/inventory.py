@@ -28,16 +28,35 @@ class AmbiguousDevice(Exception):
 
 class Inventory:
     def __init__(self, config: GatewayConfig) -> None:
-        self.sites: dict[str, SiteConfig] = {s.id: s for s in config.sites}
         self.devices: dict[DeviceRef, InstalledDevice] = {}
-        self._by_device_id: dict[str, list[DeviceRef]] = {}
         self.valve_of: dict[DeviceRef, DeviceRef] = {}
+        self._retired_links: set[tuple[DeviceRef, DeviceRef]] = set()
+        self.retired: set[DeviceRef] = set()  # removed by a reload (their alarms stay open)
+        self.reload(config)
+
+    def reload(self, config: GatewayConfig) -> None:
+        """Index a reloaded configuration, in place: every stage holding this inventory
+        sees the new sites and devices at once."""
+        devices: dict[DeviceRef, InstalledDevice] = {}
+        by_device_id: dict[str, list[DeviceRef]] = {}
+        valve_of: dict[DeviceRef, DeviceRef] = {}
         for site, dev in config.devices():
             ref = DeviceRef(site.id, dev.id)
-            self.devices[ref] = InstalledDevice(ref, dev, site)
-            self._by_device_id.setdefault(dev.id, []).append(ref)
+            devices[ref] = InstalledDevice(ref, dev, site)
+            by_device_id.setdefault(dev.id, []).append(ref)
             if dev.shutoff_valve:
-                self.valve_of[ref] = DeviceRef(site.id, dev.shutoff_valve)
+                valve_of[ref] = DeviceRef(site.id, dev.shutoff_valve)
+        # A detector that a reload removes, or links to another valve, still blocks the
+        # reopening of its old valve while its gas alarm is open (`detectors_closing`).
+        self._retired_links |= {
+            (det, v) for det, v in self.valve_of.items() if valve_of.get(det) != v
+        }
+        gone = self.devices.keys() - devices.keys()
+        self.retired = (self.retired | gone) - devices.keys()
+        self.sites: dict[str, SiteConfig] = {s.id: s for s in config.sites}
+        self.devices = devices
+        self._by_device_id = by_device_id
+        self.valve_of = valve_of
 
     def __iter__(self) -> Iterator[InstalledDevice]:
         return iter(self.devices.values())
@@ -55,4 +74,6 @@ class Inventory:
         return self.devices[refs[0]] if refs else None
 
     def detectors_closing(self, valve: DeviceRef) -> list[DeviceRef]:
-        return [det for det, v in self.valve_of.items() if v == valve]
+        """The detectors that close `valve`, and those that did before a reload."""
+        found = [det for det, v in self.valve_of.items() if v == valve]
+        return found + [det for det, v in sorted(self._retired_links) if v == valve]

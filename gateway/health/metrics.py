@@ -103,6 +103,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.config_reloads = Counter(
+            "gateway_config_reloads_total",
+            "Configuration reloads (SIGHUP, `safety-gateway reload`), by result",
+            ["result"],
+            registry=r,
+        )
         self.open_alarms = Gauge(
             "gateway_open_alarms", "Open alarms, by severity", ["severity"], registry=r
         )

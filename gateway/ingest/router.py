@@ -77,6 +77,11 @@ class MessageRouter:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
         self._live_ts.clear()
 
+    def forget_routes(self) -> None:
+        """The configuration was reloaded: topics are routed afresh (a removed device's
+        messages are rejected as unknown, an added one's accepted)."""
+        self._routes.clear()
+
     def _ingest(self, topic: str, payload: bytes, now: Instant, delivery: Delivery) -> None:
         if len(payload) > self._max_payload:
             raise Rejected(RejectReason.OVERSIZE, f"{len(payload)} bytes > {self._max_payload}")

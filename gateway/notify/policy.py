@@ -154,6 +154,21 @@ class Escalations:
                 sent = _on_mono(s.sent_at, now)
                 self._last_batch_at[group] = max(self._last_batch_at.get(group, sent), sent)
 
+    def replace_policies(self, policies: Mapping[str, Policy], group_window_s: float) -> list[Send]:
+        """A reloaded configuration's policies. Pending sends keep their due times (what
+        was sent stays sent); a pending send whose step the new policy no longer has is
+        cancelled and returned, for the shell to persist."""
+        self.policies = policies
+        self.group_window_s = group_window_s
+        dropped = [
+            replace(s, state=SendState.CANCELLED)
+            for s in self.sends.values()
+            if s.state is SendState.PENDING and s.key.step >= len(policies.get(s.severity, ()))
+        ]
+        for s in dropped:
+            self.sends[s.key] = s
+        return dropped
+
     # ------------------------------------------------------------- changes
     def on_alarm(
         self, a: AlarmInfo, in_maintenance: bool, now: Instant

@@ -52,6 +52,12 @@ class BatchSender:
         self.attempts = 0
         self.failures = 0
 
+    def reconfigure(self, config: GatewayConfig, notifiers: Mapping[str, Notifier]) -> None:
+        """A reloaded configuration: its channels and settings from the next batch on (the
+        contacts are read from the inventory at each send)."""
+        self._config = config
+        self.notifiers = notifiers
+
     async def send(self, batch: Batch) -> bool:
         """True when every recipient (and every group channel) was reached."""
         alarms = [e for e in (self._current(a) for a in batch.alarm_ids) if e is not None]

@@ -28,7 +28,16 @@ from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.notify.base import Notifier
 from gateway.notify.maintenance import MaintenanceWindows
-from gateway.notify.policy import AlarmInfo, Batch, Escalations, Send, SendKey, SendState, Why
+from gateway.notify.policy import (
+    AlarmInfo,
+    Batch,
+    Escalations,
+    Send,
+    SendKey,
+    SendState,
+    Why,
+    policies_from_config,
+)
 from gateway.notify.sending import BatchSender, TimelineRecorder
 from gateway.notify.sendlog import SendLog
 
@@ -63,6 +72,7 @@ class NotificationWorker:
         self._queue: asyncio.Queue[AlarmEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._inflight: set[SendKey] = set()
+        self._unsaved: list[Send] = []  # cancelled by a reload, for the next save
 
     # ----------------------------------------------------------------- setup
     async def open(self) -> None:
@@ -97,6 +107,14 @@ class NotificationWorker:
     def channel_names(self) -> list[str]:
         return list(self._sender.notifiers)
 
+    def reconfigure(self, config: GatewayConfig, notifiers: Mapping[str, Notifier]) -> None:
+        """A reloaded configuration's channels and escalation policies; pending steps of
+        open alarms keep their due times, and a step the new policy lacks is cancelled."""
+        self._sender.reconfigure(config, notifiers)
+        n = config.notify
+        self._unsaved += self.escalations.replace_policies(policies_from_config(n), n.group_window)
+        self._wake.set()
+
     # ----------------------------------------------------------- alarm input
     def alarm_changed(self, event: AlarmEvent) -> None:
         """Called after the commit of an alarm change; never blocks."""
@@ -128,7 +146,7 @@ class NotificationWorker:
     async def step(self) -> list[Batch]:
         """Apply queued alarm changes and persist them; return the batches now due (and
         mark them in flight). `run` delivers them; tests may call `deliver_due` instead."""
-        changed: list[Send] = []
+        changed, self._unsaved = self._unsaved, []
         while not self._queue.empty():
             changed += self._apply(self._queue.get_nowait())
         await self._sendlog.save(changed)

@@ -190,6 +190,11 @@ class ReportMailer:
             return None
         return cls(config, store, inventory, sender, engine_status=device_status, clock=clock)
 
+    def reconfigure(self, config: GatewayConfig) -> None:
+        """A reloaded configuration: the next report covers its sites. (Its `report`
+        section and mail channel are those the gateway started with: a restart changes them.)"""
+        self._config = config
+
     async def run(self) -> None:
         hhmm = self._config.report.time
         while True:

@@ -143,6 +143,9 @@ class Rig:
         now = self._go(t)
         return self._record(self.engine.on_reading(Reading(ref, values, now.wall), now))
 
+    def reconfigure(self, t: float, devices: Iterable[DeviceRules]) -> None:
+        self.engine.reconfigure(devices, self._go(t))
+
     def event(self, t: float, ref: DeviceRef, kind: EventKind) -> Outcome:
         now = self._go(t)
         return self._record(self.engine.on_event(DeviceEvent(ref, kind, now.wall), now))

@@ -298,3 +298,30 @@ async def test_unreachable_server_is_retried_then_recorded(
         await mailer.send_due(END + 60)
     assert len(mailer.mailings.failures) == 2
     assert mailer.mailings.last_day == DAY
+
+
+async def test_a_site_added_by_a_reload_is_in_the_next_county_report(
+    store: AlarmStore, tmp_path: Path, smtp: tuple[MailHandler, int]
+) -> None:
+    handler, port = smtp
+    full = config_data(tmp_path / "data", port)
+    started = parse_config({**full, "sites": full["sites"][:1]})  # xingfu only
+    clock = FakeClock(END)
+    sender = report_sender(started)
+    assert sender is not None
+    inventory = Inventory(started)
+    mailer = ReportMailer(
+        started, store, inventory, sender, clock=clock, poll_s=0.01, retry_backoff_s=0.01
+    )
+    reloaded = parse_config(full)  # the reload adds nuanquan (Gateway.apply_config)
+    inventory.reload(reloaded)
+    mailer.reconfigure(reloaded)
+    await run_for(mailer, lambda: len(handler.envelopes) == 2, "the day's reports")
+    county = next(m for m in handler.messages() if "bureau" in m["To"])
+    _, xlsx = attachment(county)
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    assert [r[0] for r in wb["汇总"].iter_rows(min_row=2, max_row=4, values_only=True)] == [
+        XINGFU,
+        NUANQUAN,
+        "合计（2家）",
+    ]
