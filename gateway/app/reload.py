@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from gateway.app.supervisor import Gateway
 
 log = logging.getLogger(__name__)
-
-PID_FILE = "safety-gateway.pid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,44 +96,3 @@ def _describe(summary: dict[str, Any]) -> str:
         elif value is True:
             parts.append(key.replace("_", " "))
     return "; ".join(parts)
-
-
-# ------------------------------------------------------------------- pid file
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks (/proc): a pid reused by another process
-    after a crash has another, so `reload` never signals a stranger."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def write_pid_file(data_dir: Path) -> Path:
-    pid = os.getpid()
-    path = data_dir / PID_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{pid} {_start_time(pid) or '-'}\n")
-    tmp.replace(path)
-    return path
-
-
-def remove_pid_file(path: Path) -> None:
-    try:
-        if path.read_text().split()[0] == str(os.getpid()):
-            path.unlink()
-    except (OSError, IndexError):
-        pass
-
-
-def running_gateway(data_dir: Path) -> int | None:
-    """The pid of the gateway running with `data_dir`, if one does."""
-    try:
-        fields = (data_dir / PID_FILE).read_text().split()
-        pid = int(fields[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    started = _start_time(pid)
-    if started is None or (len(fields) > 1 and fields[1] not in ("-", started)):
-        return None  # gone, or the pid now belongs to another process
-    return pid

@@ -38,7 +38,7 @@ from gateway.app.health import connection_changed, health_report, watch_gauges
 from gateway.app.housekeeping import Housekeeping
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.modbus_buses import ModbusBuses, pending_commands
-from gateway.app.reload import ReloadResult, reload_config, remove_pid_file, write_pid_file
+from gateway.app.reload import ReloadResult, reload_config
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
 from gateway.app.tasks import Tasks
@@ -103,7 +103,6 @@ class Gateway:
         self.last_reload: ReloadResult | None = None
         self._reload_wanted = asyncio.Event()
         self.mailer: ReportMailer | None = None  # made on start, when reports are mailed
-        self._pid_file: Path | None = None
         # systemd's watchdog, pinged from the loop (`Type=notify`); silent when not under it.
         self.systemd = systemd if systemd is not None else SystemdNotifier(None)
         # Wall time (`clock`) stamps and places calendar times; monotonic time runs every
@@ -293,7 +292,6 @@ class Gateway:
         if self.config_path is not None:
             self.tasks.start("config-reload", self._reload_on_request)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_reload)
-            self._pid_file = write_pid_file(Path(self.config.gateway.data_dir))
         log.info(
             "gateway %s started: %d sites, %d devices, broker %s:%s",
             self.config.gateway.id,
@@ -343,8 +341,6 @@ class Gateway:
                 await self.tasks.close(exc_type, exc, tb)
             finally:
                 await self._release()
-                if self._pid_file is not None:
-                    remove_pid_file(self._pid_file)
                 log.info("gateway %s stopped", self.config.gateway.id)
 
     async def _release(self) -> None:

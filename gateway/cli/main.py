@@ -173,20 +173,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- reload
 def cmd_reload(args: argparse.Namespace) -> int:
     """Check the file here (its errors on stderr, as `check`), then SIGHUP the gateway that
-    runs with its data_dir (found through the pid file `run` writes there). The gateway
+    runs with its data_dir (the holder of its lock, `gateway.storage.lock`). The gateway
     checks the file again and keeps its running configuration if that fails; the outcome
     is in its log and `/api/health` (`config.last_reload`)."""
-    from gateway.app.reload import PID_FILE, running_gateway
-
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     for problem in missing_secrets(config):
         print(f"warning: {problem}", file=sys.stderr)
     data_dir = Path(config.gateway.data_dir)
-    pid = running_gateway(data_dir)
+    pid = datadir_lock.holder(data_dir)
     if pid is None:
-        print(f"no gateway runs with data_dir {data_dir} (no live {PID_FILE})", file=sys.stderr)
+        print(f"no gateway runs with data_dir {data_dir} (nobody holds its lock)", file=sys.stderr)
         return EXIT_FAILED
     os.kill(pid, signal.SIGHUP)
     print(f"{args.config}: valid; gateway {pid} asked to reload (see its log or /api/health)")

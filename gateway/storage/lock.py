@@ -1,5 +1,6 @@
 """`<data_dir>/gateway.lock`: held by a running gateway, so that `restore` (or a second
-gateway) can tell it would pull the files from under it.
+gateway) can tell it would pull the files from under it, and `reload` whom to signal (the
+holder writes its pid in it).
 
 An advisory `flock`: the kernel lets it go when the process ends, however it ends, so a
 crash leaves no stale lock to clear by hand.
@@ -42,3 +43,22 @@ def hold(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the file releases the lock
+
+
+def holder(data_dir: Path) -> int | None:
+    """The pid of the process holding the data directory's lock, or None when none does.
+    Only a live holder counts: a pid left in the file by a dead gateway, or reused since by
+    another process, is never returned, because the kernel dropped that lock."""
+    try:
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        return None  # we got it: nobody holds it (closing the file lets it go)
+    finally:
+        os.close(fd)
