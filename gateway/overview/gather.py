@@ -44,7 +44,11 @@ async def offline_intervals(
 def device_snapshots(src: OverviewSources, site: SiteConfig) -> list[DeviceSnapshot]:
     out = []
     for dev in site.devices:
-        status = src.engine.status(DeviceRef(site.id, dev.id))
+        ref = DeviceRef(site.id, dev.id)
+        # The site list was read before an await: a reload may have removed the device since.
+        if not src.engine.knows(ref):
+            continue
+        status = src.engine.status(ref)
         out.append(
             DeviceSnapshot(dev.id, device_state(status).value, status.last_seen, dev.location)
         )

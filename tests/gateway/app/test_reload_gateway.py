@@ -4,6 +4,7 @@ what a removed gas detector leaves behind, and Modbus buses started and stopped.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from drivers.modbus.profile import builtin_profiles
 from gateway.app.reload import reload_config
 from gateway.config.loading import parse_config
+from gateway.overview.gather import OverviewSources, site_rows
 from rules.model import DeviceRef
 from simulator.modbus_server import SimModbusDevice, SimModbusServer
 from tests.conftest import Mosquitto, Probe, running_gateway, site_config, until, write_config
@@ -29,6 +31,7 @@ async def test_a_removed_detector_s_gas_alarm_keeps_the_valve_shut_until_a_perso
         await probe.publish("safety/xingfu/valve-kitchen/cmd/ack", {"id": cmd["id"], "ok": True})
         gas = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
 
+        old = rg.gw.config
         new = copy.deepcopy(data)
         new["sites"][0]["devices"] = [
             d for d in new["sites"][0]["devices"] if d["id"] != "gas-kitchen"
@@ -36,6 +39,12 @@ async def test_a_removed_detector_s_gas_alarm_keeps_the_valve_shut_until_a_perso
         result = await reload_config(rg.gw, write_config(tmp_path / "gateway.yaml", new))
         assert result.ok and result.changes["devices_removed"] == ["xingfu/gas-kitchen"]
         assert not rg.gw.engine.knows(DeviceRef("xingfu", "gas-kitchen"))
+
+        # An overview that read the site list before the reload skips the removed device.
+        gw = rg.gw
+        sources = OverviewSources(gw.store, gw.book, gw.engine, gw.central.edges)
+        rows = await site_rows(sources, old.sites, time.time())
+        assert sum(rows[0].devices.values()) == len(old.sites[0].devices) - 1
 
         # The alarm stays open, and still keeps the valve shut.
         assert (await rg.api.get(f"/api/alarms/{gas['id']}")).json()["state"] == "active"
