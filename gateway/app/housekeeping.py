@@ -1,8 +1,10 @@
 """The daily storage job: back up every database, then archive what is past retention.
 
-Once a day at `storage.backup_at`, local time in the gateway's zone. The loop waits on the
-wall clock (the hour is a wall-clock hour) in slices of at most a minute, so a clock step
-moves the run to the new hour rather than leaving it asleep. All SQLite work runs in
+Once a day at `storage.backup_at`, local time in the gateway's zone, and once soon after
+start when the newest backup is more than a day old (the gateway was down at that hour, or
+has never made one), so that an outage does not stretch the gap between copies. The loop
+waits on the wall clock (the hour is a wall-clock hour) in slices of at most a minute, so a
+clock step moves the run to the new hour rather than leaving it asleep. All SQLite work runs in
 threads on connections of its own, in short transactions: the alarm path never waits for
 it. A failure is logged once per run, counted (`gateway_storage_job_failures_total`) and
 shown in `/api/health` (`storage`); the gateway goes on, and the next day tries again.
@@ -23,12 +25,14 @@ from zoneinfo import ZoneInfo
 from gateway.config.schema import StorageSection
 from gateway.health.metrics import Metrics
 from gateway.storage.archive import Archived, archive_batch, archive_path
-from gateway.storage.backup import BackupError, backup_all
+from gateway.storage.backup import BackupError, backup_all, last_backup_at
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_BATCH = 200  # alarms per transaction: a few milliseconds of the writer's lock
 WAKE_S = 60.0  # longest sleep before the wall clock is read again
+CATCH_UP_AFTER_S = 300.0  # a missed day's backup waits for start-up to be over
+ALARMS_DB = "alarms.sqlite3"
 
 
 def next_run(now: float, at: str, zone: ZoneInfo) -> float:
@@ -80,11 +84,25 @@ class Housekeeping:
         return not (self.backup.failing or self.archive.failing)
 
     async def run(self) -> None:
+        if self.overdue(self._clock()):
+            self.next_at = self._clock() + CATCH_UP_AFTER_S
+            await self._sleep_until(self.next_at)
+            await self.once()
         while True:
             self.next_at = next_run(self._clock(), self._config.backup_at, self._zone)
-            while (left := self.next_at - self._clock()) > 0:
-                await self._sleep(min(left, WAKE_S))
+            await self._sleep_until(self.next_at)
             await self.once()
+
+    def overdue(self, now: float) -> bool:
+        """The alarms' database exists and its newest backup is over a day old, or none."""
+        if not (self._data_dir / ALARMS_DB).exists():
+            return False
+        last = last_backup_at(self._config.backups_in(self._data_dir), ALARMS_DB)
+        return last is None or now - last > 86400.0
+
+    async def _sleep_until(self, at: float) -> None:
+        while (left := at - self._clock()) > 0:
+            await self._sleep(min(left, WAKE_S))
 
     async def once(self) -> None:
         """Back up, then archive (on the backup's copy of what it removes, a day later)."""
@@ -120,7 +138,7 @@ class Housekeeping:
         cutoff = now - self._config.retention_days * 86400.0
         cutoff_day = datetime.fromtimestamp(cutoff, self._zone).date()
         target = archive_path(self._config.archive_in(self._data_dir), self._today(now))
-        source = self._data_dir / "alarms.sqlite3"
+        source = self._data_dir / ALARMS_DB
         total = Archived()
         if not source.exists():
             return total

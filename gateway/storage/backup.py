@@ -13,6 +13,7 @@ holds the data directory's lock): the current file, with its -wal and -shm, is k
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import shutil
 import sqlite3
@@ -86,6 +87,17 @@ def backup_all(data_dir: Path, dest_dir: Path, keep: int, now: float) -> list[Ba
 def backups(dest_dir: Path, database: str) -> list[Path]:
     """The backups of `database`, oldest first (the names sort by time)."""
     return sorted(dest_dir.glob(f"{_stem(database)}-*.sqlite3"))
+
+
+def last_backup_at(dest_dir: Path, database: str) -> float | None:
+    """When the newest backup of `database` was made (the time in its name), if any."""
+    for path in reversed(backups(dest_dir, database)):
+        text = path.name.removeprefix(f"{_stem(database)}-").removesuffix(".sqlite3")
+        try:
+            return calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            continue  # a file of another name that matched the pattern
+    return None
 
 
 def prune(dest_dir: Path, database: str, keep: int) -> list[Path]:

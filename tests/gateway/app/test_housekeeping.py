@@ -16,7 +16,7 @@ from gateway.app.housekeeping import Housekeeping, next_run
 from gateway.config.loading import parse_config
 from gateway.config.schema import StorageSection
 from gateway.health.metrics import Metrics
-from gateway.storage.backup import backups
+from gateway.storage.backup import backup_name, backups
 from tests.conftest import running_gateway
 from tests.fixtures import RELEASE
 from tests.fixtures import make_release_dbs as release
@@ -124,9 +124,40 @@ async def test_the_loop_runs_once_a_day_at_the_configured_time(data_dir: Path) -
             raise asyncio.CancelledError
 
     hk.once = once  # type: ignore[method-assign]
+    (data_dir / "backups").mkdir()
+    yesterday = data_dir / "backups" / backup_name("alarms.sqlite3", NOW - 20 * 3600)
+    yesterday.write_bytes(b"")
     with pytest.raises(asyncio.CancelledError):
         await hk.run()
     assert runs == ["2026-12-03T04:15:00+08:00", "2026-12-04T04:15:00+08:00"]
+
+
+async def test_a_day_missed_while_down_is_backed_up_soon_after_start(data_dir: Path) -> None:
+    clock = [NOW]
+    made: list[str] = []
+
+    async def sleep(s: float) -> None:
+        clock[0] += s
+
+    hk = Housekeeping(StorageSection(), data_dir, SHANGHAI, Metrics(), lambda: clock[0], sleep)
+    real_once = hk.once
+
+    async def once() -> None:
+        made.append(local(clock[0]))
+        await real_once()
+        if len(made) == 2:
+            raise asyncio.CancelledError
+
+    hk.once = once  # type: ignore[method-assign]
+    backups_dir = data_dir / "backups"
+    backups_dir.mkdir()
+    (backups_dir / backup_name("alarms.sqlite3", NOW - 3 * 86400)).write_bytes(b"")
+    assert hk.overdue(NOW)
+    with pytest.raises(asyncio.CancelledError):
+        await hk.run()
+    # Five minutes after start (11:30 in Shanghai), then the usual hour the next night.
+    assert made == ["2026-12-02T11:35:00+08:00", "2026-12-03T03:30:00+08:00"]
+    assert not hk.overdue(clock[0])
 
 
 @pytest.mark.broker
