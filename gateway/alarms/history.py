@@ -101,11 +101,12 @@ class HistoryReads:
         alarms = [_alarm_from_row(r) for r in rows]
         for alarm in alarms:
             async with self.reader.execute(
-                "SELECT at, action, actor, reason, value, severity, note, detail "
+                "SELECT seq, at, action, actor, reason, value, severity, note, detail "
                 "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
                 (alarm.id,),
             ) as cur:
                 for (
+                    seq,
                     at,
                     action,
                     actor,
@@ -125,8 +126,13 @@ class HistoryReads:
                             Severity(severity) if severity else None,
                             note,
                             orjson.loads(detail) if detail else None,
+                            seq,
                         )
                     )
+            # Numbered on from the last entry: elided repeats leave gaps, not reusable seqs.
+            if alarm.timeline:
+                alarm.next_seq = alarm.timeline[-1].seq + 1
+            alarm.repeats.elided = alarm.next_seq - len(alarm.timeline)
         return alarms
 
     # ------------------------------------------------------------ past periods

@@ -118,6 +118,7 @@ _UPSERT_COMMAND = (
     "result=excluded.result, result_at=excluded.result_at, "
     "detail=excluded.detail"
 )
+_DELETE_ENTRY = "DELETE FROM alarm_timeline WHERE alarm_id = ? AND seq = ?"
 _INSERT_ENTRY = (
     "INSERT OR IGNORE INTO alarm_timeline "
     "(alarm_id, seq, at, action, actor, reason, value, severity, note, detail) "
@@ -152,6 +153,7 @@ class PoisonWrite(Exception):
 class _AlarmOp:
     row: tuple[Any, ...]
     entries: list[tuple[Any, ...]]
+    elided: list[tuple[str, int]]  # timeline entries out of the repeat window: deleted
     write: AlarmWrite
     event: AlarmEvent
     seq: int
@@ -351,7 +353,8 @@ class AlarmStore(HistoryReads):
             error = f"cannot build row: {type(exc).__name__}: {exc}"
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        op = _AlarmOp(row, entries, write, event, self.submitted, done, error)
+        elided = [(a.id, seq) for seq in write.elided]
+        op = _AlarmOp(row, entries, elided, write, event, self.submitted, done, error)
         self._queue.put_nowait(op)
         return done
 
@@ -460,14 +463,18 @@ class AlarmStore(HistoryReads):
         try:
             # One statement per table, not per row: each is a round trip to the
             # database thread, which waits for the interpreter while ingestion is busy.
-            # Rows keep their order within a table; timeline rows after their alarms.
+            # Rows keep their order within a table; timeline rows after their alarms, and
+            # the repeats a write elides after the entries (one may be of this batch).
             alarms = [op.row for op in ops if isinstance(op, _AlarmOp)]
             entries = [e for op in ops if isinstance(op, _AlarmOp) for e in op.entries]
+            elided = [e for op in ops if isinstance(op, _AlarmOp) for e in op.elided]
             commands = [_command_row(op.record) for op in ops if isinstance(op, _CommandOp)]
             if alarms:
                 await db.executemany(_UPSERT_ALARM, alarms)
             if entries:
                 await db.executemany(_INSERT_ENTRY, entries)
+            if elided:
+                await db.executemany(_DELETE_ENTRY, elided)
             if commands:
                 await db.executemany(_UPSERT_COMMAND, commands)
             await db.commit()
@@ -496,6 +503,8 @@ class AlarmStore(HistoryReads):
             await db.execute(_UPSERT_ALARM, op.row)
             if op.entries:
                 await db.executemany(_INSERT_ENTRY, op.entries)
+            if op.elided:
+                await db.executemany(_DELETE_ENTRY, op.elided)
         else:
             await db.execute(_UPSERT_COMMAND, _command_row(op.record))
 

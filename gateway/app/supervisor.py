@@ -101,7 +101,7 @@ class Gateway:
         self.clockface = Clockface(config.gateway.timezone)
         self.metrics = Metrics()
         self.engine = RuleEngine(build_rules(config), self.started_at)
-        self.book = AlarmBook()
+        self.book = AlarmBook(repeats_kept=config.rules.timeline_repeats)
         self.authority = Authority(observed_sites(self.inventory))
         decides = self.authority.decides
         # The store calls back after each commit; the fan-out is built below, so the two
