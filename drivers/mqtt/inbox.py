@@ -18,9 +18,11 @@ from drivers.mqtt.connection import MqttConnection
 from drivers.mqtt.health import LinkHealth
 from drivers.mqtt.wire import Publish
 
-# Returns None when the message may be acknowledged at once, or a token (the store's write
-# sequence) to acknowledge it only once `durable(token)` has been called.
-MessageHandler = Callable[[str, bytes, Delivery], int | None]
+# (topic, payload, delivery, packet id, dup): returns None when the message may be
+# acknowledged at once, or a token (the store's write sequence) to acknowledge it only once
+# `durable(token)` has been called. The packet id (0 for QoS 0) and the DUP flag let the
+# handler recognise a copy the broker sends again after a crash or a reconnect.
+MessageHandler = Callable[[str, bytes, Delivery, int, bool], int | None]
 
 
 class Inbox:
@@ -62,7 +64,7 @@ class Inbox:
             if len(self._topics) < 100_000:
                 self._topics[m.topic] = topic
         self.health.received += 1
-        return self._handler(topic, m.payload, delivery)
+        return self._handler(topic, m.payload, delivery, m.mid, m.dup)
 
     def ack_or_hold(
         self, acks: list[int], token: int | None, conn: MqttConnection, gen: int, mid: int

@@ -1,6 +1,6 @@
-"""The read side of the alarm store: every SELECT over `alarms`, `alarm_timeline` and
-`commands`. With `gateway.alarms.store` (the schema and the one writer) it is the one owner
-of those tables; nobody else has their SQL.
+"""The read side of the alarm store: every SELECT over `alarms`, `alarm_timeline`,
+`commands` and `seen_messages`. With `gateway.alarms.store` (the schema and the one writer)
+it is the one owner of those tables; nobody else has their SQL.
 
 The open alarms at start-up, one alarm and the API's lists come back as the book's `Alarm`
 and `CommandRecord`; the history of past periods that the daily report and the bureau
@@ -134,6 +134,14 @@ class HistoryReads:
                 alarm.next_seq = alarm.timeline[-1].seq + 1
             alarm.repeats.elided = alarm.next_seq - len(alarm.timeline)
         return alarms
+
+    async def load_seen(self, since: float) -> list[tuple[int, int, int]]:
+        """Keys (lane, packet id, digest) of messages that caused writes since `since`
+        (`gateway.ingest.redelivery`)."""
+        async with self.reader.execute(
+            "SELECT lane, mid, digest FROM seen_messages WHERE at >= ?", (since,)
+        ) as cur:
+            return [(lane, mid, d) for lane, mid, d in await cur.fetchall()]
 
     # ------------------------------------------------------------ past periods
     async def alarm_history(

@@ -1,6 +1,6 @@
 """SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the
 schema and the one writer. With its read side, `gateway.alarms.history` (every SELECT), it
-is the one owner of the `alarms`, `alarm_timeline` and `commands` tables.
+is the one owner of the `alarms`, `alarm_timeline`, `commands` and `seen_messages` tables.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed
@@ -106,6 +106,19 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 """
 
+# Issue 10, exactly once on redelivery: the key of each message that caused a write, written
+# with that write (`note_seen`). One row per (lane, MQTT packet id): bounded by the packet-id
+# space, a reused id replaces its row. Read back at start (`HistoryReads.load_seen`).
+SCHEMA_SEEN = """
+CREATE TABLE IF NOT EXISTS seen_messages (
+    lane INTEGER NOT NULL,
+    mid INTEGER NOT NULL,
+    digest INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (lane, mid)
+);
+"""
+
 _UPSERT_ALARM = (
     f"INSERT INTO alarms ({ALARM_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
     "ON CONFLICT(id) DO UPDATE SET "
@@ -118,6 +131,7 @@ _UPSERT_COMMAND = (
     "result=excluded.result, result_at=excluded.result_at, "
     "detail=excluded.detail"
 )
+_UPSERT_SEEN = "INSERT OR REPLACE INTO seen_messages (lane, mid, digest, at) VALUES (?, ?, ?, ?)"
 _DELETE_ENTRY = "DELETE FROM alarm_timeline WHERE alarm_id = ? AND seq = ?"
 _INSERT_ENTRY = (
     "INSERT OR IGNORE INTO alarm_timeline "
@@ -161,6 +175,8 @@ class _AlarmOp:
     # Set when the write can never succeed (its row could not be built, or the database
     # refused it alone): it is dropped after its batch commits.
     error: str | None = None
+    # Keys of the messages whose last write this is (`note_seen`): stored with it.
+    seen: list[tuple[int, int, int, float]] = field(default_factory=list)
 
     def describe(self) -> str:
         a = self.write.alarm
@@ -175,6 +191,7 @@ class _CommandOp:
     seq: int
     done: asyncio.Future[None] | None = None
     error: str | None = None
+    seen: list[tuple[int, int, int, float]] = field(default_factory=list)
 
     def describe(self) -> str:
         r = self.record
@@ -258,6 +275,7 @@ class AlarmStore(HistoryReads):
         self.committed = 0
         self.healthy = True
         self.recovery: StoreRecovery | None = None
+        self._last: _AlarmOp | _CommandOp | None = None  # the last op submitted
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +305,7 @@ class AlarmStore(HistoryReads):
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.execute("PRAGMA foreign_keys=ON")
             await self._db.executescript(SCHEMA)
+            await self._db.executescript(SCHEMA_SEEN)
             await self._db.commit()
         except sqlite3.DatabaseError as exc:
             # Only a damaged file is moved aside; locked, busy, I/O or cannot-open fail
@@ -356,6 +375,7 @@ class AlarmStore(HistoryReads):
         elided = [(a.id, seq) for seq in write.elided]
         op = _AlarmOp(row, entries, elided, write, event, self.submitted, done, error)
         self._queue.put_nowait(op)
+        self._last = op
         return done
 
     def submit_command(
@@ -363,8 +383,20 @@ class AlarmStore(HistoryReads):
     ) -> asyncio.Future[None] | None:
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        self._queue.put_nowait(_CommandOp(record, self.submitted, done))
+        op = _CommandOp(record, self.submitted, done)
+        self._queue.put_nowait(op)
+        self._last = op
         return done
+
+    def note_seen(self, lane: int, mid: int, digest: int, at: float) -> None:
+        """The message just handled caused the writes submitted last: store its key with the
+        last of them, in the same transaction, so that the key is on disk exactly when what
+        the message changed is (`gateway.ingest.redelivery`). Called synchronously after the
+        submits: the writer cannot have taken that op yet (it runs only when we yield)."""
+        op = self._last
+        if op is None or op.seq != self.submitted:
+            raise RuntimeError("note_seen without a write of the message just handled")
+        op.seen.append((lane, mid, digest, at))
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything submitted so far is committed (or the store is failing)."""
@@ -469,6 +501,7 @@ class AlarmStore(HistoryReads):
             entries = [e for op in ops if isinstance(op, _AlarmOp) for e in op.entries]
             elided = [e for op in ops if isinstance(op, _AlarmOp) for e in op.elided]
             commands = [_command_row(op.record) for op in ops if isinstance(op, _CommandOp)]
+            seen = [k for op in ops for k in op.seen]
             if alarms:
                 await db.executemany(_UPSERT_ALARM, alarms)
             if entries:
@@ -477,6 +510,8 @@ class AlarmStore(HistoryReads):
                 await db.executemany(_DELETE_ENTRY, elided)
             if commands:
                 await db.executemany(_UPSERT_COMMAND, commands)
+            if seen:
+                await db.executemany(_UPSERT_SEEN, seen)
             await db.commit()
             return
         except _NEVER_SUCCEEDS as exc:
@@ -507,6 +542,8 @@ class AlarmStore(HistoryReads):
                 await db.executemany(_DELETE_ENTRY, op.elided)
         else:
             await db.execute(_UPSERT_COMMAND, _command_row(op.record))
+        if op.seen:
+            await db.executemany(_UPSERT_SEEN, op.seen)
 
     def _drop(self, op: _AlarmOp | _CommandOp) -> None:
         """A poison write, after the rest of its batch committed: logged once, counted,

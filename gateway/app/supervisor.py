@@ -49,6 +49,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.health.metrics import Metrics
 from gateway.ingest.modbus_plan import modbus_plan
 from gateway.ingest.modbus_sink import ModbusSink
+from gateway.ingest.redelivery import WINDOW_S, Redeliveries
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
 from gateway.ingest.series import IngestDeps
@@ -208,8 +209,10 @@ class Gateway:
             clock,
             self.timeseries,
         )
+        self.redeliveries = Redeliveries(self.store)
         self.router = MessageRouter(
             ingest,
+            redeliveries=self.redeliveries,
             central=self.central,
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
@@ -243,6 +246,7 @@ class Gateway:
         if self.timeseries is not None:
             await self.timeseries.open()
         alarms = await self.store.load_open()
+        self.redeliveries.load(await self.store.load_seen(self.clock() - WINDOW_S))
         self.book.load(alarms)
         self.dispatcher.restore(alarms)
         if alarms:
@@ -343,12 +347,10 @@ class Gateway:
         rule_tick(self.clock(), self.engine, self.dispatcher, self.central, self.metrics)
 
     # ------------------------------------------------------------------ plumbing
-    def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:
-        before = self.store.submitted
-        self.router.on_message(topic, payload, delivery)
-        # If the message changed an alarm, acknowledge it to the broker only once that
-        # change is on disk: a crash in between makes the broker deliver it again.
-        return self.store.submitted if self.store.submitted != before else None
+    def _on_message(
+        self, topic: str, payload: bytes, delivery: Delivery, mid: int, dup: bool
+    ) -> int | None:
+        return self.router.on_message(topic, payload, delivery, mid, dup)
 
     def _on_catchup(self, behind: bool) -> None:
         self.router.on_catchup(behind)

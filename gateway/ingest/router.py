@@ -16,6 +16,7 @@ from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
+from gateway.ingest.redelivery import Redeliveries
 from gateway.ingest.series import IngestDeps
 from rules.model import DeviceRef, Outcome, Reading
 
@@ -38,6 +39,7 @@ class MessageRouter:
         self,
         deps: IngestDeps,
         *,
+        redeliveries: Redeliveries,
         central: CentralObserver,
         topic_prefix: str,
         max_payload_bytes: int,
@@ -54,13 +56,34 @@ class MessageRouter:
         self._max_payload = max_payload_bytes
         self._clock = deps.clock
         self._series = deps.series
+        self._redeliveries = redeliveries
         self._routes: dict[str, _DeviceRoute] = {}
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
 
-    def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
+    def on_message(
+        self,
+        topic: str,
+        payload: bytes,
+        delivery: Delivery = Delivery.CURRENT,
+        mid: int = 0,
+        dup: bool = False,
+    ) -> int | None:
+        """Handle one message; returns the ack token: None to acknowledge it at once, or the
+        store's write sequence to acknowledge it once that is durable."""
         now = self._clock()
+        # The live connection's session is clean: nothing on it is ever delivered again.
+        tracked = mid != 0 and delivery is not Delivery.LIVE
+        if dup and tracked:
+            first = self._redeliveries.first_copy(topic, payload, mid)
+            if first is not None:
+                self._rejects.reject(
+                    now, topic, RejectReason.DUPLICATE, f"packet {mid} was taken before"
+                )
+                return first.token
+        writes = self._redeliveries.log
+        before = writes.submitted
         try:
             self._ingest(topic, payload, now, delivery)
         except Rejected as r:
@@ -70,6 +93,18 @@ class MessageRouter:
             # traceback, count it (health turns degraded), and go on with the next message.
             self._metrics.internal_errors.labels("ingest").inc()
             log.exception("internal error handling %s", topic)
+        # If the message changed an alarm, acknowledge it to the broker only once that
+        # change is on disk: a crash in between makes the broker deliver it again.
+        token = writes.submitted if writes.submitted != before else None
+        if tracked:
+            try:
+                self._redeliveries.taken(topic, payload, mid, token, now)
+            except Exception:
+                # Only a bug: the message was handled, so acknowledge it as usual; a copy
+                # delivered again would be taken twice (logged and counted, not silent).
+                self._metrics.internal_errors.labels("ingest").inc()
+                log.exception("internal error remembering %s", topic)
+        return token
 
     def on_catchup(self, behind: bool) -> None:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
