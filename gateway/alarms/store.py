@@ -176,7 +176,7 @@ class _AlarmOp:
     # refused it alone): it is dropped after its batch commits.
     error: str | None = None
     # Keys of the messages whose last write this is (`note_seen`): stored with it.
-    seen: list[tuple[int, int, int, float]] = field(default_factory=list)
+    seen: tuple[tuple[int, int, int, float], ...] = ()
 
     def describe(self) -> str:
         a = self.write.alarm
@@ -191,7 +191,7 @@ class _CommandOp:
     seq: int
     done: asyncio.Future[None] | None = None
     error: str | None = None
-    seen: list[tuple[int, int, int, float]] = field(default_factory=list)
+    seen: tuple[tuple[int, int, int, float], ...] = ()
 
     def describe(self) -> str:
         r = self.record
@@ -396,7 +396,7 @@ class AlarmStore(HistoryReads):
         op = self._last
         if op is None or op.seq != self.submitted:
             raise RuntimeError("note_seen without a write of the message just handled")
-        op.seen.append((lane, mid, digest, at))
+        op.seen = (*op.seen, (lane, mid, digest, at))
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything submitted so far is committed (or the store is failing)."""

@@ -4,7 +4,10 @@ Everything is synchronous and in memory; its order is the safety argument (see
 `gateway.alarms.dispatch`). The routes of configured devices' topics are parsed once and
 remembered; topics of the gateway level (central mode) go to `gateway.central`. A bad
 message is rejected with a reason and counted; a bug is logged with its traceback and
-counted, and the next message is handled: one device never stops protection of the rest.
+counted, and the next message is handled: one device never stops protection of the rest. A
+copy the broker delivers again of a message already taken is recognised before anything else
+and changes nothing (`gateway.ingest.redelivery`); the router also says when a message may be
+acknowledged (the ack token).
 """
 
 from __future__ import annotations
