@@ -121,6 +121,7 @@ class Gateway:
             on_connection_change=lambda up: connection_changed(self.metrics, self.link, up),
             hold_acks=lambda: self.store.healthy,
             on_catchup=self._on_catchup,
+            on_duplicate=self._on_duplicate,
         )
         self.modbus = ModbusLink(modbus_plan(config))
         self.actuator = Actuator(
@@ -351,6 +352,9 @@ class Gateway:
         self, topic: str, payload: bytes, delivery: Delivery, mid: int, dup: bool
     ) -> int | None:
         return self.router.on_message(topic, payload, delivery, mid, dup)
+
+    def _on_duplicate(self, topic: str, mid: int) -> None:
+        self.router.duplicate(topic, mid)
 
     def _on_catchup(self, behind: bool) -> None:
         self.router.on_catchup(behind)

@@ -5,9 +5,10 @@ Everything is synchronous and in memory; its order is the safety argument (see
 remembered; topics of the gateway level (central mode) go to `gateway.central`. A bad
 message is rejected with a reason and counted; a bug is logged with its traceback and
 counted, and the next message is handled: one device never stops protection of the rest. A
-copy the broker delivers again of a message already taken is recognised before anything else
-and changes nothing (`gateway.ingest.redelivery`); the router also says when a message may be
-acknowledged (the ack token).
+copy the broker delivers again, after a restart, of a message whose changes were stored is
+recognised before anything else and changes nothing (`gateway.ingest.redelivery`; after a
+reconnect the MQTT link recognises it and reports it to `duplicate`). The router also says
+when a message may be acknowledged (the ack token).
 """
 
 from __future__ import annotations
@@ -76,15 +77,10 @@ class MessageRouter:
         """Handle one message; returns the ack token: None to acknowledge it at once, or the
         store's write sequence to acknowledge it once that is durable."""
         now = self._clock()
-        # The live connection's session is clean: nothing on it is ever delivered again.
-        tracked = mid != 0 and delivery is not Delivery.LIVE
-        if dup and tracked:
-            first = self._redeliveries.first_copy(topic, payload, mid)
-            if first is not None:
-                self._rejects.reject(
-                    now, topic, RejectReason.DUPLICATE, f"packet {mid} was taken before"
-                )
-                return first.token
+        # (The live connection's session is clean: nothing on it is ever delivered again.)
+        if dup and delivery is not Delivery.LIVE and self._redeliveries.stored(topic, payload, mid):
+            self.duplicate(topic, mid)
+            return None  # what its first copy changed is on disk
         writes = self._redeliveries.log
         before = writes.submitted
         try:
@@ -99,15 +95,21 @@ class MessageRouter:
         # If the message changed an alarm, acknowledge it to the broker only once that
         # change is on disk: a crash in between makes the broker deliver it again.
         token = writes.submitted if writes.submitted != before else None
-        if tracked:
+        if token is not None and mid and delivery is not Delivery.LIVE:
             try:
-                self._redeliveries.taken(topic, payload, mid, token, now)
+                self._redeliveries.caused_writes(topic, payload, mid, now)
             except Exception:
                 # Only a bug: the message was handled, so acknowledge it as usual; a copy
-                # delivered again would be taken twice (logged and counted, not silent).
+                # delivered again after a crash would be taken twice (logged and counted).
                 self._metrics.internal_errors.labels("ingest").inc()
                 log.exception("internal error remembering %s", topic)
         return token
+
+    def duplicate(self, topic: str, mid: int) -> None:
+        """A copy the broker delivered again of a message already taken: counted, no more."""
+        self._rejects.reject(
+            self._clock(), topic, RejectReason.DUPLICATE, f"packet {mid} was taken before"
+        )
 
     def on_catchup(self, behind: bool) -> None:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""

@@ -1,7 +1,8 @@
 """Issue 10, exactly once on redelivery: a message the broker delivers again after a crash or a
 reconnect changes nothing twice.
 
-`Redeliveries` alone; the store writing a message's key in the transaction of its last write;
+`Redeliveries` alone (the MQTT session's own window: tests/drivers/mqtt/test_inbox.py); the
+store writing a message's key in the transaction of its last write;
 and with a real Mosquitto, the gateway taking a button press, committing it, and never getting
 its PUBACK to the broker (`AckTrap` swallows it): killed with SIGKILL and restarted (a real
 process), or cut off and reconnecting (in process). Either way the broker delivers the press
@@ -24,14 +25,7 @@ from gateway.alarms.book import AlarmBook
 from gateway.alarms.event import AlarmEvent, AlarmSnapshot
 from gateway.alarms.store import AlarmStore
 from gateway.config.loading import parse_config
-from gateway.ingest.redelivery import (
-    CONTROL_LANE,
-    SLOTS,
-    TELEMETRY_LANE,
-    FirstCopy,
-    Redeliveries,
-    digest,
-)
+from gateway.ingest.redelivery import CONTROL_LANE, TELEMETRY_LANE, Redeliveries, digest
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, Reason, Severity
 from tests.conftest import (
     GatewayProcess,
@@ -53,55 +47,25 @@ BODY = b'{"event": "pressed"}'
 @dataclass
 class Log:
     submitted: int = 0
-    committed: int = 0
     seen: list[tuple[int, int, int, float]] = field(default_factory=list)
 
     def note_seen(self, lane: int, mid: int, d: int, at: float) -> None:
         self.seen.append((lane, mid, d, at))
 
 
-def test_only_a_copy_of_a_message_taken_is_a_duplicate() -> None:
-    r = Redeliveries(Log())
-    r.taken(PRESS, BODY, 7, None, 0.0)
-    assert r.first_copy(PRESS, BODY, 7) == FirstCopy(None)
-    assert r.first_copy(PRESS, BODY, 8) is None  # another packet: a second press
-    assert r.first_copy(PRESS, b'{"event": "smoke"}', 7) is None
-    assert r.first_copy("safety/xingfu/btn-2/event", BODY, 7) is None
-    # Telemetry has its own session, so its own packet ids.
-    assert r.first_copy(READING, BODY, 7) is None
-
-
-def test_a_duplicate_waits_for_the_commit_its_first_copy_waits_for() -> None:
-    log = Log(submitted=5, committed=3)
-    r = Redeliveries(log)
-    r.taken(PRESS, BODY, 9, 5, 0.0)
-    assert r.first_copy(PRESS, BODY, 9) == FirstCopy(5)
-    log.committed = 5  # on disk by now: acknowledge the copy at once
-    assert r.first_copy(PRESS, BODY, 9) == FirstCopy(None)
-
-
-def test_a_message_that_caused_writes_has_its_key_stored_and_recognised_after_a_restart() -> None:
-    log = Log(submitted=1)
-    r = Redeliveries(log)
-    r.taken(PRESS, BODY, 42, 1, 123.0)
-    r.taken(READING, b'{"values": {"lel": 1}}', 42, None, 124.0)  # changed nothing stored
+def test_a_key_stored_before_a_restart_recognises_only_that_message() -> None:
+    log = Log()
+    Redeliveries(log).caused_writes(PRESS, BODY, 42, 123.0)
     assert log.seen == [(CONTROL_LANE, 42, digest(PRESS, BODY), 123.0)]
     after = Redeliveries(Log())
+    assert not after.stored(PRESS, BODY, 42)  # nothing loaded
     after.load([(lane, mid, d) for lane, mid, d, _ in log.seen])
-    assert after.first_copy(PRESS, BODY, 42) == FirstCopy(None)
-    assert after.first_copy(PRESS, b'{"event": "smoke"}', 42) is None
-    assert after.first_copy(PRESS, BODY, 43) is None
-
-
-def test_the_window_holds_the_last_slots_packet_ids_of_each_lane() -> None:
-    r = Redeliveries(Log())
-    r.taken(PRESS, BODY, 1, None, 0.0)
-    for mid in range(2, SLOTS + 1):
-        r.taken(READING, BODY, mid, None, 0.0)  # the other lane: no effect
-    assert r.first_copy(PRESS, BODY, 1) is not None
-    r.taken(PRESS, BODY, SLOTS + 1, None, 0.0)  # the same slot, a later packet id
-    assert r.first_copy(PRESS, BODY, 1) is None
-    assert r.first_copy(PRESS, BODY, SLOTS + 1) is not None
+    assert after.stored(PRESS, BODY, 42)
+    assert not after.stored(PRESS, b'{"event": "smoke"}', 42)
+    assert not after.stored(PRESS, BODY, 43)  # another packet: a second press
+    assert not after.stored("safety/xingfu/btn-2/event", BODY, 42)
+    # Telemetry has its own session, so its own packet ids.
+    assert not after.stored(READING, BODY, 42)
     assert TELEMETRY_LANE != CONTROL_LANE
 
 
