@@ -50,6 +50,7 @@ class RejectReason(StrEnum):
     EMPTY = "empty"
     FOREIGN_ALARM = "foreign_alarm"  # central mode: an alarm id of another site, device or type
     UNKNOWN_GATEWAY = "unknown_gateway"  # central mode: presence of a gateway serving no edge site
+    DUPLICATE = "duplicate"  # the broker delivered again a message already taken
 
 
 class Rejected(Exception):

@@ -66,7 +66,7 @@ class BulkLane:
             key = (m.topic, m.payload)
             if catchup.live(key, now) is Verdict.DUPLICATE:
                 continue
-            catchup.handled_live(key, now, self._inbox.call(m, Delivery.LIVE))
+            catchup.handled_live(key, now, self._inbox.call(m, Delivery.LIVE, None))
             if catchup.full:
                 catchup.end(now, "too many live messages waiting", reached_present=False)
         conn.ack(acks, conn.generation)
@@ -84,10 +84,13 @@ class BulkLane:
         now = time.monotonic()
         acks: list[int] = []
         generation = conn.generation
+        window = inbox.window(conn)
         for m in batch:
             verdict, token = catchup.bulk((m.topic, m.payload), now)
             if verdict is not Verdict.DUPLICATE:
-                token = inbox.call(m, verdict.delivery)
+                token = inbox.call(m, verdict.delivery, window)
+            elif m.qos:
+                window.remember(m, token)  # taken live: a DUP copy of it is taken already
             if m.qos:
                 inbox.ack_or_hold(acks, token, conn, generation, m.mid)
         conn.ack(acks, generation)

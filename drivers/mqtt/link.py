@@ -17,9 +17,10 @@ Three connections, because one TCP stream is one queue (DESIGN section 13):
 This module builds the three lanes' connections from `MqttSettings`, runs them under one
 TaskGroup and stops them; the rest has its own module: `inbox` (messages to the handler,
 acknowledged after the handler has run and, for one that changed an alarm, once the store
-has committed it), `outbox` (publications waiting, in priority order, while the control lane
-is down), `health` (`LinkHealth`, each lane's ups and downs, backoff), `bulk` (the bulk lane
-and its catch-up wiring). Presence: every control connection publishes the `online` message
+has committed it; a DUP copy of a message the session took is reported, not handed on),
+`outbox` (publications waiting, in priority order, while the control lane is down),
+`health` (`LinkHealth`, each lane's ups and downs, backoff), `bulk` (the bulk lane and its
+catch-up wiring). Presence: every control connection publishes the `online` message
 (retained) and leaves `offline` as its will; a clean stop publishes `offline` last.
 """
 
@@ -93,6 +94,7 @@ class MqttLink:
         on_connection_change: Callable[[bool], None] | None = None,
         hold_acks: Callable[[], bool] = lambda: False,
         on_catchup: Callable[[bool], None] = lambda active: None,
+        on_duplicate: Callable[[str, int], None] = lambda topic, mid: None,
     ) -> None:
         self.settings = s = settings
         self._lanes = LaneMonitor(
@@ -105,7 +107,7 @@ class MqttLink:
         )
         self.health = self._lanes.health
         self.catchup = CatchUp()
-        self._inbox = Inbox(handler, self.health, s.manual_acks, hold_acks)
+        self._inbox = Inbox(handler, self.health, s.manual_acks, hold_acks, on_duplicate)
         self.control = MqttConnection(
             _lane_settings(s, CONTROL), self._inbox.current, self._published
         )

@@ -13,6 +13,7 @@ Lifecycle: active -> (ack) -> cleared (condition normal) -> (close with disposit
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +22,10 @@ from typing import Any
 from rules.model import AlarmChange, AlarmKey, AlarmType, ChangeKind, Severity
 
 SYSTEM = "system"
+
+# Plain repeats kept at each end of an alarm's timeline, unless configured
+# (`rules.timeline_repeats`).
+TIMELINE_REPEATS = 10
 
 
 class AlarmState(StrEnum):
@@ -63,6 +68,23 @@ class TimelineEntry:
     severity: Severity | None = None
     note: str | None = None
     detail: dict[str, Any] | None = None
+    # Its place on the alarm's timeline, for ever: entries elided from the middle leave a
+    # gap in the numbers, which is how readers see where and how many.
+    seq: int = -1
+
+
+@dataclass(slots=True)
+class RepeatWindow:
+    """Which plain repeats an alarm's timeline still holds: the first `n` ever (counted in
+    `head`) and the last `n` (`tail`); those between are elided. A plain repeat is another
+    press of a button already pressed and not acknowledged, at the same severity: it changes
+    nothing a replay of the timeline concludes (the daily report's), so only its number
+    matters, and `Alarm.count` keeps that exact. A repeat that re-opens an acknowledged
+    alarm or raises its severity is never elided, nor any other entry."""
+
+    head: int = 0
+    tail: deque[TimelineEntry] = field(default_factory=deque)
+    elided: int = 0  # timeline entries no longer held: numbered, but gone
 
 
 @dataclass(slots=True)
@@ -90,6 +112,11 @@ class Alarm:
     note: str | None = None
     updated_at: float = 0.0
     timeline: list[TimelineEntry] = field(default_factory=list)
+    next_seq: int = 0  # the `seq` of the next timeline entry
+    repeats: RepeatWindow = field(default_factory=RepeatWindow)
+
+    def __post_init__(self) -> None:
+        self.next_seq = max(self.next_seq, len(self.timeline))
 
     @property
     def key(self) -> AlarmKey:
@@ -100,13 +127,16 @@ class Alarm:
 class AlarmWrite:
     """One transition to persist: the alarm row as it now is and the entries it gained.
 
-    `first_seq` is the timeline index of the first new entry, so replays are idempotent.
+    `first_seq` is the timeline number of the first new entry, so replays are idempotent;
+    `elided` are the numbers of entries the timeline no longer holds (repeats beyond the
+    window: `RepeatWindow`), to delete with this write.
     """
 
     alarm: Alarm
     entries: tuple[TimelineEntry, ...]
     first_seq: int
     action: Action
+    elided: tuple[int, ...] = ()
 
 
 class AlarmNotFound(Exception):
@@ -118,8 +148,15 @@ class TransitionRefused(Exception):
 
 
 class AlarmBook:
-    def __init__(self, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+    def __init__(
+        self,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        repeats_kept: int = TIMELINE_REPEATS,
+    ) -> None:
+        if repeats_kept < 1:
+            raise ValueError("repeats_kept must be at least 1")
         self._new_id = new_id
+        self._repeats_kept = repeats_kept
         self._open: dict[AlarmKey, Alarm] = {}
         self._by_id: dict[str, Alarm] = {}
         self._reserved: dict[AlarmKey, str] = {}
@@ -158,6 +195,7 @@ class AlarmBook:
         for alarm in alarms:
             if alarm.state is AlarmState.CLOSED:
                 continue
+            self._rewindow(alarm)
             self._open[alarm.key] = alarm
             self._by_id[alarm.id] = alarm
 
@@ -209,6 +247,7 @@ class AlarmBook:
         return self.record(alarm, Action.RETURNED, now, SYSTEM, change.reason.value, change.value)
 
     def _worsened(self, alarm: Alarm, change: AlarmChange, now: float) -> AlarmWrite:
+        was_acked, was_severity = alarm.acked, alarm.severity
         _note_value(alarm, change.value)
         alarm.reason = change.reason.value
         if change.latched or alarm.latched:
@@ -223,7 +262,10 @@ class AlarmBook:
             alarm.acked = False  # got worse: must be acknowledged again
         if change.level is not None:
             alarm.level = change.level
-        return self.record(alarm, action, now, SYSTEM, change.reason.value, change.value)
+        plain = action is Action.REPEATED and not was_acked and alarm.severity is was_severity
+        return self.record(
+            alarm, action, now, SYSTEM, change.reason.value, change.value, plain=plain
+        )
 
     def _clear(self, alarm: Alarm | None, change: AlarmChange, now: float) -> AlarmWrite | None:
         if alarm is None or alarm.state is not AlarmState.ACTIVE or alarm.latched:
@@ -315,14 +357,64 @@ class AlarmBook:
         value: float | None,
         note: str | None = None,
         detail: dict[str, Any] | None = None,
+        *,
+        plain: bool = False,
     ) -> AlarmWrite:
         """Append the timeline entry of `action` and return the write to store: where every
-        transition ends, and how the mirror records what the edge did."""
-        entry = TimelineEntry(now, action, actor, reason, value, alarm.severity, note, detail)
-        first = len(alarm.timeline)
+        transition ends, and how the mirror records what the edge did. A `plain` repeat
+        (see `RepeatWindow`) may push an older one out of the timeline."""
+        seq = alarm.next_seq
+        entry = TimelineEntry(now, action, actor, reason, value, alarm.severity, note, detail, seq)
+        alarm.next_seq = seq + 1
         alarm.timeline.append(entry)
         alarm.updated_at = now
-        return AlarmWrite(alarm, (entry,), first, action)
+        elided = self._window(alarm, entry) if plain else ()
+        return AlarmWrite(alarm, (entry,), seq, action, elided)
+
+    def _window(self, alarm: Alarm, entry: TimelineEntry) -> tuple[int, ...]:
+        """Keep `entry`, a plain repeat, in the window; the numbers of those it pushes out."""
+        window = alarm.repeats
+        if window.head < self._repeats_kept:
+            window.head += 1
+            return ()
+        window.tail.append(entry)
+        elided: list[int] = []
+        while len(window.tail) > self._repeats_kept:
+            old = window.tail.popleft()
+            # From the far end of a short list (2n repeats and the entries between them).
+            for i in range(len(alarm.timeline) - 1, -1, -1):
+                if alarm.timeline[i] is old:
+                    del alarm.timeline[i]
+                    break
+            window.elided += 1
+            elided.append(old.seq)
+        return tuple(elided)
+
+    def _rewindow(self, alarm: Alarm) -> None:
+        """The window of an alarm read back from the store: its plain repeats found again by
+        replaying its timeline (acknowledged? which severity?), the first `n` as the head.
+        What the window holds beyond `n` goes with the next repeat."""
+        window = RepeatWindow(elided=max(0, alarm.next_seq - len(alarm.timeline)))
+        acked = False
+        severity: Severity | None = None
+        for e in alarm.timeline:
+            if e.action is Action.REPEATED:
+                if not acked and e.severity is severity:
+                    if window.head < self._repeats_kept:
+                        window.head += 1
+                    else:
+                        window.tail.append(e)
+                acked = False
+            elif e.action in (Action.RAISED, Action.RETURNED):
+                acked = False
+            elif e.action is Action.ESCALATED:
+                if severity is not None and e.severity is not None:
+                    acked = acked and e.severity.rank <= severity.rank
+            elif e.action is Action.ACKED:
+                acked = True
+            if e.severity is not None:
+                severity = e.severity
+        alarm.repeats = window
 
     def _forget(self, alarm: Alarm) -> None:
         if self._open.get(alarm.key) is alarm:

@@ -1,6 +1,6 @@
-"""The read side of the alarm store: every SELECT over `alarms`, `alarm_timeline` and
-`commands`. With `gateway.alarms.store` (the schema and the one writer) it is the one owner
-of those tables; nobody else has their SQL.
+"""The read side of the alarm store: every SELECT over `alarms`, `alarm_timeline`,
+`commands` and `seen_messages`. With `gateway.alarms.store` (the schema and the one writer)
+it is the one owner of those tables; nobody else has their SQL.
 
 The open alarms at start-up, one alarm and the API's lists come back as the book's `Alarm`
 and `CommandRecord`; the history of past periods that the daily report and the bureau
@@ -101,11 +101,12 @@ class HistoryReads:
         alarms = [_alarm_from_row(r) for r in rows]
         for alarm in alarms:
             async with self.reader.execute(
-                "SELECT at, action, actor, reason, value, severity, note, detail "
+                "SELECT seq, at, action, actor, reason, value, severity, note, detail "
                 "FROM alarm_timeline WHERE alarm_id = ? ORDER BY seq",
                 (alarm.id,),
             ) as cur:
                 for (
+                    seq,
                     at,
                     action,
                     actor,
@@ -125,9 +126,22 @@ class HistoryReads:
                             Severity(severity) if severity else None,
                             note,
                             orjson.loads(detail) if detail else None,
+                            seq,
                         )
                     )
+            # Numbered on from the last entry: elided repeats leave gaps, not reusable seqs.
+            if alarm.timeline:
+                alarm.next_seq = alarm.timeline[-1].seq + 1
+            alarm.repeats.elided = alarm.next_seq - len(alarm.timeline)
         return alarms
+
+    async def load_seen(self, since: float) -> list[tuple[int, int, int]]:
+        """Keys (lane, packet id, digest) of messages that caused writes since `since`
+        (`gateway.ingest.redelivery`)."""
+        async with self.reader.execute(
+            "SELECT lane, mid, digest FROM seen_messages WHERE at >= ?", (since,)
+        ) as cur:
+            return [(lane, mid, d) for lane, mid, d in await cur.fetchall()]
 
     # ------------------------------------------------------------ past periods
     async def alarm_history(

@@ -40,6 +40,14 @@ def mirror(book: AlarmBook, event: AlarmEvent, now: float) -> list[AlarmWrite]:
         raise ForeignAlarm(snap.id, alarm.key, snap.key)
     # Checked: from here on nothing can fail half-way.
     writes: list[AlarmWrite] = []
+    # A repeat of an alarm we hold, unacknowledged, at the same severity: the edge's
+    # timeline is bounded the same way as ours (`RepeatWindow`).
+    plain = (
+        event.change is Action.REPEATED
+        and alarm is not None
+        and not alarm.acked
+        and alarm.severity is snap.severity
+    )
     if alarm is None:
         stale = book.find(snap.key)
         if stale is not None:
@@ -63,7 +71,16 @@ def mirror(book: AlarmBook, event: AlarmEvent, now: float) -> list[AlarmWrite]:
     actor = {Action.ACKED: alarm.acked_by, Action.CLOSED: alarm.closed_by}.get(action) or "edge"
     note = alarm.note if action is Action.CLOSED else None
     writes.append(
-        book.record(alarm, action, alarm.updated_at, actor, alarm.reason, alarm.value, note=note)
+        book.record(
+            alarm,
+            action,
+            alarm.updated_at,
+            actor,
+            alarm.reason,
+            alarm.value,
+            note=note,
+            plain=plain,
+        )
     )
     return writes
 

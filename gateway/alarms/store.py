@@ -1,7 +1,7 @@
 """SQLite store for alarms, their timelines and the command log (aiosqlite, WAL): the one
 writer. With its read side, `gateway.alarms.history` (every SELECT), it is the one owner of
-the `alarms`, `alarm_timeline` and `commands` tables; their shape, and its versions, are
-`gateway.storage.schemas`', applied at `open`.
+the `alarms`, `alarm_timeline`, `commands` and `seen_messages` tables; their shape, and its
+versions, are `gateway.storage.schemas`', applied at `open`.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed
@@ -59,6 +59,8 @@ _UPSERT_COMMAND = (
     "result=excluded.result, result_at=excluded.result_at, "
     "detail=excluded.detail"
 )
+_UPSERT_SEEN = "INSERT OR REPLACE INTO seen_messages (lane, mid, digest, at) VALUES (?, ?, ?, ?)"
+_DELETE_ENTRY = "DELETE FROM alarm_timeline WHERE alarm_id = ? AND seq = ?"
 _INSERT_ENTRY = (
     "INSERT OR IGNORE INTO alarm_timeline "
     "(alarm_id, seq, at, action, actor, reason, value, severity, note, detail) "
@@ -93,6 +95,7 @@ class PoisonWrite(Exception):
 class _AlarmOp:
     row: tuple[Any, ...]
     entries: list[tuple[Any, ...]]
+    elided: list[tuple[str, int]]  # timeline entries out of the repeat window: deleted
     write: AlarmWrite
     event: AlarmEvent
     seq: int
@@ -100,6 +103,8 @@ class _AlarmOp:
     # Set when the write can never succeed (its row could not be built, or the database
     # refused it alone): it is dropped after its batch commits.
     error: str | None = None
+    # Keys of the messages whose last write this is (`note_seen`): stored with it.
+    seen: tuple[tuple[int, int, int, float], ...] = ()
 
     def describe(self) -> str:
         a = self.write.alarm
@@ -114,6 +119,7 @@ class _CommandOp:
     seq: int
     done: asyncio.Future[None] | None = None
     error: str | None = None
+    seen: tuple[tuple[int, int, int, float], ...] = ()
 
     def describe(self) -> str:
         r = self.record
@@ -197,6 +203,7 @@ class AlarmStore(HistoryReads):
         self.committed = 0
         self.healthy = True
         self.recovery: StoreRecovery | None = None
+        self._last: _AlarmOp | _CommandOp | None = None  # the last op submitted
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,8 +300,10 @@ class AlarmStore(HistoryReads):
             error = f"cannot build row: {type(exc).__name__}: {exc}"
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        op = _AlarmOp(row, entries, write, event, self.submitted, done, error)
+        elided = [(a.id, seq) for seq in write.elided]
+        op = _AlarmOp(row, entries, elided, write, event, self.submitted, done, error)
         self._queue.put_nowait(op)
+        self._last = op
         return done
 
     def submit_command(
@@ -302,8 +311,20 @@ class AlarmStore(HistoryReads):
     ) -> asyncio.Future[None] | None:
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submitted += 1
-        self._queue.put_nowait(_CommandOp(record, self.submitted, done))
+        op = _CommandOp(record, self.submitted, done)
+        self._queue.put_nowait(op)
+        self._last = op
         return done
+
+    def note_seen(self, lane: int, mid: int, digest: int, at: float) -> None:
+        """The message just handled caused the writes submitted last: store its key with the
+        last of them, in the same transaction, so that the key is on disk exactly when what
+        the message changed is (`gateway.ingest.redelivery`). Called synchronously after the
+        submits: the writer cannot have taken that op yet (it runs only when we yield)."""
+        op = self._last
+        if op is None or op.seq != self.submitted:
+            raise RuntimeError("note_seen without a write of the message just handled")
+        op.seen = (*op.seen, (lane, mid, digest, at))
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything submitted so far is committed (or the store is failing)."""
@@ -402,16 +423,23 @@ class AlarmStore(HistoryReads):
         try:
             # One statement per table, not per row: each is a round trip to the
             # database thread, which waits for the interpreter while ingestion is busy.
-            # Rows keep their order within a table; timeline rows after their alarms.
+            # Rows keep their order within a table; timeline rows after their alarms, and
+            # the repeats a write elides after the entries (one may be of this batch).
             alarms = [op.row for op in ops if isinstance(op, _AlarmOp)]
             entries = [e for op in ops if isinstance(op, _AlarmOp) for e in op.entries]
+            elided = [e for op in ops if isinstance(op, _AlarmOp) for e in op.elided]
             commands = [_command_row(op.record) for op in ops if isinstance(op, _CommandOp)]
+            seen = [k for op in ops for k in op.seen]
             if alarms:
                 await db.executemany(_UPSERT_ALARM, alarms)
             if entries:
                 await db.executemany(_INSERT_ENTRY, entries)
+            if elided:
+                await db.executemany(_DELETE_ENTRY, elided)
             if commands:
                 await db.executemany(_UPSERT_COMMAND, commands)
+            if seen:
+                await db.executemany(_UPSERT_SEEN, seen)
             await db.commit()
             return
         except _NEVER_SUCCEEDS as exc:
@@ -438,8 +466,12 @@ class AlarmStore(HistoryReads):
             await db.execute(_UPSERT_ALARM, op.row)
             if op.entries:
                 await db.executemany(_INSERT_ENTRY, op.entries)
+            if op.elided:
+                await db.executemany(_DELETE_ENTRY, op.elided)
         else:
             await db.execute(_UPSERT_COMMAND, _command_row(op.record))
+        if op.seen:
+            await db.executemany(_UPSERT_SEEN, op.seen)
 
     def _drop(self, op: _AlarmOp | _CommandOp) -> None:
         """A poison write, after the rest of its batch committed: logged once, counted,

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.alarms.book import Alarm, TimelineEntry
+from gateway.alarms.book import SYSTEM, Alarm, TimelineEntry
 from gateway.alarms.event import AlarmContext, AlarmEvent, AlarmSnapshot
 from gateway.config.clockface import Clockface
+
+# The timeline entry that stands for repeats left out of it (`book.RepeatWindow`); only in
+# the JSON, never stored.
+ELIDED = "repeats_elided"
 
 
 def alarm_json(
@@ -43,7 +47,36 @@ def alarm_json(
         "updated_at": clock.iso(a.updated_at),
     }
     if timeline and isinstance(a, Alarm):
-        out["timeline"] = [entry_json(e, clock) for e in a.timeline]
+        out["timeline"] = timeline_json(a.timeline, clock)
+        out["timeline_elided"] = a.next_seq - len(a.timeline)
+    return out
+
+
+def timeline_json(entries: list[TimelineEntry], clock: Clockface) -> list[dict[str, Any]]:
+    """The entries in order, with a `repeats_elided` entry where repeats were left out (a
+    gap in the numbers): how many, and between which times."""
+    out: list[dict[str, Any]] = []
+    before: TimelineEntry | None = None
+    for e in entries:
+        if before is not None and e.seq > before.seq + 1:
+            out.append(
+                {
+                    "at": clock.iso(before.at),
+                    "action": ELIDED,
+                    "actor": SYSTEM,
+                    "reason": None,
+                    "value": None,
+                    "severity": None,
+                    "note": None,
+                    "detail": {
+                        "count": e.seq - before.seq - 1,
+                        "after": clock.iso(before.at),
+                        "before": clock.iso(e.at),
+                    },
+                }
+            )
+        out.append(entry_json(e, clock))
+        before = e
     return out
 
 

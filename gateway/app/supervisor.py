@@ -55,6 +55,7 @@ from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
 from gateway.health.metrics import Metrics
 from gateway.ingest.modbus_sink import ModbusSink
+from gateway.ingest.redelivery import WINDOW_S, Redeliveries
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
 from gateway.ingest.series import IngestDeps
@@ -119,7 +120,7 @@ class Gateway:
         self.clockface = Clockface(config.gateway.timezone)
         self.metrics = Metrics()
         self.engine = RuleEngine(build_rules(config), self.clocks.now())
-        self.book = AlarmBook()
+        self.book = AlarmBook(repeats_kept=config.rules.timeline_repeats)
         self.authority = Authority(observed_sites(self.inventory))
         decides = self.authority.decides
         # The store calls back after each commit; the fan-out is built below, so the two
@@ -138,6 +139,7 @@ class Gateway:
             on_connection_change=lambda up: connection_changed(self.metrics, self.link, up),
             hold_acks=lambda: self.store.healthy,
             on_catchup=self._on_catchup,
+            on_duplicate=self._on_duplicate,
         )
         self.modbus = ModbusBuses(config)
         self.actuator = Actuator(self.link, prefix, self.store, self.clockface, modbus=self.modbus)
@@ -227,8 +229,10 @@ class Gateway:
             self.clocks,
             self.timeseries,
         )
+        self.redeliveries = Redeliveries(self.store)
         self.router = MessageRouter(
             ingest,
+            redeliveries=self.redeliveries,
             central=self.central,
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
@@ -262,6 +266,7 @@ class Gateway:
         if self.timeseries is not None:
             await self.timeseries.open()
         alarms = await self.store.load_open()
+        self.redeliveries.load(await self.store.load_seen(self.clock() - WINDOW_S))
         self.book.load(alarms)
         self.dispatcher.restore(alarms)
         if alarms:
@@ -418,12 +423,13 @@ class Gateway:
         rule_tick(self.clocks.now(), self.engine, self.dispatcher, self.central, self.metrics)
 
     # ------------------------------------------------------------------ plumbing
-    def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> int | None:
-        before = self.store.submitted
-        self.router.on_message(topic, payload, delivery)
-        # If the message changed an alarm, acknowledge it to the broker only once that
-        # change is on disk: a crash in between makes the broker deliver it again.
-        return self.store.submitted if self.store.submitted != before else None
+    def _on_message(
+        self, topic: str, payload: bytes, delivery: Delivery, mid: int, dup: bool
+    ) -> int | None:
+        return self.router.on_message(topic, payload, delivery, mid, dup)
+
+    def _on_duplicate(self, topic: str, mid: int) -> None:
+        self.router.duplicate(topic, mid)
 
     def _on_catchup(self, behind: bool) -> None:
         self.router.on_catchup(behind)

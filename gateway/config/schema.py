@@ -255,6 +255,9 @@ class SiteConfig(_Model):
 
 class RulesSection(_Model):
     defaults: dict[DeviceType, Thresholds] = {}
+    # An alarm's timeline keeps this many plain repeats (a button pressed again) at each
+    # end; those between are elided and counted (`count` stays exact).
+    timeline_repeats: int = Field(10, ge=1, le=10_000)
     offline_after_intervals: int = Field(3, ge=1, le=100)
     valve_confirm_timeout: PositiveSeconds = 10.0
     valve_retry_interval: PositiveSeconds = 30.0

@@ -4,7 +4,11 @@ Everything is synchronous and in memory; its order is the safety argument (see
 `gateway.alarms.dispatch`). The routes of configured devices' topics are parsed once and
 remembered; topics of the gateway level (central mode) go to `gateway.central`. A bad
 message is rejected with a reason and counted; a bug is logged with its traceback and
-counted, and the next message is handled: one device never stops protection of the rest.
+counted, and the next message is handled: one device never stops protection of the rest. A
+copy the broker delivers again, after a restart, of a message whose changes were stored is
+recognised before anything else and changes nothing (`gateway.ingest.redelivery`; after a
+reconnect the MQTT link recognises it and reports it to `duplicate`). The router also says
+when a message may be acknowledged (the ack token).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
+from gateway.ingest.redelivery import Redeliveries
 from gateway.ingest.series import IngestDeps
 from rules.model import DeviceRef, Instant, Outcome, Reading
 
@@ -38,6 +43,7 @@ class MessageRouter:
         self,
         deps: IngestDeps,
         *,
+        redeliveries: Redeliveries,
         central: CentralObserver,
         topic_prefix: str,
         max_payload_bytes: int,
@@ -54,15 +60,31 @@ class MessageRouter:
         self._max_payload = max_payload_bytes
         self._clocks = deps.clocks
         self._series = deps.series
+        self._redeliveries = redeliveries
         self._routes: dict[str, _DeviceRoute] = {}
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
 
-    def on_message(self, topic: str, payload: bytes, delivery: Delivery = Delivery.CURRENT) -> None:
+    def on_message(
+        self,
+        topic: str,
+        payload: bytes,
+        delivery: Delivery = Delivery.CURRENT,
+        mid: int = 0,
+        dup: bool = False,
+    ) -> int | None:
+        """Handle one message; returns the ack token: None to acknowledge it at once, or the
+        store's write sequence to acknowledge it once that is durable."""
         # Both clocks once per message: the engine's deadlines and the rejects' log spacing
         # run on `now.mono`; what is shown or stored (receipt time, alarms) is `now.wall`.
         now = self._clocks.now()
+        # (The live connection's session is clean: nothing on it is ever delivered again.)
+        if dup and delivery is not Delivery.LIVE and self._redeliveries.stored(topic, payload, mid):
+            self.duplicate(topic, mid)
+            return None  # what its first copy changed is on disk
+        writes = self._redeliveries.log
+        before = writes.submitted
         try:
             self._ingest(topic, payload, now, delivery)
         except Rejected as r:
@@ -72,6 +94,24 @@ class MessageRouter:
             # traceback, count it (health turns degraded), and go on with the next message.
             self._metrics.internal_errors.labels("ingest").inc()
             log.exception("internal error handling %s", topic)
+        # If the message changed an alarm, acknowledge it to the broker only once that
+        # change is on disk: a crash in between makes the broker deliver it again.
+        token = writes.submitted if writes.submitted != before else None
+        if token is not None and mid and delivery is not Delivery.LIVE:
+            try:
+                self._redeliveries.caused_writes(topic, payload, mid, now.wall)
+            except Exception:
+                # Only a bug: the message was handled, so acknowledge it as usual; a copy
+                # delivered again after a crash would be taken twice (logged and counted).
+                self._metrics.internal_errors.labels("ingest").inc()
+                log.exception("internal error remembering %s", topic)
+        return token
+
+    def duplicate(self, topic: str, mid: int) -> None:
+        """A copy the broker delivered again of a message already taken: counted, no more."""
+        self._rejects.reject(
+            self._clocks.mono(), topic, RejectReason.DUPLICATE, f"packet {mid} was taken before"
+        )
 
     def on_catchup(self, behind: bool) -> None:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""

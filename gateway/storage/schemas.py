@@ -112,6 +112,20 @@ ALARMS: Final = (
     Schema("alarms", (Step(1, _ALARMS_V1),))
     # 2: retention looks for closed alarms by age (gateway.storage.archive).
     .then("CREATE INDEX alarms_closed_at ON alarms(closed_at) WHERE state = 'closed';")
+    # 3: exactly once on redelivery (gateway.alarms.store `note_seen`): the key of each MQTT
+    # message that caused a write, written with that write. One row per (lane, packet id):
+    # bounded by the packet-id space, a reused id replaces its row.
+    .then(
+        """
+        CREATE TABLE seen_messages (
+            lane INTEGER NOT NULL,
+            mid INTEGER NOT NULL,
+            digest INTEGER NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (lane, mid)
+        );
+        """
+    )
 )
 
 # ------------------------------------------------ <data_dir>/timeseries-outbox.sqlite3

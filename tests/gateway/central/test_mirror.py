@@ -179,3 +179,17 @@ def test_a_new_edge_alarm_supersedes_the_one_of_its_key() -> None:
         ("m2", Action.RAISED),
     ]
     assert mirrored.state is AlarmState.CLOSED and book.get("m2") is not None
+
+
+def test_the_edge_s_plain_repeats_are_bounded_in_the_mirror_too() -> None:
+    book = AlarmBook(repeats_kept=2)
+    button = _alarm("b1", "xingfu", "btn-lobby", AlarmType.FIRE_BUTTON, latched=True)
+    mirror(book, _parse(_wire(button, "raised")).event(T0), T0)
+    for n in range(2, 12):
+        button.count, button.updated_at = n, T0 + n
+        writes = mirror(book, _parse(_wire(button, "repeated")).event(T0 + n), T0 + n)
+    held = book.get("b1")
+    assert held is not None and held.count == 11
+    assert [e.action for e in held.timeline].count(Action.REPEATED) == 4
+    assert held.repeats.elided == 6
+    assert writes[-1].elided == (8,)  # the oldest of the last two, as the edge's own book does
