@@ -1,0 +1,90 @@
+"""Mosquitto killed (SIGKILL) and restarted on its port, persistence on, in the middle of a
+QoS 1 telemetry stream from a publisher with a persistent session: every reading reaches the
+gateway, and is counted by its metrics and stored in the time series."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import GatewayProcess, Mosquitto, VictoriaMetrics, write_config
+from tests.faults.rig import Publisher, gas_ids, process_config, telemetry_processed, wait
+
+READINGS = 3000
+DETECTORS = 20
+RATE = 600  # readings a second: the gateway keeps up, so the kill finds little queued
+
+
+def persistent_broker(tmp_path: Path, brokers: Callable[..., Mosquitto]) -> Mosquitto:
+    store = tmp_path / "mosquitto-db"
+    store.mkdir()
+    extra = (
+        # as root, Mosquitto would drop to its own user, who cannot write under tmp_path
+        "user root\n"
+        "persistence true\n"
+        f"persistence_location {store}/\n"
+        # written after every change: a SIGKILL loses no message the broker acknowledged
+        "autosave_on_changes true\nautosave_interval 1\n"
+    )
+    return brokers(tmp_path, extra=extra, name="persistent")
+
+
+async def test_broker_kill_9_loses_no_reading(
+    tmp_path: Path,
+    brokers: Callable[..., Mosquitto],
+    vm: VictoriaMetrics,
+    gateway_process: GatewayProcess,
+) -> None:
+    broker = persistent_broker(tmp_path, brokers)
+    data, port = process_config(tmp_path, broker.port, detectors=DETECTORS, influx_url=vm.url)
+    cfg = write_config(tmp_path / "gateway.yaml", data)
+    base = f"http://127.0.0.1:{port}"
+    devices = gas_ids(DETECTORS)
+    t0 = int(time.time() * 1000) - 60_000
+    with gateway_process(cfg, port, tmp_path / "gateway.log"):
+        pub = Publisher(broker.port)
+        try:
+            start = time.monotonic()
+            for i in range(READINGS):
+                if i == READINGS // 3:
+                    broker.kill()
+                    killed_at = time.monotonic()
+                if i == READINGS // 3 + RATE // 2:
+                    broker.start()
+                    down_s = time.monotonic() - killed_at
+                device = devices[i % DETECTORS]
+                payload = orjson.dumps({"ts": t0 + i, "values": {"lel": 1.0 + (i % 10) / 10}})
+                pub.publish(f"safety/xingfu/{device}/telemetry", payload)
+                # paced, never ahead of the schedule (a fixed pace, not a wait for a condition)
+                ahead = start + (i + 1) / RATE - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            wait(lambda: pub.acked >= READINGS, 30, "every publication acknowledged")
+            assert pub.connects >= 2, "the publisher never lost its broker"
+        finally:
+            pub.close()
+        print("after the stream:", telemetry_processed(base), pub.acked)
+        processed = wait(
+            lambda: (n := telemetry_processed(base)) >= READINGS and n, 30, "every reading taken"
+        )
+
+    def stored() -> list[int]:
+        return [s[2] for s in vm.samples('reading_lel{site="xingfu"}')]
+
+    wait(lambda: len(set(stored())) >= READINGS, 30, "every reading in the time series")
+    stamps = stored()
+    distinct = set(stamps)
+    lost = READINGS - len(distinct & set(range(t0, t0 + READINGS)))
+    doubled_in_series = len(stamps) - len(distinct)
+    print(
+        f"broker down {down_s:.2f} s; {READINGS} readings, gateway processed {processed} "
+        f"({processed - READINGS} twice), time series {len(stamps)} samples "
+        f"({doubled_in_series} doubled), lost {lost}"
+    )
+    assert lost == 0
+    # At least once today: a reading delivered before the kill whose PUBACK the broker never
+    # saw comes again; see the README (Faults and hostile input) for the measured count.
+    assert processed >= READINGS
