@@ -288,7 +288,11 @@ class Hostile:
 
 # ------------------------------------------------------------------- the run
 class Sender:
-    """One paho client at QoS 1 (a persistent session), counting the broker's PUBACKs."""
+    """One paho client at QoS 1 (a persistent session), counting the broker's PUBACKs and
+    keeping at most `WINDOW` publications unacknowledged (paho's own queue stalled with 60,000
+    waiting)."""
+
+    WINDOW = 2000
 
     def __init__(self, port: int, client_id: str) -> None:
         self.client = mqtt.Client(
@@ -297,18 +301,29 @@ class Sender:
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
         self.acked = 0
-        self.lock = threading.Lock()
+        self.sent = 0
+        self.disconnects = 0
+        self.progress = threading.Condition()
         self.client.on_publish = self._acked
+        self.client.on_disconnect = self._disconnected
         self.client.connect("127.0.0.1", port)
         nodelay(self.client)
         self.client.loop_start()
 
     def _acked(self, *_: Any) -> None:
-        with self.lock:
+        with self.progress:
             self.acked += 1
+            self.progress.notify_all()
+
+    def _disconnected(self, *_: Any) -> None:
+        self.disconnects += 1
 
     def send(self, topic: str, payload: bytes) -> None:
+        with self.progress:
+            if not self.progress.wait_for(lambda: self.sent - self.acked < self.WINDOW, 60):
+                raise SystemExit(f"FAIL: no PUBACK for 60 s ({self.acked} of {self.sent})")
         self.client.publish(topic, payload, qos=1)
+        self.sent += 1
 
     def close(self) -> None:
         self.client.disconnect()
@@ -397,6 +412,7 @@ def run(messages: int, seed: int, workdir: Path) -> int:
         print(f"oversize dropped by the link (over 2 MiB): {health['broker']['oversize_dropped']}")
         print(f"real readings: {real} sent, {len(set(stamps))} processed and stored, "
               f"{missing} missing, {doubled} doubled")  # fmt: skip
+        print(f"publisher disconnects: {sender.disconnects}")
         print(f"GET /api/health during the run: {describe_ms(poller.latencies)}, "
               f"{poller.failures} failed")  # fmt: skip
         print(f"health at the end: {health['status']}, internal errors "
@@ -404,6 +420,8 @@ def run(messages: int, seed: int, workdir: Path) -> int:
               f"reconnects {health['broker']['reconnects']}")  # fmt: skip
         if gw.proc is None or gw.proc.poll() is not None:
             failures.append("the gateway exited")
+        if sender.disconnects > 1:  # the one of close()
+            failures.append(f"the publisher was disconnected {sender.disconnects - 1} times")
         if missing or doubled:
             failures.append(f"real readings: {missing} missing, {doubled} doubled")
         if poller.failures or not poller.latencies:
