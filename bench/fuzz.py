@@ -412,6 +412,10 @@ def run(messages: int, seed: int, workdir: Path) -> int:
         print(f"oversize dropped by the link (over 2 MiB): {health['broker']['oversize_dropped']}")
         print(f"real readings: {real} sent, {len(set(stamps))} processed and stored, "
               f"{missing} missing, {doubled} doubled")  # fmt: skip
+        log_lines = gw.log.read_text(errors="replace").splitlines()
+        rejected_lines = sum(" gateway.rejected: " in line for line in log_lines)
+        print(f"gateway log: {len(log_lines)} lines, {rejected_lines} of them rejections "
+              f"({gw.log.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
         print(f"publisher disconnects: {sender.disconnects}")
         print(f"GET /api/health during the run: {describe_ms(poller.latencies)}, "
               f"{poller.failures} failed")  # fmt: skip
