@@ -52,7 +52,7 @@ async def test_no_request_gets_a_server_error(
                 "--report", "junit",
                 "--report-dir", str(tmp_path / "schemathesis"),
             ],
-            capture_output=True, text=True, timeout=max(15, examples) + 120,
+            capture_output=True, text=True, timeout=max(15, examples) + 120, cwd=tmp_path,
         )  # fmt: skip
         print(run.stdout[-3000:])
         assert proc.poll() is None, "the gateway died under schemathesis"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +77,10 @@ async def test_a_full_disk_stops_neither_shutoff_nor_alarms(
         filler = fill(small_disk)
 
         # The disk is full: a gas leak still closes its valve, a press is still an alarm.
+        sent = time.monotonic()
         await probe.telemetry("gas-kitchen", {"lel": 28.0})
+        await probe.wait_for("valve-kitchen/cmd", lambda m: m["cmd"] == "close_valve")
+        close_s = time.monotonic() - sent
         await answer_valve(probe)
         await probe.event("btn-lobby", "pressed")
         await until(
@@ -98,7 +102,12 @@ async def test_a_full_disk_stops_neither_shutoff_nor_alarms(
         )
 
         filler.unlink()  # space is back
+        freed = time.monotonic()
         wait(lambda: health(base)["store"]["healthy"] is True, 30, "store committing again")
+        print(
+            f"disk full: close_valve {close_s * 1000:.0f} ms after the reading; store "
+            f"committing {time.monotonic() - freed:.2f} s after space returned"
+        )
         taken = {a["id"]: a for a in api_alarms(base)}
     assert "Traceback" not in log.read_text()
 
