@@ -257,14 +257,13 @@ class Hostile:
             return kind, f"safety/{EDGE_SITE}/commands", payload
         return kind, f"safety/{EDGE_SITE}/bridge", r.choice([b"1", b"0", b"2", b"", b"x"])
 
-    def oversize(self) -> tuple[str, str, bytes]:
-        """A 1 MiB reading: over `mqtt.max_payload_bytes`, under the link's 2 MiB cut."""
-        pad = "x" * (ONE_MIB - 40)
-        return (
-            "oversize",
-            self.topic(self.target(), "telemetry"),
-            orjson.dumps({"values": {"lel": 1.0}, "pad": pad}),
-        )
+    def oversize(self, size: int) -> tuple[str, str, bytes]:
+        """A reading of `size` bytes: 1 MiB is over `mqtt.max_payload_bytes` (rejected as
+        oversize), 3 MiB over the link's 2 MiB cut (skipped as it arrives)."""
+        pad = "x" * (size - 40)
+        kind = "oversize" if size <= 2 * ONE_MIB else "over_2mib"
+        payload = orjson.dumps({"values": {"lel": 1.0}, "pad": pad})
+        return kind, self.topic(self.target(), "telemetry"), payload
 
     def forged_alarm(self) -> bytes:
         r = self.r
@@ -371,8 +370,10 @@ def run(messages: int, seed: int, workdir: Path) -> int:
                 payload = orjson.dumps({"ts": ts0 + real, "values": {"lel": 1.0 + real % 7 / 10}})
                 plan.append(("real", f"safety/{SITE}/{device}/telemetry", payload))
                 real += 1
+            elif i % 20_000 == 7:
+                plan.append(hostile.oversize(3 * ONE_MIB))  # past the link's 2 MiB cut
             elif i % 2000 == 5:
-                plan.append(hostile.oversize())
+                plan.append(hostile.oversize(ONE_MIB))
             else:
                 plan.append(hostile.message())
         # and a real reading last: once it is stored, everything before it was taken
@@ -435,6 +436,9 @@ def run(messages: int, seed: int, workdir: Path) -> int:
         if health["broker"]["reconnects"]:
             failures.append(f"{health['broker']['reconnects']} reconnects")
         absent = sorted(r for r in EXPECTED_REASONS if not counted.get(r))
+        cut = health["broker"]["oversize_dropped"]
+        if cut != kinds["over_2mib"]:
+            failures.append(f"{kinds['over_2mib']} messages over 2 MiB sent, {cut} cut")
         if absent:
             failures.append(f"reasons never counted: {absent}")
         if "Traceback" in gw.log.read_text(errors="replace"):

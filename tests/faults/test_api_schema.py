@@ -44,7 +44,7 @@ async def test_no_request_gets_a_server_error(
                 "--checks", "not_a_server_error",
                 "--header", f"Authorization: Bearer {ADMIN_TOKEN}",
                 "--max-examples", str(examples),
-                "--max-time", str(max(15, examples)),
+                "--max-time", str(max(10, examples)),
                 "--phases", "coverage,fuzzing" if examples < 50 else ",".join(ALL_PHASES),
                 "--seed", "1",
                 "--workers", "1",
@@ -52,7 +52,7 @@ async def test_no_request_gets_a_server_error(
                 "--report", "junit",
                 "--report-dir", str(tmp_path / "schemathesis"),
             ],
-            capture_output=True, text=True, timeout=max(15, examples) + 120, cwd=tmp_path,
+            capture_output=True, text=True, timeout=max(10, examples) + 120, cwd=tmp_path,
         )  # fmt: skip
         print(run.stdout[-3000:])
         assert proc.poll() is None, "the gateway died under schemathesis"
