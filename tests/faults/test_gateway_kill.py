@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("provider_secrets")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 READINGS = 2000
 DETECTORS = 10
-STEP_AFTER_S = 15.0  # the second escalation step: due after the restart
+STEP_AFTER_S = 10.0  # the second escalation step: due after the restart
 
 
 async def get(base: str, path: str, **params: Any) -> Any:
