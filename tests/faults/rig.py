@@ -72,17 +72,6 @@ def metric(text: str, name: str, labels: str = "") -> float:
     return 0.0
 
 
-def labelled(text: str, name: str, label: str) -> dict[str, float]:
-    """Every sample of `name` by the value of its one label `label`."""
-    out: dict[str, float] = {}
-    prefix = f'{name}{{{label}="'
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            value = line[len(prefix) :].split('"', 1)[0]
-            out[value] = float(line.rsplit(" ", 1)[1])
-    return out
-
-
 def scrape(base: str) -> str:
     r = httpx.get(f"{base}/metrics", timeout=10)
     r.raise_for_status()
