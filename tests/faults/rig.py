@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,11 @@ def telemetry_processed(base: str) -> int:
         metric(text, "gateway_messages_total", 'channel="telemetry"')
         + metric(text, "gateway_messages_total", 'channel="telemetry_backlog"')
     )
+
+
+def telemetry_processed_or_none(base: str) -> Callable[[], int | None]:
+    """For `wait`: the count once the gateway has taken at least one telemetry message."""
+    return lambda: telemetry_processed(base) or None
 
 
 def health(base: str, timeout: float = 5) -> dict[str, Any]:
