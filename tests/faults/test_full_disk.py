@@ -145,15 +145,18 @@ async def test_the_live_feed_shows_an_alarm_raised_while_the_disk_is_full(
         url = f"ws://127.0.0.1:{port}/api/live?token={ADMIN_TOKEN}"
         async with websockets.connect(url, max_size=None) as ws:
             await asyncio.wait_for(ws.recv(), 10)  # the snapshot
-            fill(small_disk)
-            await probe.event("btn-lobby", "pressed")
-            await until(lambda: api_alarms(base), 10, "the alarm in the API")
+            filler = fill(small_disk)
+            try:
+                await probe.event("btn-lobby", "pressed")
+                await until(lambda: api_alarms(base), 10, "the alarm in the API")
 
-            async def alarm_pushed() -> dict[str, object]:
-                while True:
-                    msg = json.loads(await ws.recv())
-                    if msg.get("kind") == "alarm":
-                        return dict(msg["alarm"])
+                async def alarm_pushed() -> dict[str, object]:
+                    while True:
+                        msg = json.loads(await ws.recv())
+                        if msg.get("kind") == "alarm":
+                            return dict(msg["alarm"])
 
-            pushed = await asyncio.wait_for(alarm_pushed(), 5)
-            assert pushed["type"] == "fire_button"
+                pushed = await asyncio.wait_for(alarm_pushed(), 5)
+                assert pushed["type"] == "fire_button"
+            finally:
+                filler.unlink()  # so that the gateway's stop need not wait for the disk
