@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):/usr/sbin:/sbin:$(PATH)
 
-.PHONY: demo test test-fast check lint typecheck imports install dev mosquitto bench clean
+.PHONY: demo test test-fast check lint typecheck imports install dev mosquitto bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ bench: dev mosquitto
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/modbus_poll.py
+
+# Hostile input at volume (README, Performance, "Faults and hostile input"): 100,000 MQTT
+# messages while real readings flow, then schemathesis against the API for longer than the
+# suite's run. A few minutes.
+fuzz: dev mosquitto
+	$(BIN)/python bench/fuzz.py --messages 100000
+	FAULTS_SCHEMATHESIS_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/faults/test_api_schema.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

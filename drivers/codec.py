@@ -182,14 +182,15 @@ def _has_non_finite_literal(payload: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     try:
-        json.loads(text, parse_constant=_raise_non_finite)
+        json.loads(text, parse_constant=_raise_non_finite, parse_int=float)
     except _NonFinite:
         return True
     except (ValueError, RecursionError):
         return False
     try:
-        # 1e999 parses to inf in the standard library, which orjson refuses.
-        return not _all_finite(json.loads(text))
+        # 1e999 parses to inf in the standard library, which orjson refuses; so does an
+        # integer literal too long for a double (orjson reads integers past 64 bits as one).
+        return not _all_finite(json.loads(text, parse_int=float))
     except (ValueError, RecursionError):
         return False
 

@@ -244,6 +244,12 @@ class Escalations:
                 times.append(max(s.due_mono, held))
         return min(times) if times else None
 
+    def started(self, batch: Batch, now: Instant) -> None:
+        """A batch goes out: its group's window starts now (and again at the answer, in
+        `done`), so that a send of the same group falling due while it is in flight is held
+        with the rest instead of going out alone beside it."""
+        self._last_batch_at[_group(batch.sends[0])] = now.mono
+
     def done(self, batch: Batch, now: Instant, ok: bool) -> list[Send]:
         """Record a batch's outcome; returns changed and newly scheduled (repeat) sends."""
         changed = []

@@ -151,11 +151,15 @@ class NotificationWorker:
             changed += self._apply(self._queue.get_nowait())
         await self._sendlog.save(changed)
         batches = []
-        for batch in self.escalations.due(self._clocks.now()):
+        now = self._clocks.now()
+        for batch in self.escalations.due(now):
             fresh = tuple(s for s in batch.sends if s.key not in self._inflight)
             if fresh:
                 batches.append(Batch(batch.site, batch.severity, batch.step, fresh))
                 self._inflight.update(s.key for s in fresh)
+                # Deliveries run beside this loop: the group's window starts as this one
+                # leaves, or an alarm falling due while it is in flight would go alone.
+                self.escalations.started(batch, now)
         return batches
 
     async def deliver_due(self) -> int:

@@ -135,6 +135,8 @@ def test_value_of_the_wrong_type(value: object) -> None:
         b'{"values": {"lel": -Infinity}}',
         b'{"values": {"lel": 1e999}}',
         b'{"values": {"lel": -1e999}}',
+        b'{"values": {"lel": ' + b"9" * 400 + b"}}",  # an integer no double can hold
+        b'{"values": {"lel": -' + b"9" * 5000 + b"}}",
         b'{"ts": NaN, "values": {"lel": 5}}',
     ],
 )

@@ -125,6 +125,18 @@ def test_grouping_holds_later_alarms_but_never_the_first_critical() -> None:
     assert [b.site for b in e.due(at(T0 + 11))] == ["anning"]
 
 
+def test_the_window_starts_when_a_batch_goes_out_not_when_it_is_answered() -> None:
+    e = engine(window=30.0)
+    e.on_alarm(alarm("a1", raised=T0), in_maintenance=False, now=NOW)
+    (first,) = e.due(at(T0))
+    e.started(first, at(T0))  # in flight: the provider has not answered yet
+    e.on_alarm(alarm("a2", raised=T0 + 0.05, device="btn"), in_maintenance=False, now=at(T0 + 0.05))
+    assert e.due(at(T0 + 0.05)) == [], "held while the first is still in flight"
+    e.done(first, at(T0 + 2), ok=True)  # the window runs from the answer on
+    assert e.due(at(T0 + 31)) == []
+    assert [b.alarm_ids for b in e.due(at(T0 + 32))] == [("a2",)]
+
+
 def test_maintenance_records_but_does_not_push() -> None:
     e = engine()
     added, why = e.on_alarm(alarm(), in_maintenance=True, now=NOW)

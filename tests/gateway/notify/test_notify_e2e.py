@@ -240,3 +240,17 @@ async def test_a_wall_clock_step_neither_hastens_nor_delays_the_voice_call(
         assert rg.gw.notifications.escalations.due(rg.gw.clocks.now()) == [], "no call yet"
         clock.advance(301)  # five minutes pass, nobody acknowledges
         await until(lambda: p.calls_to(LEGAL) and p.calls_to(SAFETY), what="voice calls")
+
+
+async def test_an_alarm_due_while_the_first_sms_is_in_flight_is_held(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    clock = FakeClock()
+    async with providers() as p, running_gateway(config(tmp_path, broker, p), clock=clock) as rg:
+        p.aliyun.hang = True  # the first SMS stays in flight
+        await gas_alarm(rg, probe)
+        await until(lambda: p.sms_to(LEGAL), what="the first critical alarm at once")
+        await probe.event("btn-lobby", "pressed")
+        await until(lambda: len(list(rg.gw.book.open_alarms())) >= 2, what="the press")
+        await asyncio.sleep(1.5)  # held, not sent: a bounded look, the behaviour under test
+        assert len(p.sms_to(LEGAL)) == 1, "sent beside the first instead of held"
