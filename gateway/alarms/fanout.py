@@ -1,11 +1,12 @@
-"""`AlarmFanout`: tells the outside world of alarm changes, only once they are on disk.
+"""`AlarmFanout`: tells the outside world of alarm changes, once they are on disk.
 
 Called by the store writer after each commit, so nothing outside the gateway learns of a
-transition the store lacks. A site this gateway serves: published on
-`{prefix}/{site}/alarms` (QoS 1, priority lane), written to the time series, pushed to the
-live feed and handed to the notifications. A site its edge serves (central mode): shown
-and handed to the notifications (which keep only the bureau's steps), never re-published,
-since that would echo over the bridge.
+transition the store lacks; while commits fail (a full disk), at once instead, since people
+must hear of an alarm whether or not the disk holds it (`gateway.alarms.store`). A site
+this gateway serves: published on `{prefix}/{site}/alarms` (QoS 1, priority lane), written
+to the time series, pushed to the live feed and handed to the notifications. A site its
+edge serves (central mode): shown and handed to the notifications (which keep only the
+bureau's steps), never re-published, since that would echo over the bridge.
 """
 
 from __future__ import annotations

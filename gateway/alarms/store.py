@@ -5,8 +5,10 @@ versions, are `gateway.storage.schemas`', applied at `open`.
 
 Writes are queued by the alarm path without waiting and committed in batches by one
 writer task; each batch is one transaction. Only after the commit are the writes handed
-to `on_committed` (MQTT alarms topic, live console), so anything seen outside the gateway
-is already on disk and survives a `kill -9`.
+to `on_committed` (MQTT alarms topic, live console, notifications), so anything seen
+outside the gateway is already on disk and survives a `kill -9`. Except while commits
+fail (a full or broken disk): then people must still hear of alarms, so every write not yet
+handed on is handed on at once, and again nothing is handed on twice when the commit lands.
 
 A failing commit is one of two kinds. One the disk may recover from (locked, busy, full,
 I/O error) is retried with backoff, the batch kept whole. One that can never succeed (a
@@ -103,6 +105,8 @@ class _AlarmOp:
     # Set when the write can never succeed (its row could not be built, or the database
     # refused it alone): it is dropped after its batch commits.
     error: str | None = None
+    # Handed to `on_committed` before its commit, while the store was failing.
+    shown: bool = False
     # Keys of the messages whose last write this is (`note_seen`): stored with it.
     seen: tuple[tuple[int, int, int, float], ...] = ()
 
@@ -196,6 +200,7 @@ class AlarmStore(HistoryReads):
         self._on_durable = on_durable
         self._on_poison = on_poison  # called with "alarm" or "command" per dropped write
         self.stats = StoreStats()
+        self._showing: set[asyncio.Future[None]] = set()
         # Every write gets a sequence number; `committed` is the highest one on disk. The
         # MQTT link holds back the acknowledgement of a message until what it caused is
         # committed, so a crash before the commit makes the broker deliver it again.
@@ -304,6 +309,8 @@ class AlarmStore(HistoryReads):
         op = _AlarmOp(row, entries, elided, write, event, self.submitted, done, error)
         self._queue.put_nowait(op)
         self._last = op
+        if not self.healthy and error is None:
+            self._show([op])  # the disk is failing: the duty room is told now, not later
         return done
 
     def submit_command(
@@ -390,6 +397,9 @@ class AlarmStore(HistoryReads):
                 # alarms go on from memory; redelivery after a crash is what we give up.
                 if self._on_durable is not None:
                     self._on_durable(self.submitted)
+                # Nor the people: what this batch and the writes queued behind it change
+                # goes out now (later writes, at their submit), before it is on disk.
+                self._show([*batch, *self._queue_snapshot()])
                 with contextlib.suppress(aiosqlite.Error):
                     await db.rollback()
                 await asyncio.sleep(delay)
@@ -409,11 +419,46 @@ class AlarmStore(HistoryReads):
             if op.done is not None and not op.done.done():
                 op.done.set_result(None)
         if self._on_committed is not None:
-            events = [op.event for op in batch if isinstance(op, _AlarmOp) and op.error is None]
+            events = [
+                op.event
+                for op in batch
+                if isinstance(op, _AlarmOp) and op.error is None and not op.shown
+            ]
             if events:
                 result = self._on_committed(events)
                 if result is not None:
                     await result
+
+    def _queue_snapshot(self) -> list[Any]:
+        """What waits behind the batch in hand, in order (the queue is left as it was)."""
+        waiting = []
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for op in waiting:
+            self._queue.put_nowait(op)
+        return waiting
+
+    def _show(self, ops: Sequence[Any]) -> None:
+        """Hand alarm writes to `on_committed` ahead of their commit (the store is failing);
+        each is marked, so the commit, when it lands, does not hand it on again."""
+        fresh = [op for op in ops if isinstance(op, _AlarmOp) and op.error is None and not op.shown]
+        if not fresh or self._on_committed is None:
+            return
+        for op in fresh:
+            op.shown = True
+        result = self._on_committed([op.event for op in fresh])
+        if result is not None:
+            # An async listener cannot be awaited from a submit: it runs as a task, kept
+            # so that it is not collected, and its failure is logged, never silent.
+            task = asyncio.ensure_future(result)
+            self._showing.add(task)
+            task.add_done_callback(self._shown)
+
+    def _shown(self, task: asyncio.Future[None]) -> None:
+        self._showing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alarm store: handing on writes ahead of their commit failed",
+                      exc_info=task.exception())  # fmt: skip
 
     async def _write(self, batch: list[_AlarmOp | _CommandOp]) -> None:
         """Commit the batch but its poison writes, marking those (`op.error`). Raises only

@@ -124,12 +124,6 @@ async def test_a_full_disk_stops_neither_shutoff_nor_alarms(
                 assert again[alarm_id][key] == alarm[key], (key, again[alarm_id], alarm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the live feed hears of an alarm only after its commit (gateway/alarms/fanout.py): "
-    "while the disk is full a connected console is told nothing (nor MQTT, nor the phones) "
-    "until space returns",
-)
 async def test_the_live_feed_shows_an_alarm_raised_while_the_disk_is_full(
     tmp_path: Path,
     small_disk: Path,
@@ -158,5 +152,8 @@ async def test_the_live_feed_shows_an_alarm_raised_while_the_disk_is_full(
 
                 pushed = await asyncio.wait_for(alarm_pushed(), 5)
                 assert pushed["type"] == "fire_button"
+                # ...and the alarms topic (the bureau, other consoles) hears of it too.
+                published = await probe.wait_for("xingfu/alarms", timeout=5)
+                assert published["id"] == pushed["id"] and published["type"] == "fire_button"
             finally:
                 filler.unlink()  # so that the gateway's stop need not wait for the disk

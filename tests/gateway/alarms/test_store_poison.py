@@ -181,7 +181,9 @@ async def test_a_timeline_detail_json_cannot_encode_is_dropped_not_raised(
     assert len(logs) == 1 and "a-poison" in logs[0] and "'gas-2'" in logs[0], logs
 
 
-async def test_a_locked_database_is_retried_and_nothing_is_dropped(rig: Rig) -> None:
+async def test_a_locked_database_is_retried_nothing_dropped_and_people_told_meanwhile(
+    rig: Rig,
+) -> None:
     st = rig.store
     # Fail fast on the lock instead of sqlite3's default 5 s busy wait.
     await st.db.execute("PRAGMA busy_timeout = 50")
@@ -197,6 +199,11 @@ async def test_a_locked_database_is_retried_and_nothing_is_dropped(rig: Rig) -> 
         )
         assert st.committed == 0
         assert "locked" in (st.stats.last_error or "")
+        # The disk is failing: people still hear of every change, ahead of its commit,
+        # the ones queued before the failure and one submitted during it.
+        assert rig.committed_ids() == ["a-1", "a-2"]
+        rig.alarm("a-3", "gas-3")
+        assert rig.committed_ids() == ["a-1", "a-2", "a-3"]
     finally:
         locker.execute("ROLLBACK")
         locker.close()
@@ -207,8 +214,12 @@ async def test_a_locked_database_is_retried_and_nothing_is_dropped(rig: Rig) -> 
     assert rig.poison_kinds == []
     assert await st.get("a-1") is not None and await st.get("a-2") is not None
     assert [c.id for c in await st.commands()] == ["c-1"]
-    assert rig.committed_ids() == ["a-1", "a-2"]
-    assert rig.durable[-1] == st.committed == 3
+    assert await st.get("a-3") is not None
+    assert rig.committed_ids() == ["a-1", "a-2", "a-3"], "nothing handed on twice"
+    rig.alarm("a-4", "gas-4")  # healthy again: handed on after its commit, as ever
+    assert rig.committed_ids() == ["a-1", "a-2", "a-3"]
+    await until(lambda: rig.committed_ids()[-1:] == ["a-4"], what="a-4 after its commit")
+    assert rig.durable[-1] == st.committed == 5
 
 
 async def test_a_constraint_failure_is_dropped_alone(rig: Rig) -> None:
