@@ -9,7 +9,8 @@ under which topics:
 - Messages that name no configured device (`unknown_device`, `unknown_topic`,
   `unknown_gateway`) share one line a minute per reason: the first one as it is, then
   "N messages rejected as unknown_device in the last 60 s, e.g. <topic>: <detail>". So do
-  a configured device's rejections once the table of keys is full.
+  a configured device's rejections once the table of keys is full. Presences
+  (`prefix/gateways/<id>`, any id) count as one device.
 - Per-device lines together take at most `MAX_DEVICE_LINES` a minute; what that holds back
   is counted by reason and said in one summary line after the minute.
 
@@ -123,7 +124,11 @@ class Rejects:
 
 def _device_part(topic: str) -> str:
     """`prefix/site/device/telemetry` -> `prefix/site/device` (one key for a device's
-    channels); a topic of no known channel (`modbus/site/device`) is its own key."""
+    channels); `prefix/gateways/<any id>` -> `prefix/gateways` (presences name gateways that
+    anyone can make up); a topic of no known channel (`modbus/site/device`) is its own key."""
+    head = topic.rpartition("/")[0]
+    if head.endswith("/gateways"):
+        return head
     for channel in _CHANNELS:
         if topic.endswith(channel):
             return topic[: -len(channel)]

@@ -112,6 +112,20 @@ def test_device_lines_beyond_the_budget_are_summed_up_after_the_minute(
     assert log()[101] == f"rejected {DEVICE}: not_finite: lel: NaN"
 
 
+def test_forged_presences_of_made_up_gateways_share_one_line(
+    log: Callable[[], list[str]],
+) -> None:
+    rejects = Rejects(Metrics())
+    for i in range(10_000):
+        topic = f"safety/gateways/evil-{i}"
+        rejects.reject(0.0, topic, RejectReason.WRONG_TYPE, "status: 'online' or 'offline'")
+    rejects.reject(0.0, DEVICE, RejectReason.WRONG_TYPE, "lel: not a number")
+    assert log() == [
+        "rejected safety/gateways/evil-0: wrong_type: status: 'online' or 'offline'",
+        f"rejected {DEVICE}: wrong_type: lel: not a number",  # the device lines' budget is intact
+    ]
+
+
 def test_a_full_table_of_devices_shares_a_line_per_reason_then_makes_room(
     log: Callable[[], list[str]],
 ) -> None:
