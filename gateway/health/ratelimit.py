@@ -86,9 +86,9 @@ class LineBudget:
 
     max_lines: int = 100
     window_s: float = 60.0
-    _began: float | None = None
-    _used: int = 0
-    _held: dict[str, int] = field(default_factory=dict)
+    _began: float | None = field(default=None, init=False)
+    _used: int = field(default=0, init=False)
+    _held: dict[str, int] = field(default_factory=dict, init=False)
 
     def take(self, now: float) -> bool:
         """Room for one more line now (and it is counted as written)."""
