@@ -1,5 +1,6 @@
 """deploy/'s broker files, rendered for the test's ports and paths, on a real Mosquitto with
-password authentication (issue 10): what an edge's or a device's credential cannot do."""
+password authentication (issue 10): what an edge's or a device's credential cannot do; and
+how soon the broker's persistence keeps a new session and its queue across a kill -9."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,10 +23,17 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PASSWORD = "pw-test"
 
 
-def render(conf: str, acl: str, workdir: Path, users: dict[str, list[str]]) -> Callable[[int], str]:
+def render(
+    conf: str,
+    acl: str,
+    workdir: Path,
+    users: dict[str, list[str]],
+    persistence: Path | None = None,
+) -> Callable[[int], str]:
     """The shipped configuration for the test: its public listener on `port` (loopback),
     the gateway's listener on another free port (`workdir/gateway.port`), files in `workdir`,
-    no TLS, no persistence. `users`: password file name -> accounts (mosquitto_passwd)."""
+    no TLS; persistence (as shipped) in `persistence`, else none. `users`: password file
+    name -> accounts (mosquitto_passwd)."""
     for name, accounts in users.items():
         path = workdir / name
         for i, user in enumerate(accounts):
@@ -42,8 +51,12 @@ def render(conf: str, acl: str, workdir: Path, users: dict[str, list[str]]) -> C
         text = text.replace("listener 1884 127.0.0.1", f"listener {gateway_port} 127.0.0.1")
         text = re.sub(r"listener (1883|8883) 0\.0\.0\.0", f"listener {port} 127.0.0.1", text)
         text = text.replace("/etc/mosquitto/", f"{workdir}/")
-        text = re.sub(r"(?m)^(certfile|keyfile|persistence_location) .*$", "", text)
-        text = text.replace("persistence true", "persistence false")
+        text = re.sub(r"(?m)^(certfile|keyfile) .*$", "", text)
+        if persistence is None:
+            text = re.sub(r"(?m)^persistence_location .*$", "", text)
+            text = text.replace("persistence true", "persistence false")
+        else:
+            text = text.replace("/var/lib/mosquitto/", f"{persistence}/")
         text = text.replace("log_dest syslog", "log_dest stderr")
         if os.geteuid() == 0:  # or it drops to user mosquitto, who cannot read tmp_path
             text += "user root\n"
@@ -158,3 +171,67 @@ async def test_an_edge_bridge_writes_only_its_own_sites_and_presence_at_the_bure
             await until(lambda: len(got) > len(genuine), what="the device's event at the bureau")
             assert got[-1][0] == "safety/anning/btn-a/event"
             assert not alive.done(), "the bureau gateway was not knocked off the broker"
+
+
+@pytest.mark.parametrize(
+    ("conf", "acl", "users"),
+    [
+        ("mosquitto.conf", "mosquitto.acl", ("safety-gateway.passwd", "safety-devices.passwd")),
+        (
+            "mosquitto-bureau.conf",
+            "mosquitto-bureau.acl",
+            ("bureau-gateway.passwd", "bureau-remote.passwd"),
+        ),
+    ],
+)
+async def test_a_new_gateway_session_and_its_queue_survive_a_kill_9_within_seconds(
+    tmp_path: Path,
+    brokers: Callable[..., Mosquitto],
+    conf: str,
+    acl: str,
+    users: tuple[str, str],
+) -> None:
+    """A gateway subscribes for the first time and goes; a reading is queued for it. The
+    shipped files save the broker's database within seconds (`autosave_interval`, whole
+    seconds), so a broker killed after that comes back with the session and the reading."""
+    store = tmp_path / "store"
+    store.mkdir()
+    gw_users, remote_users = users
+    config = render(
+        conf,
+        acl,
+        tmp_path,
+        {gw_users: ["safety-gateway"], remote_users: ["xingfu/gas-kitchen"]},
+        persistence=store,
+    )
+    m = brokers(tmp_path, name="persistent", config=config)
+    gw_port = int((tmp_path / "gateway.port").read_text())
+    topic = "safety/xingfu/gas-kitchen/telemetry"
+
+    def gateway() -> aiomqtt.Client:
+        return aiomqtt.Client(
+            "127.0.0.1",
+            gw_port,
+            username="safety-gateway",
+            password=PASSWORD,
+            identifier="safety-gw-zy-bulk",
+            clean_session=False,
+        )
+
+    async with gateway() as gw:
+        await gw.subscribe("safety/+/+/telemetry", qos=1)
+    async with client(m.port, "xingfu/gas-kitchen", "xingfu/gas-kitchen") as (dev, _, _):
+        await dev.publish(topic, b'{"values": {"lel": 12.5}}', qos=1)
+    queued_at = time.time()
+    db = store / "mosquitto.db"
+    # 5 s as shipped, counted in whole seconds: saved at most 6 s after the queueing
+    await until(
+        lambda: db.exists() and db.stat().st_mtime >= queued_at - 0.01,
+        timeout=7.5,
+        what="the broker's database saved with the new session and its queued reading",
+    )
+    m.kill()
+    m.start()
+    async with gateway() as gw:
+        message = await asyncio.wait_for(anext(gw.messages), 5)
+    assert (message.topic.value, message.payload) == (topic, b'{"values": {"lel": 12.5}}')
