@@ -2,7 +2,8 @@
 QoS 1 telemetry stream from a publisher with a persistent session: every reading reaches the
 gateway exactly once (counted by its metrics) and is stored in the time series. The
 readings the publisher never saw acknowledged it sends again, as new messages: the gateway
-recognises them by device, `ts` and bytes (`gateway.ingest.resends`)."""
+recognises them by device, `ts` and bytes (`gateway.ingest.resends`). So that there always are
+some, a proxy holds back the broker's PUBACKs of the last 30 readings before the kill."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import orjson
 
 from tests.conftest import GatewayProcess, Mosquitto, VictoriaMetrics, write_config
 from tests.faults.rig import (
+    AckHold,
     Publisher,
     gas_ids,
     health,
@@ -28,6 +30,9 @@ from tests.faults.rig import (
 READINGS = 3000
 DETECTORS = 20
 RATE = 600  # readings a second: the gateway keeps up, so the kill finds little queued
+# The broker's PUBACKs of the last readings before the kill are held back from the publisher
+# (`AckHold`): it sends them again after the restart, though the gateway has taken them.
+HELD_BEFORE_KILL = 30
 SENTINEL = "safety/xingfu/gas-kitchen/telemetry"
 
 
@@ -63,7 +68,8 @@ def test_broker_kill_9_loses_no_reading(
         return [s[2] for s in vm.samples('reading_lel{site="xingfu"}')]
 
     with gateway_process(cfg, port, tmp_path / "gateway.log"):
-        pub = Publisher(broker.port)
+        proxy = AckHold(broker.port)
+        pub = Publisher(proxy.port)
         # The HTTP port answers before the bulk lane has subscribed, and a reading published
         # before its first subscription is not kept for it: the first reading is sent until
         # it is taken (its copies, same ts and bytes, are dropped as a device's resends).
@@ -82,11 +88,14 @@ def test_broker_kill_9_loses_no_reading(
         try:
             start = time.monotonic()
             for i in range(READINGS):
+                if i == READINGS // 3 - HELD_BEFORE_KILL:
+                    proxy.holding = True
                 if i == READINGS // 3:
                     # Mid-flight: readings in the publisher's window, in the broker, and on
                     # their way to the gateway; the stream goes on.
                     broker.kill()
                     killed_at = time.monotonic()
+                    proxy.holding = False
                     start = killed_at - i / RATE  # the pace goes on from here
                 if i == READINGS // 3 + RATE // 2:
                     broker.start()
@@ -107,6 +116,7 @@ def test_broker_kill_9_loses_no_reading(
             wait(lambda: pub.acked >= READINGS + 2, 10, "the sentinel acknowledged")
         finally:
             pub.close()
+            proxy.close()
         wait(lambda: t0 + READINGS in stored(), 30, "the sentinel stored")
         processed = telemetry_processed(base) - baseline - 1
         resent = int(metric(scrape(base), "gateway_rejected_total", 'reason="duplicate"'))
@@ -125,9 +135,11 @@ def test_broker_kill_9_loses_no_reading(
     doubled = sorted({ts - t0 for ts in stamps if stamps.count(ts) > 1})
     print(
         f"broker down {down_s:.2f} s; {READINGS} readings, gateway processed {processed} "
-        f"({processed - READINGS} twice), {resent} sent again and dropped, "
+        f"({processed - READINGS} twice), {proxy.held} PUBACKs held, "
+        f"{resent} sent again and dropped, "
         f"time series {len(stamps)} samples "
         f"({doubled_in_series} doubled: {doubled[:10]}), lost {lost}; catch-up {catchup}"
     )
     assert lost == 0, f"{lost} readings lost (numbers {missing[:5]}..{missing[-5:]})"
     assert processed == READINGS, f"{processed - READINGS} readings processed twice"
+    assert proxy.held and resent, "no reading was sent again: the test tested nothing new"
