@@ -236,6 +236,7 @@ class Gateway:
             central=self.central,
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
+            resend_window_s=mq.resend_window if mq else 0.0,
         )
         self.modbus_sink = ModbusSink(ingest)
         self.tasks = Tasks(lambda name: self.metrics.internal_errors.labels(name).inc())

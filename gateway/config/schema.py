@@ -98,6 +98,10 @@ class MqttSection(_Model):
     password_env: str | None = None
     keepalive_s: int = Field(30, ge=5, le=3600)
     max_payload_bytes: int = Field(16_384, ge=256, le=1_048_576)
+    # A device's payload without `ts` identical to its previous one within this long of the
+    # first copy is a copy it sent again (gateway.ingest.resends); 0 (the default) takes
+    # every copy (a suggested value: 3 s; see the README on the trade-off).
+    resend_window: Seconds = Field(0.0, le=60)
 
     @field_validator("url")
     @classmethod

@@ -7,8 +7,10 @@ message is rejected with a reason and counted; a bug is logged with its tracebac
 counted, and the next message is handled: one device never stops protection of the rest. A
 copy the broker delivers again, after a restart, of a message whose changes were stored is
 recognised before anything else and changes nothing (`gateway.ingest.redelivery`; after a
-reconnect the MQTT link recognises it and reports it to `duplicate`). The router also says
-when a message may be acknowledged (the ack token).
+reconnect the MQTT link recognises it and reports it to `duplicate`). A copy a device sent
+again (a new message to the broker) is recognised by its bytes once decoded, before the
+rules (`gateway.ingest.resends`). The router also says when a message may be acknowledged
+(the ack token).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
 from gateway.ingest.redelivery import Redeliveries
+from gateway.ingest.resends import Resends
 from gateway.ingest.series import IngestDeps
 from rules.model import DeviceRef, Instant, Outcome, Reading
 
@@ -36,6 +39,7 @@ class _DeviceRoute:
     channel: Channel
     device_type: str  # the time series' `type` tag
     authority: bool  # this gateway serves the site (it is not only observed)
+    resends: Resends  # the topic's recent payloads, to recognise a device's copy
 
 
 class MessageRouter:
@@ -47,6 +51,7 @@ class MessageRouter:
         central: CentralObserver,
         topic_prefix: str,
         max_payload_bytes: int,
+        resend_window_s: float = 0.0,
     ) -> None:
         self._inventory = deps.inventory
         self._engine = deps.engine
@@ -61,6 +66,7 @@ class MessageRouter:
         self._clocks = deps.clocks
         self._series = deps.series
         self._redeliveries = redeliveries
+        self._resend_window = resend_window_s
         self._routes: dict[str, _DeviceRoute] = {}
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
@@ -139,6 +145,10 @@ class MessageRouter:
         outcome: Outcome | None = None
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now.wall)
+            again = route.resends.again(payload, decoded.device_time, now.mono, self._resend_window)
+            if again is not None:
+                # Acknowledged at once: the first copy's PUBACK waits for what it changed.
+                raise Rejected(RejectReason.DUPLICATE, again)
             for q in decoded.rejected:
                 self._rejects.reject(now.mono, topic, q.reason, f"{q.quantity}: {q.detail}")
             if delivery is not Delivery.CURRENT and decoded.device_time:
@@ -156,7 +166,12 @@ class MessageRouter:
             self._live.device_changed(ref)
             self._to_series(decoded.reading, route)
         elif channel is Channel.EVENT:
-            outcome = self._engine.on_event(codec.decode_event(ref, payload, now.wall), now)
+            event = codec.decode_event(ref, payload, now.wall)
+            stamped = event.ts != now.wall
+            again = route.resends.again(payload, stamped, now.mono, self._resend_window)
+            if again is not None:
+                raise Rejected(RejectReason.DUPLICATE, again)
+            outcome = self._engine.on_event(event, now)
             self._live.device_changed(ref)
         elif channel is Channel.STATUS:
             outcome = self._engine.on_availability(codec.decode_status(ref, payload), now)
@@ -189,7 +204,11 @@ class MessageRouter:
         if installed is None or not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
         found = _DeviceRoute(
-            ref, route.channel, installed.type.value, self._authority.decides(ref.site)
+            ref,
+            route.channel,
+            installed.type.value,
+            self._authority.decides(ref.site),
+            Resends(),
         )
         if len(self._routes) < _ROUTES_CACHED:
             self._routes[topic] = found

@@ -1,8 +1,11 @@
 """Shared parts of the fault tests: a gateway process's configuration, its metrics and health
-over HTTP, and a device publisher with a persistent MQTT session (paho, its own thread)."""
+over HTTP, a device publisher with a persistent MQTT session (paho, its own thread), and a
+proxy that keeps the broker's PUBACKs from it."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.devices import nodelay
 from tests.conftest import free_port, site_config
+from tests.support.ack_trap import PUBACK
+from tests.support.ack_trap import _cut as cut_packet
 
 ADMIN_TOKEN = "faults-admin-token-0123456789"
 
@@ -150,3 +155,63 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class AckHold:
+    """A TCP proxy between a device and the broker that can hold back the broker's PUBACKs
+    (`holding`): the broker has taken those publications and passed them on, the device never
+    hears so and, once reconnected, sends them again as QoS 1 requires. Only packets from the
+    broker are cut (by their MQTT fixed header); a connection ends both ways when either side
+    closes. Threads, for the blocking fault tests."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self.holding = False
+        self.held = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                device, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            try:
+                broker = socket.create_connection(("127.0.0.1", self.broker_port), timeout=2)
+            except OSError:
+                device.close()  # the broker is down: the device retries
+                continue
+            broker.settimeout(None)
+            for s in (device, broker):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pipe, args=(device, broker, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(broker, device, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_broker: bool) -> None:
+        buf = bytearray()
+        try:
+            while data := src.recv(65536):
+                if not from_broker:
+                    dst.sendall(data)
+                    continue
+                buf += data
+                out = bytearray()
+                while (packet := cut_packet(buf)) is not None:
+                    if self.holding and packet[0] & 0xF0 == PUBACK:
+                        self.held += 1
+                        continue
+                    out += packet
+                if out:
+                    dst.sendall(out)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
