@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def health_report(gw: Gateway) -> dict[str, Any]:
     """`GET /api/health`: degraded when the broker is down, the store failing or found
-    corrupt at start (`store.recovered_from`), the last daily backup or archive failed
+    corrupt at start (`store.recovered_from`, until a person closes its `store_failure`
+    alarm), the last daily backup or archive failed
     (`storage`), any internal error was counted since start, or the last configuration
     reload was refused (`config.last_reload.errors`)."""
     h: LinkHealth = gw.link.health
@@ -34,7 +35,7 @@ def health_report(gw: Gateway) -> dict[str, Any]:
         h.connected
         and internal_errors == 0
         and gw.store.healthy
-        and recovery is None
+        and not _recovery_unresolved(gw)
         and gw.housekeeping.healthy
         and not refused
     )
@@ -140,3 +141,12 @@ def connection_changed(metrics: Metrics, link: MqttLink, connected: bool) -> Non
     metrics.mqtt_connected.set(1 if connected else 0)
     if connected and link.health.reconnects:
         metrics.mqtt_reconnects.inc()
+
+
+def _recovery_unresolved(gw: Gateway) -> bool:
+    """A database was found corrupt at start and a person has not closed its `store_failure`
+    alarm yet. A bureau that decides no site raises none: degraded until its next start."""
+    if gw.store.recovery is None:
+        return False
+    keys = gw.store_failure_keys
+    return not keys or any(gw.book.find(key) is not None for key in keys)

@@ -111,6 +111,9 @@ class Gateway:
         self.clock = clock
         self.clocks = Clocks(clock, monotonic)
         self.started_mono = self.clocks.mono()  # uptime, unmoved by a wall-clock step
+        # The `store_failure` alarms raised for a database found corrupt at start: health
+        # stays degraded until a person has closed them (`gateway.app.health`).
+        self.store_failure_keys: list[AlarmKey] = []
         self.started_at = clock()
         self._tick_interval = tick_interval_s
         data_dir = Path(config.gateway.data_dir)
@@ -368,6 +371,7 @@ class Gateway:
             if not self.authority.decides(site):
                 continue
             key = AlarmKey(site, self.config.gateway.id, AlarmType.STORE_FAILURE)
+            self.store_failure_keys.append(key)
             change = AlarmChange(
                 key, ChangeKind.RAISE, severity, Reason.STORE_CORRUPT, latched=True
             )

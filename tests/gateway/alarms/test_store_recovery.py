@@ -56,12 +56,21 @@ async def _starts_on_a_fresh_store(
             stored = await gw.store.query(states=["active"])
             assert {a.type.value for a in stored} == {"gas_leak", "store_failure"}
 
-    # The next start finds a sound database: no new recovery, the alarm still open.
+            # A person who has looked at the disk closes the alarm: health is ok again, the
+            # recovery still on record.
+            close = {"by": "王值班", "disposition": "real", "note": "磁盘已检查"}
+            r = await api.post(f"/api/alarms/{listed[0]['id']}/close", json=close)
+            assert r.status_code == 200, r.text
+            health = (await api.get("/api/health")).json()
+            assert health["status"] == "ok", health
+            assert health["store"]["recovered_from"] == str(kept[0])
+
+    # The next start finds a sound database: no new recovery, the closed alarm kept.
     async with running_gateway(parse_config(config_data)) as running:
         health = (await running.api.get("/api/health")).json()
         assert health["store"]["recovered_from"] is None
         listed = (await running.api.get("/api/alarms", params={"type": "store_failure"})).json()
-        assert len(listed) == 1
+        assert [a["state"] for a in listed] == ["closed"]
     assert len(list(data_dir.glob("alarms.sqlite3.corrupt-*"))) == len(kept)
 
 
