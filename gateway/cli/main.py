@@ -134,14 +134,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     for problem in missing_secrets(config):
         print(f"warning: {problem}", file=sys.stderr)
-    refused = too_new(Path(config.gateway.data_dir), DATABASES)
-    for newer in refused:
-        print(newer, file=sys.stderr)
-    if refused:
+    if _written_by_a_newer_gateway(Path(config.gateway.data_dir)):
         return EXIT_FAILED
     devices = sum(len(s.devices) for s in config.sites)
     print(f"{args.config}: valid ({len(config.sites)} sites, {devices} devices)")
     return EXIT_OK
+
+
+def _written_by_a_newer_gateway(data_dir: Path) -> bool:
+    """Says so on stderr, one line per database, naming both schema versions."""
+    refused = too_new(data_dir, DATABASES)
+    for newer in refused:
+        print(newer, file=sys.stderr)
+    return bool(refused)
 
 
 # ------------------------------------------------------------------------ run
@@ -156,10 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     data_dir = Path(config.gateway.data_dir)
     # Before anything starts: a database written by a newer gateway is not to be touched.
-    refused = too_new(data_dir, DATABASES)
-    for newer in refused:
-        print(newer, file=sys.stderr)
-    if refused:
+    if _written_by_a_newer_gateway(data_dir):
         return EXIT_FAILED
     try:
         # Held while the gateway runs: `restore` refuses to pull files from under it.
