@@ -98,11 +98,11 @@ class Actuator:
     def complete(
         self, command_id: str, ref: DeviceRef, ok: bool, detail: str | None, now: float
     ) -> tuple[SentCommand, CommandResult] | None:
-        """A command's outcome (MQTT ack, Modbus read-back): recorded, and handed back."""
+        """A command's outcome (MQTT ack, Modbus read-back): recorded, and handed back; None
+        when it matches no command sent to that device."""
         sent = self._pending.get(command_id)
         if sent is None or sent.ref != ref:
-            log.warning("result for command %s from %s matches no command we sent", command_id, ref)
-            return None
+            return None  # matches no command we sent: the caller says so, rate-limited
         del self._pending[command_id]
         self._record(
             CommandRecord(

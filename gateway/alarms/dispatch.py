@@ -26,6 +26,7 @@ from gateway.alarms.event import AlarmContext
 from gateway.alarms.store import AlarmStore
 from gateway.config.clocks import Clocks
 from gateway.health.metrics import Metrics
+from gateway.health.ratelimit import OncePerInterval
 from rules.engine import RuleEngine
 from rules.model import DeviceRef, Instant, Outcome, Reason
 
@@ -54,6 +55,9 @@ class AlarmDispatcher:
         # False for a site its edge gateway serves (central mode): the edge decides there.
         self._decides = decides
         self._clocks = clocks
+        # An ack naming a command never sent costs a device nothing to repeat: one line a
+        # minute per device (a made-up one shares a line), the repeats counted in the next.
+        self._unmatched_log = OncePerInterval(60.0, max_keys=1_000)
 
     def dispatch(self, outcome: Outcome, now: float) -> None:
         if outcome:
@@ -105,6 +109,7 @@ class AlarmDispatcher:
         """Shared by MQTT acks and Modbus read-backs: record, timeline, then the engine."""
         matched = self._actuator.complete(command_id, ref, ok, detail, now.wall)
         if matched is None:
+            self._unmatched(command_id, ref, now)
             return
         sent, result = matched
         self._metrics.commands.labels(sent.cmd.value, "ok" if ok else "failed").inc()
@@ -119,6 +124,17 @@ class AlarmDispatcher:
                 info["detail"] = detail
             self.persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now.wall, info))
         self.dispatch(self._engine.on_command_result(result, now), now.wall)
+
+    def _unmatched(self, command_id: str, ref: DeviceRef, now: Instant) -> None:
+        limit = self._unmatched_log
+        key: DeviceRef | None = ref if limit.has_room(now.mono, ref) else None
+        due = limit.due(now.mono, key)
+        if due is None:
+            return
+        more = f" (and {due.held} more in the last {due.elapsed_s:.0f} s)" if due.held else ""
+        log.warning("result for command %r from %s matches no command we sent%s",
+                    command_id[:64], ref, more)  # fmt: skip
+        limit.written(now.mono, key)
 
     def record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:
         """A timeline entry from another part of the gateway (notification attempts)."""

@@ -36,6 +36,7 @@ from gateway.config.clockface import Clockface
 from gateway.config.clocks import Clocks
 from gateway.config.inventory import Inventory
 from gateway.health.metrics import Metrics
+from gateway.health.ratelimit import OncePerInterval
 from gateway.live.hub import LiveHub
 from rules.model import AlarmType, DeviceRef, Instant
 
@@ -114,6 +115,9 @@ class CentralObserver:
         self._offline_after_s = edge_offline_after_s
         self._clocks = clocks
         self.edges = EdgeWatch(authority.edge_gateways)
+        # A configured edge that keeps listing other sites (or a forgery with its id) is
+        # told once a minute, not once per presence.
+        self._site_list_log = OncePerInterval(60.0, max_keys=1_000)
 
     # ------------------------------------------------------------- the edge's topics
     def on_alarm(self, site: str, payload: bytes, now: float) -> None:
@@ -157,14 +161,22 @@ class CentralObserver:
                 RejectReason.UNKNOWN_GATEWAY, f"gateway {gateway_id!r} serves no edge site here"
             )
         if set(msg.sites) != set(own):  # the configuration wins: only `own` are changed
-            log.warning(
-                "edge gateway %s lists sites %s; configured for it here: %s (only these count)",
-                gateway_id,
-                ", ".join(msg.sites) or "none",
-                ", ".join(own),
-            )
+            self._site_list_differs(gateway_id, msg.sites, own, now)
         self._edge_changed(self.edges.on_presence(gateway_id, msg.online, now))
         self._metrics.messages.inc(Channel.PRESENCE.value)
+
+    def _site_list_differs(
+        self, gateway_id: str, listed: tuple[str, ...], own: tuple[str, ...], now: Instant
+    ) -> None:
+        due = self._site_list_log.due(now.mono, gateway_id)  # configured ids only: bounded
+        if due is None:
+            return
+        more = f" (and {due.held} more in the last {due.elapsed_s:.0f} s)" if due.held else ""
+        log.warning(
+            "edge gateway %s lists sites %s; configured for it here: %s (only these count)%s",
+            gateway_id, ", ".join(listed)[:200] or "none", ", ".join(own), more,
+        )  # fmt: skip
+        self._site_list_log.written(now.mono, gateway_id)
 
     def on_uplink(self, site: str, payload: bytes, now: Instant) -> None:
         if payload.strip() not in (b"0", b"1"):

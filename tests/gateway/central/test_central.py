@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -464,7 +465,7 @@ def _ref(device: str) -> DeviceRef:
 
 
 async def test_presence_counts_only_from_the_configured_edge_gateway(
-    tmp_path: Path, brokers: Callable[..., Mosquitto]
+    tmp_path: Path, brokers: Callable[..., Mosquitto], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 10: an `online` from any gateway id listing the site hid a dead edge, and a
     forged `offline` raised `edge_offline`. Only the id configured as the site's
@@ -481,6 +482,17 @@ async def test_presence_counts_only_from_the_configured_edge_gateway(
         await b.at_bureau.publish(f"safety/gateways/{EDGE_GATEWAY}", wrong)
         await until(lambda: rejects.get("wrong_type", 0) >= 1, what="another id's payload")
         assert link.gateway_online is True and link.gateway == EDGE_GATEWAY
+        # The configured id listing other sites, again and again: only its own change, and
+        # the log says so once a minute, not once a message.
+        caplog.set_level(logging.WARNING, logger="gateway.central.observer")
+        presences = b.central.gw.metrics.messages
+        before = presences.get("presence")
+        extra = {"gateway": EDGE_GATEWAY, "status": "online", "sites": ["xingfu", "anning"]}
+        for _ in range(30):
+            await b.at_bureau.publish(f"safety/gateways/{EDGE_GATEWAY}", extra)
+        await until(lambda: presences.get("presence") >= before + 30, what="30 presences")
+        lines = [r for r in caplog.records if "lists sites" in r.getMessage()]
+        assert len(lines) == 1, [r.getMessage() for r in lines]
         # The edge gateway itself stops: its will counts.
         await b.edge.gw.__aexit__(None, None, None)
         await until(lambda: link.gateway_online is False, timeout=15, what="the edge offline")
