@@ -31,7 +31,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,8 @@ class AlarmStore(HistoryReads):
     def __init__(
         self,
         path: Path,
-        on_committed: Callable[[Sequence[AlarmEvent]], Awaitable[None] | None] | None = None,
+        # Synchronous: it is also called from a submit, on the alarm path, which never waits.
+        on_committed: Callable[[Sequence[AlarmEvent]], None] | None = None,
         on_durable: Callable[[int], None] | None = None,
         on_poison: Callable[[str], None] | None = None,
     ) -> None:
@@ -200,7 +201,6 @@ class AlarmStore(HistoryReads):
         self._on_durable = on_durable
         self._on_poison = on_poison  # called with "alarm" or "command" per dropped write
         self.stats = StoreStats()
-        self._showing: set[asyncio.Future[None]] = set()
         # Every write gets a sequence number; `committed` is the highest one on disk. The
         # MQTT link holds back the acknowledgement of a message until what it caused is
         # committed, so a crash before the commit makes the broker deliver it again.
@@ -392,14 +392,14 @@ class AlarmStore(HistoryReads):
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if self.healthy:
                     log.error("alarm store commit failed (%s); retrying with backoff", exc)
+                    # Nor must people wait: what this batch and the writes queued behind
+                    # it change goes out now (later writes at their submit, while failing).
+                    self._show([*batch, *self._queue_snapshot()])
                 self.healthy = False
                 # Degraded: do not make the broker wait on a broken disk. Ingestion and
                 # alarms go on from memory; redelivery after a crash is what we give up.
                 if self._on_durable is not None:
                     self._on_durable(self.submitted)
-                # Nor the people: what this batch and the writes queued behind it change
-                # goes out now (later writes, at their submit), before it is on disk.
-                self._show([*batch, *self._queue_snapshot()])
                 with contextlib.suppress(aiosqlite.Error):
                     await db.rollback()
                 await asyncio.sleep(delay)
@@ -425,9 +425,7 @@ class AlarmStore(HistoryReads):
                 if isinstance(op, _AlarmOp) and op.error is None and not op.shown
             ]
             if events:
-                result = self._on_committed(events)
-                if result is not None:
-                    await result
+                self._on_committed(events)
 
     def _queue_snapshot(self) -> list[Any]:
         """What waits behind the batch in hand, in order (the queue is left as it was)."""
@@ -446,19 +444,7 @@ class AlarmStore(HistoryReads):
             return
         for op in fresh:
             op.shown = True
-        result = self._on_committed([op.event for op in fresh])
-        if result is not None:
-            # An async listener cannot be awaited from a submit: it runs as a task, kept
-            # so that it is not collected, and its failure is logged, never silent.
-            task = asyncio.ensure_future(result)
-            self._showing.add(task)
-            task.add_done_callback(self._shown)
-
-    def _shown(self, task: asyncio.Future[None]) -> None:
-        self._showing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("alarm store: handing on writes ahead of their commit failed",
-                      exc_info=task.exception())  # fmt: skip
+        self._on_committed([op.event for op in fresh])
 
     async def _write(self, batch: list[_AlarmOp | _CommandOp]) -> None:
         """Commit the batch but its poison writes, marking those (`op.error`). Raises only
