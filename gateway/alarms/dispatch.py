@@ -131,9 +131,8 @@ class AlarmDispatcher:
         due = limit.due(now.mono, key)
         if due is None:
             return
-        more = f" (and {due.held} more in the last {due.elapsed_s:.0f} s)" if due.held else ""
         log.warning("result for command %r from %s matches no command we sent%s",
-                    command_id[:64], ref, more)  # fmt: skip
+                    command_id[:64], ref, due.suffix)  # fmt: skip
         limit.written(now.mono, key)
 
     def record(self, alarm_id: str, action: str, detail: dict[str, Any]) -> None:

@@ -171,10 +171,9 @@ class CentralObserver:
         due = self._site_list_log.due(now.mono, gateway_id)  # configured ids only: bounded
         if due is None:
             return
-        more = f" (and {due.held} more in the last {due.elapsed_s:.0f} s)" if due.held else ""
         log.warning(
             "edge gateway %s lists sites %s; configured for it here: %s (only these count)%s",
-            gateway_id, ", ".join(listed)[:200] or "none", ", ".join(own), more,
+            gateway_id, ", ".join(listed)[:200] or "none", ", ".join(own), due.suffix,
         )  # fmt: skip
         self._site_list_log.written(now.mono, gateway_id)
 

@@ -20,6 +20,11 @@ class Due:
     held: int
     elapsed_s: float
 
+    @property
+    def suffix(self) -> str:
+        """What to add to the key's line: the repeats held back since its last one."""
+        return f" (and {self.held} more in the last {self.elapsed_s:.0f} s)" if self.held else ""
+
 
 @dataclass(slots=True)
 class _Seen:
