@@ -114,7 +114,6 @@ class Gateway:
         # The `store_failure` alarms raised for a database found corrupt at start: health
         # stays degraded until a person has closed them (`gateway.app.health`).
         self.store_failure_keys: list[AlarmKey] = []
-        self.started_at = clock()
         self._tick_interval = tick_interval_s
         data_dir = Path(config.gateway.data_dir)
         prefix = config.topic_prefix
