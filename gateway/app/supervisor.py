@@ -64,6 +64,8 @@ from gateway.notify.factory import build_notifiers
 from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
+from gateway.people.directory import People
+from gateway.people.model import contact_persons
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
@@ -153,6 +155,8 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
+        # Who may sign in, and the contacts' phone links (gateway.people).
+        self.people = People(data_dir / "people.sqlite3")
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -265,6 +269,8 @@ class Gateway:
 
     async def _start(self) -> Gateway:
         await self.store.open()
+        await asyncio.to_thread(self.people.open)
+        await self.sync_contacts()
         await self.notifications.open()
         if self.timeseries is not None:
             await self.timeseries.open()
@@ -357,7 +363,15 @@ class Gateway:
             await self.notifications.close()
             await self._http.aclose()
         finally:
-            await self.store.close()
+            try:
+                await asyncio.to_thread(self.people.close)
+            finally:
+                await self.store.close()
+
+    async def sync_contacts(self) -> None:
+        """The configuration's contacts are persons (they get phone links); again on reload."""
+        persons = contact_persons(self.config)
+        await asyncio.to_thread(self.people.sync_contacts, persons, self.clock())
 
     def _raise_store_failure(self, recovery: StoreRecovery) -> None:
         """The gateway's own `store_failure` alarm (device = the gateway's id) at every site
@@ -407,6 +421,7 @@ class Gateway:
         self.config = config
         self.loaded_at = now.wall
         # ---- the swap is done
+        await self.sync_contacts()
         for bus, link in buses.stopped.items():
             await self._drain(bus, link)
             link.stop()

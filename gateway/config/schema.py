@@ -58,6 +58,7 @@ class ContactRole(StrEnum):
     SAFETY_MANAGER = "safety_manager"
     DUTY_OFFICER = "duty_officer"
     BUREAU_DUTY = "bureau_duty"
+    BUREAU_LEADER = "bureau_leader"  # the bureau's leader on call (领导带班, seed 001)
     OTHER = "other"
 
 
@@ -84,10 +85,23 @@ class ApiToken(_Model):
     sites: list[Ident] = []  # duty: the sites this token may act on
 
 
+class SessionSettings(_Model):
+    """A browser's login (gateway.http.login). A duty-room console is watched all shift: the
+    idle limit is long, and the console shows a logged-out page loudly, never silently."""
+
+    idle_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
+    absolute_hours: int = Field(72, ge=1, le=30 * 24)
+
+
 class HttpSection(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     tokens: list[ApiToken] = []
+    sessions: SessionSettings = SessionSettings()
+    # Who may read /metrics and /docs (with /openapi.json) once people sign in: True anyone
+    # (a Prometheus scraper without credentials), False a signed-in person or token.
+    public_metrics: bool = True
+    public_docs: bool = False
 
 
 class MqttSection(_Model):
@@ -228,6 +242,8 @@ def poll_interval(dev: DeviceConfig) -> float:
 class Contact(_Model):
     name: str = Field(min_length=1)
     role: ContactRole
+    # The person's login (gateway.people): default "p" + the phone's digits.
+    login: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     phone: str | None = Field(None, pattern=r"^\+?[0-9]{6,15}$")
     email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
 

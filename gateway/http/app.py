@@ -15,7 +15,18 @@ from fastapi import FastAPI
 
 from gateway.app.supervisor import Gateway
 from gateway.config.schema import GatewayConfig
-from gateway.http import alarms, commands, devices, health, live, maintenance, reports, sites
+from gateway.http import (
+    alarms,
+    commands,
+    devices,
+    health,
+    live,
+    login,
+    maintenance,
+    people,
+    reports,
+    sites,
+)
 from gateway.http import static as static_files
 from gateway.http.auth import Auth
 from gateway.http.errors import install_error_handlers
@@ -33,6 +44,8 @@ _ROUTERS = (
     maintenance.router,
     static_files.router,
     reports.router,
+    login.router,
+    people.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -48,7 +61,7 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
     )
     if gw is not None:
         app.state.gateway = gw
-        app.state.auth = Auth(gw.config)
+        app.state.auth = Auth(gw.config, gw.people, gw.clock)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)  # before anything reads a body, 413 (or 401)
     for router in _ROUTERS:
@@ -67,7 +80,7 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Gateway(config, **gateway_kwargs) as gw:
             app.state.gateway = gw
-            app.state.auth = Auth(config)
+            app.state.auth = Auth(config, gw.people, gw.clock)
             on_started()
             yield
 

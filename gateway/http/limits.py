@@ -65,7 +65,7 @@ class BodyLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = refusal(HTTPConnection(scope))
+        error = await refusal(HTTPConnection(scope))
         if error is None:
             status, body = (
                 413,

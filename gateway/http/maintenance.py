@@ -20,7 +20,7 @@ router = APIRouter()
 
 
 class MaintenanceBody(Body):
-    by: str = Field(min_length=1, max_length=64)
+    by: str | None = Field(None, max_length=64)  # kept in the note: the caller is the actor
     until: str | None = None  # ISO 8601 with offset
     minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
     note: str = Field("", max_length=2000)
@@ -53,7 +53,8 @@ async def maintenance_on(
     assert until is not None
     if not now < until <= now + MAX_MAINTENANCE_S:
         raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
-    m = Maintenance(installed.ref.site, installed.ref.device, until, body.by, body.note or None)
+    actor, note = who.acting(body.by, body.note)
+    m = Maintenance(installed.ref.site, installed.ref.device, until, actor, note)
     await gw.maintenance.set(m)
     return _maintenance_json(gw, m)
 

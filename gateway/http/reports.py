@@ -70,7 +70,7 @@ async def daily_report(
             raise ApiError(404, "unknown site", site)
     elif who.sites is not None:
         raise ApiError(
-            403, "not allowed", f"{who.name} may read only some sites: ask for one with ?site="
+            403, "not allowed", f"{who.login} may read only some sites: ask for one with ?site="
         )
     try:
         report = await build_daily_report(

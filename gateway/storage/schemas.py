@@ -143,5 +143,60 @@ CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind);
 
 OUTBOX: Final = Schema("outbox", (Step(1, _OUTBOX_V1),))
 
+# ------------------------------------------------------------ <data_dir>/people.sqlite3
+# Owners: gateway.people.directory (persons, api_tokens, sessions), gateway.people.links
+# (ack_links). Secrets are never stored, only their SHA-256 (`hash`).
+_PEOPLE_V1: Final = """
+CREATE TABLE persons (
+    login TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    sites TEXT NOT NULL DEFAULT '',  -- comma-separated site ids; '' every site (bureau, admin)
+    phone TEXT,
+    email TEXT,
+    origin TEXT NOT NULL CHECK (origin IN ('account', 'config')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    password_hash TEXT,              -- argon2id; NULL: no login (a contact's phone links only)
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    password_changed_at REAL
+);
+CREATE INDEX persons_phone ON persons(phone);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    login TEXT NOT NULL REFERENCES persons(login),
+    label TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT,
+    last_used_at REAL
+);
+CREATE TABLE sessions (
+    hash TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    seen_at REAL NOT NULL,
+    source TEXT
+);
+CREATE TABLE ack_links (
+    hash TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    alarm_id TEXT NOT NULL,
+    occurrence TEXT NOT NULL,        -- the alarm's raise (or re-raise) the link is about
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    responses TEXT NOT NULL DEFAULT '[]'  -- JSON list of {status, at, source, note}
+);
+CREATE INDEX ack_links_alarm ON ack_links(alarm_id, login);
+"""
+
+PEOPLE: Final = Schema("people", (Step(1, _PEOPLE_V1),))
+
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
-DATABASES: Final = {"alarms.sqlite3": ALARMS, "timeseries-outbox.sqlite3": OUTBOX}
+DATABASES: Final = {
+    "alarms.sqlite3": ALARMS,
+    "timeseries-outbox.sqlite3": OUTBOX,
+    "people.sqlite3": PEOPLE,
+}
