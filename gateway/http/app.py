@@ -58,6 +58,9 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
         version="1",
         description="Alarms, devices and commands of the safety-monitoring gateway.",
         lifespan=lifespan,
+        docs_url=None,  # served by gateway.http.health, behind auth when configured
+        redoc_url=None,
+        openapi_url=None,
     )
     if gw is not None:
         app.state.gateway = gw
@@ -67,6 +70,7 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
     for router in _ROUTERS:
         app.include_router(router)
     register_overview_routes(app)
+    health.add_docs_routes(app)
     # The pages are plain files (no build step); they talk to the API like any client.
     app.mount("/console", NoCacheFiles(directory=CONSOLE_DIR), name="console")
     app.mount("/static/shared", NoCacheFiles(directory=SHARED_DIR), name="shared")

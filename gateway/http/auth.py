@@ -69,7 +69,9 @@ class Principal:
         note = note.strip()
         typed = (typed or "").strip()
         if self.via == "local":
-            return typed or self.login, note or None
+            if not typed:  # nobody signed in: the typed name is all the record has
+                raise ApiError(422, "invalid request", "by: name the person acting")
+            return typed, note or None
         if typed and typed not in (self.name, self.login):
             typed_part = f"填写姓名：{typed}"
             note = f"{note}（{typed_part}）" if note else typed_part

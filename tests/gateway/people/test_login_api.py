@@ -1,0 +1,209 @@
+"""Persons sign in (issue 11): a login sets an HttpOnly SameSite=Strict session cookie, the
+actor of an action is the person behind it (a typed name is only a note), a change from a
+session must come from our own pages, failed logins lock, issued tokens work until revoked,
+and with nobody able to sign in the loopback API stays in local operator mode."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gateway.cli.main import main as cli
+from gateway.config.loading import parse_config
+from gateway.people.model import Person, Role
+from gateway.people.passwords import hash_password
+from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway
+from tests.support.overview import two_sites
+
+PASSWORD = "correct horse battery"
+ORIGIN = {"origin": "http://gateway"}
+
+
+def _config(tmp_path: Path, broker: Mosquitto, **http: Any) -> Any:
+    data = two_sites(tmp_path / "data", broker.port)
+    if http:
+        data["http"] = http
+    return data
+
+
+@asynccontextmanager
+async def _with_people(
+    tmp_path: Path, broker: Mosquitto, *persons: Person, **http: Any
+) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(parse_config(_config(tmp_path, broker, **http))) as rg:
+        for p in persons:
+            await asyncio.to_thread(rg.gw.people.add, p, hash_password(PASSWORD), 0.0)
+        yield rg
+
+
+WANG = Person("wang", "王值班", Role.DUTY, frozenset({"xingfu"}))
+ADMIN = Person("root1", "管理员", Role.ADMIN, frozenset())
+BUREAU = Person("ju1", "局值班员", Role.BUREAU, frozenset())
+
+
+async def _login(api: httpx.AsyncClient, login: str, password: str = PASSWORD) -> httpx.Response:
+    return await api.post("/api/login", json={"login": login, "password": password})
+
+
+async def _button_alarm(probe: Probe, site: str = "xingfu") -> str:
+    await probe.event("btn-lobby" if site == "xingfu" else "btn-1", "pressed", site=site)
+    alarm = await probe.wait_for(f"{site}/alarms", lambda m: m["type"] == "fire_button")
+    return str(alarm["id"])
+
+
+@pytest.mark.broker
+async def test_the_actor_is_the_person_behind_the_session(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        api = rg.api
+        assert (await api.get("/api/alarms")).status_code == 401
+        wrong = await _login(api, "wang", "not the password")
+        assert (wrong.status_code, wrong.json()["error"]) == (401, "wrong login or password")
+        unknown = await _login(api, "nobody")
+        assert unknown.json() == wrong.json()  # says nothing about which logins exist
+
+        r = await _login(api, "wang")
+        assert r.status_code == 200 and r.json()["name"] == "王值班"
+        cookie = r.headers["set-cookie"]
+        assert "sg_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "Secure" not in cookie  # plain HTTP here; Secure under TLS
+        me = (await api.get("/api/me")).json()
+        assert (me["login"], me["role"], me["sites"], me["via"]) == (
+            "wang", "duty", ["xingfu"], "session",
+        )  # fmt: skip
+
+        alarm_id = await _button_alarm(probe)
+        # The impersonation of the issue: a duty officer types the county head's name.
+        r = await api.post(
+            f"/api/alarms/{alarm_id}/ack",
+            json={"by": "县局局长（冒名）", "note": "已到场"},
+            headers=ORIGIN,
+        )
+        assert r.status_code == 200, r.text
+        acked = r.json()
+        assert acked["acked_by"] == "王值班 (wang)"
+        ack_entry = next(e for e in acked["timeline"] if e["action"] == "acked")
+        assert ack_entry["actor"] == "王值班 (wang)"
+        assert ack_entry["note"] == "已到场（填写姓名：县局局长（冒名））"
+
+        r = await api.post("/api/logout", headers=ORIGIN)
+        assert r.status_code == 200 and r.json() == {"logged_out": True}
+        again = await api.get("/api/me")
+        assert again.status_code == 401
+
+
+@pytest.mark.broker
+async def test_a_change_from_a_session_must_come_from_our_pages(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        api = rg.api
+        await _login(api, "wang")
+        alarm_id = await _button_alarm(probe)
+        for headers in ({"origin": "http://evil.example"}, {}):
+            r = await api.post(f"/api/alarms/{alarm_id}/ack", json={}, headers=headers)
+            assert (r.status_code, r.json()["error"]) == (403, "cross-site request refused")
+        assert rg.gw.book.get(alarm_id).acked is False  # type: ignore[union-attr]
+        assert (await api.get("/api/alarms")).status_code == 200  # reading needs no Origin
+        r = await api.post(f"/api/alarms/{alarm_id}/ack", json={}, headers=ORIGIN)
+        assert r.status_code == 200
+
+
+@pytest.mark.broker
+async def test_failed_logins_lock_the_account(tmp_path: Path, broker: Mosquitto) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        api = rg.api
+        loop = asyncio.get_running_loop()
+        times = []
+        for _ in range(5):
+            t0 = loop.time()
+            assert (await _login(api, "wang", "guess guess guess")).status_code == 401
+            times.append(loop.time() - t0)
+        assert times[-1] > times[0] + 0.5  # each failure answered more slowly
+        locked = await _login(api, "wang")  # even the right password
+        assert locked.status_code == 429
+        assert 800 < int(locked.headers["retry-after"]) <= 901
+
+
+@pytest.mark.broker
+async def test_issued_tokens_work_until_revoked_and_are_stored_hashed(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with _with_people(tmp_path, broker, ADMIN, BUREAU) as rg:
+        api = rg.api
+        await _login(api, "root1")
+        r = await api.post(
+            "/api/tokens", json={"login": "ju1", "label": "县局大屏"}, headers=ORIGIN
+        )
+        assert r.status_code == 201, r.text
+        token, token_id = r.json()["token"], r.json()["id"]
+        db = sqlite3.connect(rg.gw.people.path)
+        assert token not in str(db.execute("SELECT * FROM api_tokens").fetchall())
+        script = httpx.AsyncClient(transport=api._transport, base_url="http://gateway")
+        bearer = {"authorization": f"Bearer {token}"}
+        me = (await script.get("/api/me", headers=bearer)).json()
+        assert (me["login"], me["via"], me["every_site"]) == ("ju1", "token", True)
+        listed = (await api.get("/api/tokens")).json()
+        assert [t["id"] for t in listed] == [token_id] and "token" not in listed[0]
+
+        r = await api.delete(f"/api/tokens/{token_id}", headers=ORIGIN)
+        assert r.status_code == 200 and r.json()["revoked_at"] is not None
+        assert (await script.get("/api/me", headers=bearer)).status_code == 401
+        await script.aclose()
+
+
+@pytest.mark.broker
+async def test_environment_tokens_keep_working(
+    tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOK_ADMIN", "admin-secret")
+    tokens = [{"name": "admin", "token_env": "TOK_ADMIN", "role": "admin"}]
+    async with _with_people(tmp_path, broker, WANG, tokens=tokens) as rg:
+        r = await rg.api.get("/api/me", headers={"authorization": "Bearer admin-secret"})
+        assert (r.json()["login"], r.json()["role"], r.json()["via"]) == ("admin", "admin", "env")
+        assert (await _login(rg.api, "wang")).status_code == 200  # and persons beside them
+
+
+@pytest.mark.broker
+async def test_local_operator_mode_ends_when_someone_can_sign_in(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _config(tmp_path, broker)
+    config_file = tmp_path / "gateway.yaml"
+    config_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    async with running_gateway(parse_config(data)) as rg:
+        api = rg.api
+        me = (await api.get("/api/me")).json()
+        assert (me["login"], me["via"]) == ("local", "local")
+        alarm_id = await _button_alarm(probe)
+        # the local operator names themselves, as before accounts existed
+        r = await api.post(f"/api/alarms/{alarm_id}/ack", json={"by": "王值班"})
+        assert r.json()["acked_by"] == "王值班"
+        assert (await api.post(f"/api/alarms/{alarm_id}/ack", json={})).status_code == 422
+
+        # The first admin is made with the CLI beside the running gateway.
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        argv = ["user", "add", "-c", str(config_file), "root1", "--name", "管理员",
+                "--role", "admin", "--password-stdin"]  # fmt: skip
+        assert await asyncio.to_thread(cli, argv) == 0
+
+        async def refused() -> bool:
+            return (await api.get("/api/alarms")).status_code == 401
+
+        async def check() -> None:
+            while not await refused():
+                await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(check(), 10)
+        assert (await _login(api, "root1")).status_code == 200
+        assert (await api.get("/api/alarms")).status_code == 200
