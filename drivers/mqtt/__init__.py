@@ -14,6 +14,7 @@ from drivers.mqtt.link import (
     MqttSettings,
     Presence,
     Publication,
+    TlsSettings,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "MqttSettings",
     "Presence",
     "Publication",
+    "TlsSettings",
 ]

@@ -48,6 +48,7 @@ class BulkLane:
         self._on_catchup = on_catchup
         self._behind_reported = False
         self._live_task: asyncio.Task[None] | None = None
+        self._live_refused = False  # the last live connection failed before it came up
         self.bulk = MqttConnection(bulk, self._on_bulk)
         self.live = MqttConnection(live, self._on_live)
 
@@ -140,12 +141,17 @@ class BulkLane:
         try:
             await self.live.session(ready.set)
         except ConnectionLost as exc:
+            # One that never came up fails with the bulk lane at each attempt of an outage
+            # (a broker down, a certificate refused): said once, until one comes up again.
+            repeated = self._live_refused and not ready.is_set()
+            self._live_refused = not ready.is_set()
             if self.catchup.active:
-                log.warning(
-                    "MQTT live connection for catch-up failed (%s); readings published now "
-                    "wait behind the backlog",
-                    exc,
-                )
+                if not repeated:
+                    log.warning(
+                        "MQTT live connection for catch-up failed (%s); readings published "
+                        "now wait behind the backlog",
+                        exc,
+                    )
                 self.catchup.end(time.monotonic(), f"live connection: {exc}", reached_present=False)
 
     def _live_done(self) -> None:

@@ -43,6 +43,33 @@ class Will:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS to the broker: the server's certificate is always verified (against `ca_file`,
+    or the system's CAs), its name against the host unless `check_hostname` is off."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None  # a client certificate, for a broker that asks for one
+    key_file: str | None = None
+    check_hostname: bool = True
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        ctx.check_hostname = self.check_hostname
+        if self.cert_file is not None:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the log: a TLS failure says what the certificate check found."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    return str(exc)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     host: str
     port: int
@@ -61,6 +88,7 @@ class ConnectionSettings:
     # After a small read, wait this long before the next (0: never). Paced traffic arrives a
     # message per TCP segment; waking for each cost as much as handling it.
     coalesce_s: float = 0.0
+    tls: TlsSettings | None = None
 
 
 BatchHandler = Callable[["MqttConnection", list[Publish]], None]
@@ -97,6 +125,7 @@ class MqttConnection(MqttReader):
         client.on_socket_close = self._on_socket_close
         client.connect_async(s.host, s.port, s.keepalive_s)  # sets the address; no I/O
         self._client = client
+        self._tls_pending = s.tls is not None  # the context is made at the first attempt
         self._loop = None
         self._sock = None
         self._fd = None
@@ -120,7 +149,7 @@ class MqttConnection(MqttReader):
             try:
                 await asyncio.to_thread(self._open)
             except (OSError, ssl.SSLError, ValueError) as exc:
-                raise ConnectionLost(f"cannot connect: {exc}") from None
+                raise ConnectionLost(f"cannot connect: {failure_reason(exc)}") from None
             self.generation += 1  # a persistent session's queue may come right after CONNACK
             self._oversize_logged = False
             self._attach()
@@ -186,6 +215,11 @@ class MqttConnection(MqttReader):
     def _open(self) -> None:
         # In a worker thread: the TCP (and TLS) handshake blocks. Nothing else touches the
         # client meanwhile: the socket is not registered with the loop until `_attach`.
+        if self._tls_pending and self.settings.tls is not None:
+            # Here rather than at construction: an unreadable certificate file is then one
+            # more failed attempt, logged and retried, not a crash of the gateway's start.
+            self._client.tls_set_context(self.settings.tls.context())
+            self._tls_pending = False
         rc = self._client.reconnect()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise OSError(paho.error_string(rc))

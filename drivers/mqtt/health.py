@@ -59,6 +59,7 @@ class LaneMonitor:
         self._on_change = on_change
         self._up: dict[str, bool] = {}
         self._down_since: dict[str, float] = {}
+        self._reason: dict[str, str] = {}  # what the lane's last logged failure said
         # Set by the link's stop: a lane that ends now is not a failure, and is not retried.
         self.stopping = False
 
@@ -108,7 +109,10 @@ class LaneMonitor:
             return
         h = self.health
         h.last_error = f"{lane}: {exc}"
-        if self._up.get(lane) or lane not in self._down_since:
+        # Logged again only when the reason changes (the broker is back but now refuses
+        # the certificate, say), so an operator reads what is wrong now.
+        newly_down = self._up.get(lane) or lane not in self._down_since
+        if newly_down or self._reason.get(lane) != str(exc):
             log.error(
                 "MQTT %s connection to %s:%s lost or refused (%s); retrying with backoff",
                 lane,
@@ -116,6 +120,8 @@ class LaneMonitor:
                 self.port,
                 exc,
             )
-            self._down_since[lane] = time.monotonic()
+            if newly_down:
+                self._down_since[lane] = time.monotonic()
+            self._reason[lane] = str(exc)
         else:
             h.failed_attempts += 1

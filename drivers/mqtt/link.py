@@ -33,7 +33,13 @@ from dataclasses import dataclass
 
 from drivers.mqtt.bulk import BulkLane
 from drivers.mqtt.catchup import CatchUp
-from drivers.mqtt.connection import ConnectionLost, ConnectionSettings, MqttConnection, Will
+from drivers.mqtt.connection import (
+    ConnectionLost,
+    ConnectionSettings,
+    MqttConnection,
+    TlsSettings,
+    Will,
+)
 from drivers.mqtt.health import BULK, CONTROL, LIVE, LaneMonitor, LinkHealth
 from drivers.mqtt.inbox import Inbox, MessageHandler
 from drivers.mqtt.outbox import (
@@ -55,6 +61,7 @@ __all__ = [
     "MqttSettings",
     "Presence",
     "Publication",
+    "TlsSettings",
 ]
 
 
@@ -84,6 +91,7 @@ class MqttSettings:
     manual_acks: bool = True
     presence: Presence | None = None
     live_catchup: bool = True
+    tls: TlsSettings | None = None  # None: plain TCP
 
 
 class MqttLink:
@@ -238,4 +246,5 @@ def _lane_settings(s: MqttSettings, lane: str) -> ConnectionSettings:
         subscription_qos=1 if s.manual_acks else 0,
         # telemetry may wait a millisecond to be read in bulk; the control lane not
         coalesce_s=0.0 if lane == CONTROL else 0.001,
+        tls=s.tls,
     )

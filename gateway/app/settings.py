@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from drivers.codec import TopicParser
-from drivers.mqtt import MqttSettings, Presence
+from drivers.mqtt import MqttSettings, Presence, TlsSettings
 from gateway.central.edges import presence_message
 from gateway.central.observer import control_subscriptions
 from gateway.config.schema import GatewayConfig
@@ -38,7 +38,22 @@ def mqtt_settings(
         keepalive_s=mq.keepalive_s if mq else 30,
         manual_acks=durable_acks,
         presence=presence(config, config.topic_prefix),
+        tls=mqtt_tls(config),
     )
+
+
+def mqtt_tls(config: GatewayConfig) -> TlsSettings | None:
+    mq = config.mqtt
+    if mq is None or not mq.secure:
+        return None
+    t = mq.tls
+    if t is None:
+        return TlsSettings()  # mqtts:// alone: the system's CAs, hostname checked
+
+    def path(p: Path | None) -> str | None:
+        return None if p is None else str(p)
+
+    return TlsSettings(path(t.ca_file), path(t.cert_file), path(t.key_file), t.check_hostname)
 
 
 def presence(config: GatewayConfig, prefix: str) -> Presence:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from drivers.modbus.profile import Profile, all_profiles
+from gateway.config.tls import HttpTls, MqttTls
 from gateway.config.units import measure_parser
 from rules.model import DeviceType
 
@@ -102,10 +103,11 @@ class HttpSection(_Model):
     # (a Prometheus scraper without credentials), False a signed-in person or token.
     public_metrics: bool = True
     public_docs: bool = False
+    tls: HttpTls | None = None  # HTTPS, with HSTS
 
 
 class MqttSection(_Model):
-    url: str = "mqtt://127.0.0.1:1883"
+    url: str = "mqtt://127.0.0.1:1883"  # or mqtts://host[:port] (TLS, port 8883 by default)
     topic_prefix: str = Field("safety", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     client_id: str | None = None
     username: str | None = None
@@ -116,18 +118,26 @@ class MqttSection(_Model):
     # first copy is a copy it sent again (gateway.ingest.resends); 0 (the default) takes
     # every copy (a suggested value: 3 s; see the README on the trade-off).
     resend_window: Seconds = Field(0.0, le=60)
+    tls: MqttTls | None = None  # for mqtts://; absent there: the system's CAs, hostname checked
 
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, v: str) -> str:
         parts = urlsplit(v)
-        if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError("expected mqtt://host[:port]")
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://host[:port] or mqtts://host[:port]")
         try:
             _ = parts.port
         except ValueError as exc:
             raise ValueError(f"bad port in {v!r}") from exc
         return v
+
+    @model_validator(mode="after")
+    def _tls_needs_mqtts(self) -> MqttSection:
+        # TLS settings beside a plain URL would look protected and send the password in clear.
+        if self.tls is not None and urlsplit(self.url).scheme != "mqtts":
+            raise ValueError("mqtt.tls is given but mqtt.url is not mqtts://")
+        return self
 
     @property
     def host(self) -> str:
@@ -135,7 +145,11 @@ class MqttSection(_Model):
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return urlsplit(self.url).port or (8883 if self.secure else 1883)
+
+    @property
+    def secure(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
 
 
 class InfluxSection(_Model):

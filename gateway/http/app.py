@@ -33,6 +33,7 @@ from gateway.http.errors import install_error_handlers
 from gateway.http.limits import BodyLimit
 from gateway.http.overview import register_overview_routes
 from gateway.http.static import CONSOLE_DIR, SHARED_DIR, NoCacheFiles
+from gateway.http.tls import StrictTransportSecurity
 
 _ROUTERS = (
     health.router,
@@ -67,6 +68,7 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
         app.state.auth = Auth(gw.config, gw.people, gw.clock)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)  # before anything reads a body, 413 (or 401)
+    app.add_middleware(StrictTransportSecurity)  # HSTS on what is served over TLS
     for router in _ROUTERS:
         app.include_router(router)
     register_overview_routes(app)
@@ -88,4 +90,6 @@ def build_app(
             on_started()
             yield
 
-    return create_api(None, lifespan=lifespan)
+    app = create_api(None, lifespan=lifespan)
+    app.state.http_tls = config.http.tls  # HttpServer serves HTTPS with it (gateway.http.server)
+    return app

@@ -4,18 +4,28 @@ uvicorn re-raises the signal after its own graceful shutdown, which turns Ctrl-C
 KeyboardInterrupt in the middle of the gateway's orderly stop (commits not made, the
 store's thread left running). Here a signal only asks the server to stop; the caller's
 `async with Gateway(...)` then shuts down in order and the process exits 0.
+
+With `http.tls` (passed, or left on the app by `build_app`) it serves HTTPS only; without,
+on an address other than loopback, it says at start that tokens and alarm actions cross the
+network in clear (allowed: a site may terminate TLS in a proxy in front).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 import uvicorn
+
+from gateway.config.checks import is_loopback
+from gateway.config.tls import HttpTls
+
+log = logging.getLogger(__name__)
 
 
 class HttpServer(uvicorn.Server):
@@ -27,9 +37,27 @@ class HttpServer(uvicorn.Server):
         *,
         lifespan: Literal["auto", "on", "off"] = "auto",
         on_ready: Callable[[], object] = lambda: None,
+        tls: HttpTls | None = None,
     ) -> None:
+        if tls is None:
+            tls = getattr(getattr(app, "state", None), "http_tls", None)
+        if tls is None and not is_loopback(host):
+            log.warning(
+                "HTTP on %s:%s without http.tls: tokens and alarm actions cross the network "
+                "in clear (DESIGN section 10 asks for TLS in deployment)",
+                host,
+                port,
+            )
         super().__init__(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan=lifespan,
+                ssl_certfile=None if tls is None else str(tls.cert),
+                ssl_keyfile=None if tls is None else str(tls.key),
+            )
         )
         self._on_ready = on_ready
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,10 +30,13 @@ def render(
     workdir: Path,
     users: dict[str, list[str]],
     persistence: Path | None = None,
+    tls: bool = False,
 ) -> Callable[[int], str]:
     """The shipped configuration for the test: its public listener on `port` (loopback),
-    the gateway's listener on another free port (`workdir/gateway.port`), files in `workdir`,
-    no TLS; persistence (as shipped) in `persistence`, else none. `users`: password file
+    the gateway's listener on another free port (`workdir/gateway.port`), its TLS listener,
+    if any, on a third (`workdir/gateway-tls.port`), files in `workdir` (certificates in
+    `workdir/certs/`, as shipped under /etc/mosquitto/certs/); TLS as shipped if `tls`, else
+    none; persistence (as shipped) in `persistence`, else none. `users`: password file
     name -> accounts (mosquitto_passwd)."""
     for name, accounts in users.items():
         path = workdir / name
@@ -49,9 +53,13 @@ def render(
         gateway_port = free_port()
         (workdir / "gateway.port").write_text(str(gateway_port))
         text = text.replace("listener 1884 127.0.0.1", f"listener {gateway_port} 127.0.0.1")
+        gateway_tls_port = free_port()
+        (workdir / "gateway-tls.port").write_text(str(gateway_tls_port))
+        text = text.replace("listener 8884 0.0.0.0", f"listener {gateway_tls_port} 127.0.0.1")
         text = re.sub(r"listener (1883|8883) 0\.0\.0\.0", f"listener {port} 127.0.0.1", text)
         text = text.replace("/etc/mosquitto/", f"{workdir}/")
-        text = re.sub(r"(?m)^(certfile|keyfile) .*$", "", text)
+        if not tls:
+            text = re.sub(r"(?m)^(cafile|certfile|keyfile|require_certificate) .*$", "", text)
         if persistence is None:
             text = re.sub(r"(?m)^persistence_location .*$", "", text)
             text = text.replace("persistence true", "persistence false")
@@ -67,17 +75,22 @@ def render(
 
 @contextlib.asynccontextmanager
 async def client(
-    port: int, user: str, identifier: str, subscribe: str | None = None
+    port: int,
+    user: str,
+    identifier: str,
+    subscribe: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[tuple[aiomqtt.Client, list[tuple[str, bytes]], asyncio.Task[None]]]:
-    """A password-authenticated client, recording what it receives; the task ends when the
-    broker drops the connection."""
+    """A password-authenticated client (over TLS with `tls`), recording what it receives;
+    the task ends when the broker drops the connection."""
     c = aiomqtt.Client(
-        "127.0.0.1",
+        "localhost" if tls else "127.0.0.1",
         port,
         username=user,
         password=PASSWORD,
         identifier=identifier,
         clean_session=True,
+        tls_context=tls,
     )
     await c.__aenter__()
     got: list[tuple[str, bytes]] = []

@@ -33,12 +33,14 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 UI_TIMEOUT_MS = 10_000
 
 
-Chromium = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
+Chromium = Callable[..., contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
 
 
 @contextlib.asynccontextmanager
-async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
-    """A fresh headless chromium page and the list that collects uncaught page errors."""
+async def chromium_page(ignore_https_errors: bool = False) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A fresh headless chromium page and the list that collects uncaught page errors.
+    `ignore_https_errors`: for a server whose certificate a test's own CA signed (Chromium
+    cannot be given a CA to trust as easily as httpx)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: the console tests need Debian's chromium "
@@ -50,7 +52,10 @@ async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
         )
         try:
             context = await browser.new_context(
-                viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="UTC"
+                viewport={"width": 1280, "height": 800},
+                locale="zh-CN",
+                timezone_id="UTC",
+                ignore_https_errors=ignore_https_errors,
             )
             page = await context.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)

@@ -172,9 +172,9 @@ def test_known_timezone_accepted() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://127.0.0.1:1883", "expected mqtt://host[:port]"),
-        ("127.0.0.1:1883", "expected mqtt://host[:port]"),
-        ("mqtt://", "expected mqtt://host[:port]"),
+        ("http://127.0.0.1:1883", "expected mqtt://host[:port] or mqtts://host[:port]"),
+        ("127.0.0.1:1883", "expected mqtt://host[:port] or mqtts://host[:port]"),
+        ("mqtt://", "expected mqtt://host[:port] or mqtts://host[:port]"),
         ("mqtt://broker:99999", "bad port in 'mqtt://broker:99999'"),
         ("mqtt://broker:port", "bad port in 'mqtt://broker:port'"),
     ],
