@@ -239,6 +239,7 @@ async def _run(config: GatewayConfig, path: Path) -> int:
             config.http.port,
             lifespan="on",
             on_ready=lambda: systemd.notify("READY=1"),
+            tls=config.http.tls,
         )
         await server.serve()
     return EXIT_OK

@@ -91,5 +91,4 @@ def build_app(
             yield
 
     app = create_api(None, lifespan=lifespan)
-    app.state.http_tls = config.http.tls  # HttpServer serves HTTPS with it (gateway.http.server)
     return app

@@ -39,8 +39,6 @@ class HttpServer(uvicorn.Server):
         on_ready: Callable[[], object] = lambda: None,
         tls: HttpTls | None = None,
     ) -> None:
-        if tls is None:
-            tls = getattr(getattr(app, "state", None), "http_tls", None)
         if tls is None and not is_loopback(host):
             log.warning(
                 "HTTP on %s:%s without http.tls: tokens and alarm actions cross the network "

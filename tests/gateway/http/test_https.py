@@ -20,6 +20,9 @@ from gateway.config.loading import parse_config
 from gateway.config.tls import HttpTls
 from gateway.http.app import build_app, create_api
 from gateway.http.server import HttpServer
+from gateway.people.directory import People
+from gateway.people.model import Person, Role
+from gateway.people.passwords import hash_password
 from tests.conftest import Mosquitto, free_port, site_config, until
 from tests.gateway.http.test_console import wait_state
 from tests.support.browser import Chromium
@@ -40,7 +43,9 @@ async def https_gateway(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[tupl
     data = site_config(tmp_path / "data", broker.port)
     data["http"] = {"host": "127.0.0.1", "port": port, "tls": {"cert": str(cert), "key": str(key)}}
     config = parse_config(data)
-    server = HttpServer(build_app(config), config.http.host, config.http.port, lifespan="on")
+    server = HttpServer(
+        build_app(config), config.http.host, config.http.port, lifespan="on", tls=config.http.tls
+    )
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started or task.done(), what="https server started")
     if task.done():
@@ -110,3 +115,20 @@ def test_plain_http_off_loopback_is_said_at_start(
     server_cert(ca, tmp_path / "c.crt", tmp_path / "c.key")
     HttpServer(app, "0.0.0.0", 8080, tls=HttpTls(cert=tmp_path / "c.crt", key=tmp_path / "c.key"))
     assert not caplog.records, "with TLS: nothing to say"
+
+
+async def test_the_session_cookie_is_secure_over_https(tmp_path: Path, broker: Mosquitto) -> None:
+    people = People(tmp_path / "data" / "people.sqlite3")
+    people.open()
+    wang = Person("wang", "王值班", Role.DUTY, frozenset({"xingfu"}))
+    people.add(wang, hash_password("correct horse battery"), 0.0)
+    people.close()
+    async with https_gateway(tmp_path, broker) as (base, ca_file):
+        trust = ssl.create_default_context(cafile=str(ca_file))
+        async with httpx.AsyncClient(base_url=base, verify=trust) as client:
+            r = await client.post(
+                "/api/login", json={"login": "wang", "password": "correct horse battery"}
+            )
+            assert r.status_code == 200
+            cookie = r.headers["set-cookie"]
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
