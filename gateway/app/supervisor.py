@@ -271,6 +271,13 @@ class Gateway:
         await self.store.open()
         await asyncio.to_thread(self.people.open)
         await self.sync_contacts()
+        http = self.config.http
+        if http.accounts and not http.tokens and not self.people.can_sign_in():
+            # Alarms and shut-off run regardless; only the API waits for a first account.
+            log.warning(
+                "http.accounts is on but nobody can sign in: the API refuses every caller "
+                "until an admin is added (safety-gateway user add ... --role admin)"
+            )
         await self.notifications.open()
         if self.timeseries is not None:
             await self.timeseries.open()

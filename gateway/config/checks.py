@@ -111,11 +111,12 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
                 yield ConfigProblem(f"http.tokens[{ti}].sites[{k}]", f"unknown site {site_id!r}")
         if token.role == "duty" and not token.sites:
             yield ConfigProblem(f"http.tokens[{ti}].sites", "a duty token must name its sites")
-    if not config.http.tokens and not is_loopback(config.http.host):
+    if not config.http.tokens and not config.http.accounts and not is_loopback(config.http.host):
         yield ConfigProblem(
             "http.host",
             f"binding to {config.http.host} without http.tokens would expose alarm control "
-            "to the network; configure tokens or bind to 127.0.0.1",
+            "to the network; configure tokens, or `accounts: true` (persons sign in), or bind "
+            "to 127.0.0.1",
         )
 
 

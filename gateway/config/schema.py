@@ -98,6 +98,9 @@ class HttpSection(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     tokens: list[ApiToken] = []
+    # Persons sign in (accounts made with `safety-gateway user add`): never the local operator
+    # mode, even while nobody can sign in yet; lets the API bind off loopback without tokens.
+    accounts: bool = False
     sessions: SessionSettings = SessionSettings()
     # Who may read /metrics and /docs (with /openapi.json) once people sign in: True anyone
     # (a Prometheus scraper without credentials), False a signed-in person or token.

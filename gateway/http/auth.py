@@ -28,6 +28,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.app.supervisor import Gateway
 from gateway.central.edges import CENTRAL_ALARM_TYPES
+from gateway.config.checks import is_loopback
 from gateway.config.inventory import AmbiguousDevice, InstalledDevice
 from gateway.config.schema import GatewayConfig
 from gateway.http.errors import ApiError
@@ -120,11 +121,12 @@ class Auth:
                 (value.encode(), Principal(t.name, t.name, _ENV_ROLES[t.role], sites, "env"))
             )
         self._open_until = 0.0
-        self._open = not self._tokens
+        self._accounts = config.http.accounts
+        self._open = not self._tokens and not self._accounts
 
     async def is_open(self) -> bool:
         """True while nobody can sign in: every caller is the local operator."""
-        if self._tokens:
+        if self._tokens or self._accounts:
             return False
         now = time.monotonic()
         if now >= self._open_until:
@@ -159,7 +161,10 @@ class Auth:
                 p = found.person
                 sites = None if p.every_site else p.sites
                 return Principal(p.login, p.name, p.role, sites, "session", source, found.session)
-        if await self.is_open():
+        # The local operator is a person at this machine: a request relayed from elsewhere (a
+        # proxy on this host forwards with its own address) is as local as it looks, which
+        # the README says; one from another address is never the local operator.
+        if await self.is_open() and is_loopback(source):
             return Principal(LOCAL.login, LOCAL.name, LOCAL.role, None, "local", source)
         if cookie:
             raise ApiError(401, "session expired", "log in again")
