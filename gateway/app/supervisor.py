@@ -42,6 +42,7 @@ from gateway.app.reload import ReloadResult, reload_config
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
 from gateway.app.tasks import Tasks
+from gateway.audit import AuditLog
 from gateway.central.observer import (
     Authority,
     CentralObserver,
@@ -134,6 +135,7 @@ class Gateway:
             self._on_durable,
             on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
         )
+        self.audit = AuditLog(data_dir / "audit.sqlite3")  # who did what (gateway.audit)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -265,6 +267,7 @@ class Gateway:
 
     async def _start(self) -> Gateway:
         await self.store.open()
+        await self.audit.open()
         await self.notifications.open()
         if self.timeseries is not None:
             await self.timeseries.open()
@@ -357,7 +360,10 @@ class Gateway:
             await self.notifications.close()
             await self._http.aclose()
         finally:
-            await self.store.close()
+            try:
+                await self.audit.close()
+            finally:
+                await self.store.close()
 
     def _raise_store_failure(self, recovery: StoreRecovery) -> None:
         """The gateway's own `store_failure` alarm (device = the gateway's id) at every site
