@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from gateway.app.supervisor import Gateway
 from gateway.config.schema import GatewayConfig
 from gateway.http import alarms, commands, devices, health, live, maintenance, reports, sites
+from gateway.http import audit as audit_trail
 from gateway.http import static as static_files
 from gateway.http.auth import Auth
 from gateway.http.errors import install_error_handlers
@@ -33,6 +34,7 @@ _ROUTERS = (
     maintenance.router,
     static_files.router,
     reports.router,
+    audit_trail.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
