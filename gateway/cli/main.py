@@ -22,6 +22,7 @@ import yaml
 
 from drivers.mqtt.broker import EmbeddedBroker, free_port
 from gateway.app.systemd import SystemdNotifier
+from gateway.cli import audit_cmd
 from gateway.config.checks import missing_secrets
 from gateway.config.errors import ConfigError
 from gateway.config.loading import load_config, parse_config
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": cmd_report,
         "backup": cmd_backup,
         "restore": cmd_restore,
+        "audit": audit_cmd.cmd_audit,
     }
     return int(handler[args.command](args))
 
@@ -107,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="put a backup in place of its database (gateway stopped)")
     rs.add_argument("-c", "--config", type=Path, required=True)
     rs.add_argument("backup", type=Path, help="a file made by backup: <database>-<time>.sqlite3")
+
+    audit_cmd.add_parser(sub)
 
     d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
     d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")

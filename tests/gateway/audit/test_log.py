@@ -4,10 +4,12 @@ and the text cleaning."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,6 +234,7 @@ def test_an_empty_or_absent_log_verifies(tmp_path: Path) -> None:
 # ========================================================== two processes, one chain
 _CHILD = """
 import sys
+import time
 from pathlib import Path
 from gateway.audit import AuditEntry, append_sync
 path, n = Path(sys.argv[1]), int(sys.argv[2])
@@ -242,9 +245,14 @@ for i in range(n):
 
 
 async def test_two_processes_append_to_one_chain(log: AuditLog) -> None:
-    n = 60
+    n = 150
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(log.path), str(n)], cwd=REPO_ROOT)
     try:
+        # Start once the child appends, so that the two really run side by side.
+        deadline = time.monotonic() + 20
+        while not await log.query(actor="cli", limit=1):
+            assert time.monotonic() < deadline, "the child never appended"
+            await asyncio.sleep(0.01)
         for i in range(n):
             await log.append(entry(i))
     finally:
@@ -252,7 +260,9 @@ async def test_two_processes_append_to_one_chain(log: AuditLog) -> None:
     rows = await log.query(limit=10_000)
     assert len(rows) == 2 * n
     assert sorted(r.seq for r in rows) == list(range(1, 2 * n + 1))
+    cli = sorted(r.seq for r in rows if r.actor == "cli")
     assert {r.target for r in rows if r.actor == "cli"} == {f"cli-{i}" for i in range(n)}
+    assert cli[-1] - cli[0] + 1 > n, "the appends did not interleave"
     assert not [r for r in rows if r.action == "audit.gap"]
     result = verify(log.path)
     assert (result.ok, result.rows) == (True, 2 * n), result
