@@ -13,6 +13,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from gateway.audit import action_label, result_label, role_label
 from gateway.notify.render import alarm_label, severity_label
 from gateway.report.model import (
     COMMAND_LABELS,
@@ -93,7 +94,8 @@ def write_table(
 
 
 def render_xlsx(report: DailyReport) -> bytes:
-    """The report as a workbook: 汇总, 未关闭报警, 设备在线率, 阀门与脱扣操作, 误报率."""
+    """The report as a workbook: 汇总, 未关闭报警, 设备在线率, 阀门与脱扣操作, 误报率,
+    人员操作."""
     tz = ZoneInfo(report.timezone)
     wb = Workbook()
     # Fixed document times: the same report gives the same file.
@@ -185,6 +187,27 @@ def render_xlsx(report: DailyReport) -> bytes:
         ],
         {5: _PERCENT},
     )
+    write_table(
+        wb.create_sheet("人员操作"),
+        ["时间", "机构", "人员", "姓名", "角色", "操作", "对象", "结果", "说明"],
+        [
+            [
+                _local(a.at, tz),
+                s.name,
+                a.actor,
+                a.actor_name,
+                role_label(a.role),
+                action_label(a.action),
+                a.target,
+                result_label(a.result),
+                a.detail,
+            ]
+            for s in report.sites
+            for a in s.human_actions
+        ],
+    )
+    if report.audit_unreadable is not None:
+        wb["人员操作"].append(["审计日志无法读取", report.audit_unreadable])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
