@@ -27,7 +27,9 @@ from gateway.audit.actions import (
 )
 from gateway.audit.log import (
     GENESIS,
+    AuditClosed,
     AuditEntry,
+    AuditLocked,
     AuditLog,
     AuditRecord,
     Detail,
@@ -44,7 +46,9 @@ __all__ = [
     "RESULT_LABELS",
     "ROLE_LABELS",
     "SYSTEM",
+    "AuditClosed",
     "AuditEntry",
+    "AuditLocked",
     "AuditLog",
     "AuditRecord",
     "Broken",

@@ -11,9 +11,9 @@ import pytest
 
 from gateway.app.reload import reload_config
 from gateway.app.supervisor import Gateway
-from gateway.audit import verify
+from gateway.audit import AuditClosed, verify
 from gateway.config.loading import parse_config
-from tests.conftest import free_port, site_config, write_config
+from tests.conftest import Mosquitto, free_port, running_gateway, site_config, write_config
 
 PORT = free_port()  # never listened on: the gateway is not started
 
@@ -57,3 +57,15 @@ async def test_a_reload_stands_when_the_log_fails(
     assert (await reload_config(gw, path)).ok
     assert gw.metrics.audit_failures.labels("config.reload")._value.get() == 1
     assert "not recorded in the audit log" in caplog.text
+
+
+@pytest.mark.broker
+async def test_the_running_gateway_holds_the_log_open(tmp_path: Path, broker: Mosquitto) -> None:
+    config = parse_config(site_config(tmp_path / "data", broker.port))
+    async with running_gateway(config) as rg:
+        path = write_config(tmp_path / "gateway.yaml", site_config(tmp_path / "data", broker.port))
+        assert (await reload_config(rg.gw, path)).ok
+        assert [r.action for r in await rg.gw.audit.query()] == ["config.reload"]
+    with pytest.raises(AuditClosed):
+        await rg.gw.audit.query()
+    assert verify(tmp_path / "data" / "audit.sqlite3").ok
