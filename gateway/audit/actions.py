@@ -34,8 +34,6 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "user.password": "修改密码",
     "token.issue": "签发令牌",
     "token.revoke": "吊销令牌",
-    "report.read": "查看日报",
-    "audit.read": "查看审计日志",
     CONFIG_RELOAD: "重新加载配置",
     AUDIT_GAP: "审计日志缺失记录",
 }

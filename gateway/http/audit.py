@@ -9,21 +9,32 @@ site the caller may not read is unknown (404), as everywhere in the API.
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from openpyxl import Workbook
+from starlette.requests import HTTPConnection
 
-from gateway.audit import AuditRecord, action_label, result_label, role_label
+from gateway.app.supervisor import Gateway
+from gateway.audit import (
+    AuditEntry,
+    AuditRecord,
+    Detail,
+    action_label,
+    result_label,
+    role_label,
+)
 from gateway.config.clockface import Clockface
-from gateway.http.auth import GatewayDep, PrincipalDep
+from gateway.http.auth import GatewayDep, Principal, PrincipalDep
 from gateway.http.errors import ApiError
 from gateway.http.params import parse_time
 from gateway.report.model import XLSX_MIME
 from gateway.report.render_xlsx import write_table
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 # `Principal.role` is a Literal that the accounts work widens; compared as text here.
@@ -32,6 +43,47 @@ SITE_BOUND: Final[frozenset[str]] = frozenset({"bureau", "bureau_leader"})
 XLSX_HEADERS: Final = (
     "序号", "时间", "人员", "姓名", "角色", "来源地址", "操作", "单位", "对象", "结果", "详情",
 )  # fmt: skip
+
+
+def source_of(conn: HTTPConnection) -> str:
+    """The client's address as the server saw it (a proxy's own headers are not trusted)."""
+    return conn.client.host if conn.client is not None else "unknown"
+
+
+async def record_action(
+    gw: Gateway,
+    who: Principal,
+    conn: HTTPConnection,
+    action: str,
+    *,
+    site: str | None = None,
+    target: str | None = None,
+    result: str = "ok",
+    detail: Detail | None = None,
+    actor_name: str | None = None,
+) -> AuditRecord | None:
+    """What a route calls after (or on refusing) a person's action: appends it with the
+    caller, their role and address. A log that fails is logged and counted
+    (`gateway_audit_append_failures_total`) and None returned: the action has happened.
+    A route that must not act unrecorded calls `gw.audit.append` itself, which raises."""
+    entry = AuditEntry(
+        at=gw.clock(),
+        actor=who.name,
+        actor_name=actor_name or who.name,
+        role=who.role,
+        source=source_of(conn),
+        action=action,
+        site=site,
+        target=target,
+        result=result,
+        detail=detail,
+    )
+    try:
+        return await gw.audit.append(entry)
+    except Exception:
+        gw.metrics.audit_failures.labels(action).inc()
+        log.exception("audit: %s by %s on %s not recorded", action, who.name, target)
+        return None
 
 
 @router.get("/api/audit", response_model=None)

@@ -1,6 +1,7 @@
-"""Configuration reloads are audited (`config.reload`, actor system, source signal), and a
-log that cannot take the row leaves the reload standing, counted and logged. The gateway is
-built but not started: reloading an unchanged or invalid file touches no task."""
+"""The gateway's log: configuration reloads are audited (`config.reload`, actor system,
+source signal) and a log that cannot take the row leaves the reload standing, counted and
+logged; `record_action`, what routes call; the log open while the gateway runs. Most build
+the gateway without starting it: reloading an unchanged or invalid file touches no task."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 from gateway.app.reload import reload_config
 from gateway.app.supervisor import Gateway
 from gateway.audit import AuditClosed, verify
 from gateway.config.loading import parse_config
+from gateway.http.audit import record_action
+from gateway.http.auth import Principal
 from tests.conftest import Mosquitto, free_port, running_gateway, site_config, write_config
 
 PORT = free_port()  # never listened on: the gateway is not started
@@ -69,3 +73,18 @@ async def test_the_running_gateway_holds_the_log_open(tmp_path: Path, broker: Mo
     with pytest.raises(AuditClosed):
         await rg.gw.audit.query()
     assert verify(tmp_path / "data" / "audit.sqlite3").ok
+
+
+async def test_record_action_names_the_caller_and_their_address(gw: Gateway) -> None:
+    conn = Request({"type": "http", "client": ("10.1.2.3", 50000), "headers": []})
+    who = Principal("wang", "duty", frozenset({"xingfu"}))
+    rec = await record_action(
+        gw, who, conn, "alarm.ack", site="xingfu", target="a-1", actor_name="王值班"
+    )
+    assert rec is not None
+    assert (rec.actor, rec.actor_name, rec.role, rec.source, rec.site, rec.result) == (
+        "wang", "王值班", "duty", "10.1.2.3", "xingfu", "ok",
+    )  # fmt: skip
+    await gw.audit.close()
+    assert await record_action(gw, who, conn, "alarm.close", target="a-1") is None
+    assert gw.metrics.audit_failures.labels("alarm.close")._value.get() == 1
