@@ -13,10 +13,12 @@ from pathlib import Path
 import openpyxl
 
 from gateway.alarms.store import AlarmStore
-from gateway.audit import AuditEntry, append_sync
+from gateway.audit import AuditEntry, AuditRecord, append_sync
 from gateway.config.schema import GatewayConfig
 from gateway.report import render_html, render_xlsx, report_json
-from tests.support.report import END, NUANQUAN, XINGFU, T, by_site, county_report
+from gateway.report.figures import human_actions_in_period
+from gateway.report.model import Period
+from tests.support.report import DAY, END, NUANQUAN, START, XINGFU, T, by_site, county_report
 
 
 def _audit(config: GatewayConfig) -> None:
@@ -102,3 +104,21 @@ async def test_an_unreadable_log_is_said(store: AlarmStore, config: GatewayConfi
     assert report_json(report)["audit_unreadable"] == report.audit_unreadable
     wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(report)))
     assert wb["人员操作"].cell(2, 1).value == "审计日志无法读取"
+
+
+def test_the_figures_leave_out_the_system_and_other_sites() -> None:
+    period = Period(DAY, START, END, END)
+
+    def rec(seq: int, actor: str, site: str | None, at: float) -> AuditRecord:
+        return AuditRecord(seq, at, actor, actor, "duty", "x", "alarm.ack", site, None, "ok",
+                           None, "0" * 64, "1" * 64)  # fmt: skip
+
+    rows = [
+        rec(1, "system", "xingfu", T(1)),
+        rec(2, "wang", "nuanquan", T(1)),
+        rec(3, "wang", None, T(1)),
+        rec(5, "li", "xingfu", T(2)),
+        rec(4, "wang", "xingfu", T(2)),  # same time: by seq
+        rec(6, "wang", "xingfu", END),  # the end belongs to the next period
+    ]
+    assert [a.seq for a in human_actions_in_period(rows, "xingfu", period)] == [4, 5]
