@@ -38,11 +38,14 @@ def health_report(gw: Gateway) -> dict[str, Any]:
         and not _recovery_unresolved(gw)
         and gw.housekeeping.healthy
         and not refused
+        and not gw.open_failures
     )
     return {
         "status": "ok" if ok else "degraded",
         "gateway": gw.config.gateway.id,
         "uptime_s": round(gw.clocks.mono() - gw.started_mono, 1),
+        # people.sqlite3 or audit.sqlite3 that could not be opened at start (why)
+        "databases_unavailable": gw.open_failures,
         "config": {
             "path": str(gw.config_path) if gw.config_path is not None else None,
             "loaded_at": gw.clockface.iso(gw.loaded_at),

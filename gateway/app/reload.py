@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.audit import CONFIG_RELOAD, SYSTEM, AuditEntry
 from gateway.config.checks import missing_secrets
 from gateway.config.errors import ConfigError
 from gateway.config.loading import load_config
@@ -48,10 +49,21 @@ async def reload_config(gw: Gateway, path: Path) -> ReloadResult:
         # no reading may wait for that. Only the swap itself runs on the loop.
         plan, rules = await asyncio.to_thread(_prepare, path, gw.config)
     except ConfigError as exc:
-        return _refused(gw, path, [str(p) for p in exc.problems])
+        refused = _refused(gw, path, [str(p) for p in exc.problems])
+        await _audit(gw, path, refused, {"reason": "\n".join(refused.errors)[:_DETAIL_MAX]})
+        return refused
     if plan.changed:
         await gw.apply_config(plan, rules)
     result = ReloadResult(gw.clock(), True, changes=plan.summary())
+    await _audit(
+        gw,
+        path,
+        result,
+        {
+            "changes": _describe(plan.summary())[:_DETAIL_MAX] or "nothing changed",
+            "needs_restart": ", ".join(plan.needs_restart) or None,
+        },
+    )
     gw.metrics.config_reloads.labels("applied" if plan.changed else "unchanged").inc()
     log.warning(
         "configuration %s reloaded: %s", path, _describe(plan.summary()) or "nothing changed"
@@ -63,6 +75,32 @@ async def reload_config(gw: Gateway, path: Path) -> ReloadResult:
             ", ".join(plan.needs_restart),
         )
     return result
+
+
+_DETAIL_MAX = 4000  # characters: 10,000 devices changed need not all be named in the trail
+
+
+async def _audit(
+    gw: Gateway, path: Path, result: ReloadResult, detail: dict[str, str | None]
+) -> None:
+    """A reload is audited; a failure to record it is logged and counted, and the reload
+    stands (it has been applied, or refused, already)."""
+    entry = AuditEntry(
+        at=result.at,
+        actor=SYSTEM,
+        actor_name="系统",
+        role=SYSTEM,
+        source="signal",
+        action=CONFIG_RELOAD,
+        target=str(path),
+        result="ok" if result.ok else "failed",
+        detail=detail,
+    )
+    try:
+        await gw.audit.append(entry)
+    except Exception:
+        gw.metrics.audit_failures.labels(CONFIG_RELOAD).inc()
+        log.exception("configuration reload of %s not recorded in the audit log", path)
 
 
 def _prepare(path: Path, running: GatewayConfig) -> tuple[ReloadPlan, list[DeviceRules]]:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,7 @@ from gateway.app.reload import ReloadResult, reload_config
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
 from gateway.app.tasks import Tasks
+from gateway.audit import AuditLog
 from gateway.central.observer import (
     Authority,
     CentralObserver,
@@ -116,6 +117,8 @@ class Gateway:
         # The `store_failure` alarms raised for a database found corrupt at start: health
         # stays degraded until a person has closed them (`gateway.app.health`).
         self.store_failure_keys: list[AlarmKey] = []
+        # Databases beside the alarm path that failed to open at start (health: degraded).
+        self.open_failures: dict[str, str] = {}
         self._tick_interval = tick_interval_s
         data_dir = Path(config.gateway.data_dir)
         prefix = config.topic_prefix
@@ -136,6 +139,7 @@ class Gateway:
             self._on_durable,
             on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
         )
+        self.audit = AuditLog(data_dir / "audit.sqlite3")  # who did what (gateway.audit)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -269,10 +273,16 @@ class Gateway:
 
     async def _start(self) -> Gateway:
         await self.store.open()
-        await asyncio.to_thread(self.people.open)
-        await self.sync_contacts()
+        await self._open_aside("audit", self.audit.open)
+        if await self._open_aside("people", partial(asyncio.to_thread, self.people.open)):
+            await self.sync_contacts()
         http = self.config.http
-        if http.accounts and not http.tokens and not self.people.can_sign_in():
+        if (
+            http.accounts
+            and not http.tokens
+            and "people" not in self.open_failures
+            and (not self.people.can_sign_in())
+        ):
             # Alarms and shut-off run regardless; only the API waits for a first account.
             log.warning(
                 "http.accounts is on but nobody can sign in: the API refuses every caller "
@@ -373,12 +383,33 @@ class Gateway:
             try:
                 await asyncio.to_thread(self.people.close)
             finally:
-                await self.store.close()
+                try:
+                    await self.audit.close()
+                finally:
+                    await self.store.close()
+
+    async def _open_aside(self, name: str, open_it: Callable[[], Awaitable[None]]) -> bool:
+        """Opens a database the alarm path does not need (people, audit). One that cannot be
+        opened is logged and shown in health, and the gateway starts without it: shut-off
+        and alarms never wait on who may sign in."""
+        try:
+            await open_it()
+        except Exception as exc:
+            log.exception("%s database could not be opened; starting without it", name)
+            self.open_failures[name] = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
 
     async def sync_contacts(self) -> None:
         """The configuration's contacts are persons (they get phone links); again on reload."""
+        if "people" in self.open_failures:
+            return
         persons = contact_persons(self.config)
-        await asyncio.to_thread(self.people.sync_contacts, persons, self.clock())
+        try:
+            await asyncio.to_thread(self.people.sync_contacts, persons, self.clock())
+        except Exception:
+            # The contacts' phone links wait for the next reload; the alarms do not.
+            log.exception("contacts of the configuration not written to the people database")
 
     def _raise_store_failure(self, recovery: StoreRecovery) -> None:
         """The gateway's own `store_failure` alarm (device = the gateway's id) at every site

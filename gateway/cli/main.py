@@ -22,7 +22,7 @@ import yaml
 
 from drivers.mqtt.broker import EmbeddedBroker, free_port
 from gateway.app.systemd import SystemdNotifier
-from gateway.cli import users
+from gateway.cli import audit_cmd, users
 from gateway.config.checks import missing_secrets
 from gateway.config.errors import ConfigError
 from gateway.config.loading import load_config, parse_config
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backup": cmd_backup,
         "restore": cmd_restore,
         "user": cmd_user,
+        "audit": audit_cmd.cmd_audit,
     }
     return int(handler[args.command](args))
 
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("backup", type=Path, help="a file made by backup: <database>-<time>.sqlite3")
 
     users.add_parser(sub)
+    audit_cmd.add_parser(sub)
 
     d = sub.add_parser("demo", help="embedded broker + demo site + gateway + simulator")
     d.add_argument("--port", type=int, default=8080, help="API port (a free one if busy)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,10 @@ def cmd_user(args: argparse.Namespace, config: GatewayConfig) -> int:
     except WeakPassword as exc:
         print(f"password refused: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except (OSError, sqlite3.Error) as exc:
+        print(f"the change is made but the audit trail could not be written: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
     finally:
         people.close()
 
@@ -120,7 +125,7 @@ def _run(args: argparse.Namespace, config: GatewayConfig, people: People) -> int
         password = _password(args)
         check_strength(password, args.login)
         people.set_password(args.login, hash_password(password), now)
-        _audit(config, "user.passwd", args.login, None)
+        _audit(config, "user.password", args.login, None)
         print(f"password of {args.login} set; their sessions are ended")
     elif what in ("disable", "enable"):
         people.set_disabled(args.login, what == "disable", now)

@@ -77,6 +77,12 @@ class Metrics:
             "Rows moved from the alarms' database to the archive by retention",
             registry=r,
         )
+        self.audit_failures = Counter(
+            "gateway_audit_append_failures_total",
+            "Audit entries that could not be appended (the action itself went on), by action",
+            ["action"],
+            registry=r,
+        )
         self.internal_errors = Counter(
             "gateway_internal_errors_total",
             "Unexpected exceptions caught on a long-running path, by where",

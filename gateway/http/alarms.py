@@ -16,6 +16,7 @@ from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep, require_authority
 from gateway.http.errors import ApiError
 from gateway.http.params import Body, parse_time, split_list
+from gateway.http.trail import Audited, audited
 
 MAX_LIMIT = 1000
 
@@ -92,16 +93,18 @@ async def alarm(gw: GatewayDep, who: PrincipalDep, alarm_id: str) -> dict[str, A
     return gw.alarm_view(a)
 
 
-async def _act(gw: Gateway, who: Principal, alarm_id: str) -> None:
+async def _act(gw: Gateway, who: Principal, alarm_id: str, note: Audited) -> None:
     # Another site's alarm is as unknown as a missing one, as when read (no 403 naming it).
     a = gw.book.get(alarm_id)
     if a is None:
         stored = await gw.store.get(alarm_id)
         if stored is None or not who.may_read(stored.site):
             raise ApiError(404, "unknown alarm", alarm_id)
+        note.site = stored.site
         raise ApiError(409, "alarm is already closed", {"closed_by": stored.closed_by})
     if not who.may_read(a.site):
         raise ApiError(404, "unknown alarm", alarm_id)
+    note.site = a.site
     if not who.may_act_on(a.site, a.type.value):
         raise ApiError(403, "not allowed", f"{who.login} may not act on site {a.site}")
     if not gw.authority.acts_on(a):
@@ -110,14 +113,16 @@ async def _act(gw: Gateway, who: Principal, alarm_id: str) -> None:
 
 @router.post("/api/alarms/{alarm_id}/ack")
 async def ack(gw: GatewayDep, who: PrincipalDep, alarm_id: str, body: AckBody) -> dict[str, Any]:
-    await _act(gw, who, alarm_id)
-    try:
+    async with audited(gw, who, "alarm.ack", alarm_id) as trail:
+        await _act(gw, who, alarm_id, trail)
         actor, note = who.acting(body.by, body.note)
-        a = await gw.actions.ack(alarm_id, actor, note)
-    except TransitionRefused as exc:
-        raise ApiError(409, str(exc)) from None
-    except AlarmNotFound:
-        raise ApiError(404, "unknown alarm", alarm_id) from None
+        trail.detail = {"actor": actor, "note": note}
+        try:
+            a = await gw.actions.ack(alarm_id, actor, note)
+        except TransitionRefused as exc:
+            raise ApiError(409, str(exc)) from None
+        except AlarmNotFound:
+            raise ApiError(404, "unknown alarm", alarm_id) from None
     return gw.alarm_view(a)
 
 
@@ -125,12 +130,14 @@ async def ack(gw: GatewayDep, who: PrincipalDep, alarm_id: str, body: AckBody) -
 async def close(
     gw: GatewayDep, who: PrincipalDep, alarm_id: str, body: CloseBody
 ) -> dict[str, Any]:
-    await _act(gw, who, alarm_id)
-    try:
+    async with audited(gw, who, "alarm.close", alarm_id) as trail:
+        await _act(gw, who, alarm_id, trail)
         actor, note = who.acting(body.by, body.note)
-        a = await gw.actions.close(alarm_id, actor, body.disposition, note)
-    except TransitionRefused as exc:
-        raise ApiError(409, str(exc)) from None
-    except AlarmNotFound:
-        raise ApiError(404, "unknown alarm", alarm_id) from None
+        trail.detail = {"actor": actor, "disposition": body.disposition.value, "note": note}
+        try:
+            a = await gw.actions.close(alarm_id, actor, body.disposition, note)
+        except TransitionRefused as exc:
+            raise ApiError(409, str(exc)) from None
+        except AlarmNotFound:
+            raise ApiError(404, "unknown alarm", alarm_id) from None
     return gw.alarm_view(a)

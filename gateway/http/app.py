@@ -27,6 +27,7 @@ from gateway.http import (
     reports,
     sites,
 )
+from gateway.http import audit as audit_trail
 from gateway.http import static as static_files
 from gateway.http.auth import Auth
 from gateway.http.errors import install_error_handlers
@@ -47,6 +48,7 @@ _ROUTERS = (
     reports.router,
     login.router,
     people.router,
+    audit_trail.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from gateway.config.schema import GatewayConfig
 from gateway.http.errors import ApiError
 from gateway.people.directory import People
 from gateway.people.model import BUREAU_ROLES, SITE_ROLES, Role
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "sg_session"
 # Requests that change something: from a browser session they must come from our own pages.
@@ -130,7 +133,13 @@ class Auth:
             return False
         now = time.monotonic()
         if now >= self._open_until:
-            self._open = not await asyncio.to_thread(self.people.can_sign_in)
+            try:
+                self._open = not await asyncio.to_thread(self.people.can_sign_in)
+            except Exception:
+                # Unknown is closed: accounts may exist in a database we cannot read, and the
+                # local operator mode must never be what a broken disk turns on.
+                log.exception("cannot tell whether anyone can sign in; refusing callers")
+                self._open = False
             self._open_until = now + _OPEN_CACHE_S
         return self._open
 

@@ -56,7 +56,7 @@ async def login(gw: GatewayDep, request: Request, body: LoginBody) -> JSONRespon
 
     async def refuse(result: str, status: int, error: str, headers: dict[str, str]) -> None:
         await record(
-            gw, actor=login, actor_name="", role="", source=source, action="login",
+            gw, actor=login, actor_name="", role="", source=source, action="session.login",
             target=login, result=result,
         )  # fmt: skip
         raise ApiError(status, error, None, headers)
@@ -77,7 +77,7 @@ async def login(gw: GatewayDep, request: Request, body: LoginBody) -> JSONRespon
     secret = await asyncio.to_thread(auth.people.start_session, login, source, now)
     await record(
         gw, actor=login, actor_name=person.name, role=person.role.value, source=source,
-        action="login", target=login,
+        action="session.login", target=login,
     )  # fmt: skip
     response = JSONResponse(
         _person_json(person.login, person.name, person.role.value, person.sites)
@@ -100,7 +100,7 @@ async def logout(gw: GatewayDep, who: PrincipalDep, request: Request) -> JSONRes
     auth = auth_of(request)
     if who.via == "session" and who.credential is not None:
         await asyncio.to_thread(auth.people.end_session, who.credential)
-        await record_by(gw, who, "logout", target=who.login)
+        await record_by(gw, who, "session.logout", target=who.login)
     response = JSONResponse({"logged_out": who.via == "session"})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -12,6 +12,7 @@ from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, PrincipalDep, actable_device
 from gateway.http.errors import ApiError
 from gateway.http.params import Body, parse_time
+from gateway.http.trail import audited
 from gateway.notify.maintenance import Maintenance
 
 MAX_MAINTENANCE_S = 7 * 24 * 3600
@@ -45,17 +46,22 @@ async def maintenance_on(
     body: MaintenanceBody,
     site: str | None = None,
 ) -> dict[str, Any]:
-    installed = actable_device(gw, device_id, body.site or site, who)
-    now = gw.clock()
-    if (body.until is None) == (body.minutes is None):
-        raise ApiError(422, "invalid request", "give exactly one of until or minutes")
-    until = now + body.minutes * 60 if body.minutes is not None else parse_time(body.until, "until")
-    assert until is not None
-    if not now < until <= now + MAX_MAINTENANCE_S:
-        raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
-    actor, note = who.acting(body.by, body.note)
-    m = Maintenance(installed.ref.site, installed.ref.device, until, actor, note)
-    await gw.maintenance.set(m)
+    async with audited(gw, who, "maintenance.set", device_id) as trail:
+        installed = actable_device(gw, device_id, body.site or site, who)
+        trail.site = installed.ref.site
+        now = gw.clock()
+        if (body.until is None) == (body.minutes is None):
+            raise ApiError(422, "invalid request", "give exactly one of until or minutes")
+        until = (
+            now + body.minutes * 60 if body.minutes is not None else parse_time(body.until, "until")
+        )
+        assert until is not None
+        if not now < until <= now + MAX_MAINTENANCE_S:
+            raise ApiError(422, "invalid request", "until must be in the future and within 7 days")
+        actor, note = who.acting(body.by, body.note)
+        m = Maintenance(installed.ref.site, installed.ref.device, until, actor, note)
+        trail.detail = {"actor": actor, "until": gw.clockface.iso(until), "note": note}
+        await gw.maintenance.set(m)
     return _maintenance_json(gw, m)
 
 
@@ -63,8 +69,15 @@ async def maintenance_on(
 async def maintenance_off(
     gw: GatewayDep, who: PrincipalDep, device_id: str, site: str | None = None
 ) -> dict[str, Any]:
-    installed = actable_device(gw, device_id, site, who)
-    cleared = await gw.maintenance.clear(installed.ref.site, installed.ref.device)
+    async with audited(gw, who, "maintenance.clear", device_id) as trail:
+        installed = actable_device(gw, device_id, site, who)
+        trail.site = installed.ref.site
+        ended = gw.maintenance.active(installed.ref.site, installed.ref.device, gw.clock())
+        cleared = await gw.maintenance.clear(installed.ref.site, installed.ref.device)
+        # The window's row is deleted: the trail keeps whose window it was and its end.
+        if ended is not None:
+            trail.detail = {"set_by": ended.by, "until": gw.clockface.iso(ended.until)}
+        trail.detail["cleared"] = cleared
     return {"site": installed.ref.site, "device": installed.ref.device, "cleared": cleared}
 
 

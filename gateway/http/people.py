@@ -175,7 +175,7 @@ async def set_password(
     auth = auth_of(request)
     await asyncio.to_thread(auth.people.set_password, login, hashed, gw.clock())
     auth.forget_open()
-    await record_by(gw, who, "user.passwd", target=login)
+    await record_by(gw, who, "user.password", target=login)
     return {"login": login, "password_set": True, "sessions_ended": True}
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import Action, AlarmState, Disposition
 from gateway.alarms.rows import AlarmRow
+from gateway.audit import SYSTEM, AuditRecord
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, SiteConfig
 from gateway.report.model import (
@@ -29,6 +30,7 @@ from gateway.report.model import (
     DeviceAvailability,
     DeviceInfo,
     FalseAlarmRate,
+    HumanAction,
     OpenAlarm,
     Period,
     SiteReport,
@@ -282,6 +284,33 @@ def false_alarm_rates(
     return out
 
 
+def human_actions_in_period(
+    records: Iterable[AuditRecord], site: str, period: Period
+) -> list[HumanAction]:
+    """What people did at `site` in the period (up to the report time), oldest first; what
+    the system did itself is in the other sections already."""
+    out = [
+        HumanAction(
+            seq=r.seq,
+            at=r.at,
+            actor=r.actor,
+            actor_name=r.actor_name,
+            role=r.role,
+            action=r.action,
+            target=r.target,
+            result=r.result,
+            detail="；".join(f"{k}: {v}" for k, v in r.detail.items()) if r.detail else None,
+        )
+        for r in records
+        if r.site == site
+        and r.actor != SYSTEM
+        and period.start <= r.at < period.end
+        and r.at <= period.as_of
+    ]
+    out.sort(key=lambda a: (a.at, a.seq))
+    return out
+
+
 def site_report(
     site: SiteConfig,
     devices: Sequence[DeviceInfo],
@@ -289,6 +318,7 @@ def site_report(
     commands: Sequence[CommandRecord],
     period: Period,
     status_now: Mapping[tuple[str, str], str],
+    audit: Sequence[AuditRecord] = (),
 ) -> SiteReport:
     """One site's section, from that site's rows (pure)."""
     alarms = [a for a in alarms if a.site == site.id]
@@ -314,6 +344,7 @@ def site_report(
         false_alarm_rates=tuple(rates),
         closed=sum(r.closed for r in rates),
         false_alarms=sum(r.false_alarms for r in rates),
+        human_actions=tuple(human_actions_in_period(audit, site.id, period)),
     )
 
 
@@ -353,10 +384,14 @@ def compose_report(
     county: bool,
     generated_at: float,
     status_source: Literal["engine", "alarms"],
+    audit: Sequence[AuditRecord] = (),
+    audit_unreadable: str | None = None,
 ) -> DailyReport:
     """The whole report from rows (pure): what `build_daily_report` calls after reading."""
     reports = tuple(
-        site_report(s, [d for d in devices if d.site == s.id], alarms, commands, period, status_now)
+        site_report(
+            s, [d for d in devices if d.site == s.id], alarms, commands, period, status_now, audit
+        )
         for s in sites
     )
     return DailyReport(
@@ -369,6 +404,7 @@ def compose_report(
         status_source=status_source,
         sites=reports,
         totals=totals(reports),
+        audit_unreadable=audit_unreadable,
     )
 
 

@@ -161,6 +161,21 @@ class FalseAlarmRate:
 
 
 @dataclass(frozen=True, slots=True)
+class HumanAction:
+    """What a person did at the site, from the audit trail (`gateway.audit`)."""
+
+    seq: int
+    at: float
+    actor: str  # login or token name
+    actor_name: str
+    role: str
+    action: str  # as recorded: alarm.ack, command.close_valve...
+    target: str | None
+    result: str  # ok | refused | failed | locked...
+    detail: str | None  # the recorded detail as "key: value；..."
+
+
+@dataclass(frozen=True, slots=True)
 class SiteReport:
     site: str
     name: str
@@ -178,6 +193,7 @@ class SiteReport:
     false_alarm_rates: tuple[FalseAlarmRate, ...]
     closed: int
     false_alarms: int
+    human_actions: tuple[HumanAction, ...] = ()
 
     @property
     def unacked_open(self) -> int:
@@ -220,6 +236,8 @@ class DailyReport:
     status_source: Literal["engine", "alarms"]  # where "offline now" comes from
     sites: tuple[SiteReport, ...]
     totals: Totals
+    # Why the people's actions are missing (the audit log could not be read); None: read.
+    audit_unreadable: str | None = None
 
     @property
     def stem(self) -> str:

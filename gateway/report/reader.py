@@ -3,13 +3,19 @@ hands the rows to the pure figures."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.rows import AlarmRow
+from gateway.audit import AuditRecord, query_readonly
+from gateway.audit.log import MAX_LIMIT
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
@@ -26,6 +32,8 @@ from gateway.report.period import report_period
 from gateway.status.device import device_state, state_from_alarms
 from rules.engine import DeviceStatus
 from rules.model import DeviceRef
+
+log = logging.getLogger(__name__)
 
 
 class ReadableStore(Protocol):
@@ -79,6 +87,7 @@ async def build_daily_report(
     # Alarms up to now, not only to the period's end: "offline now" is about now.
     alarms = await store.alarm_history(ids, start, max(now, period.as_of))
     commands = await store.commands_sent(ids, ACTION_COMMANDS, start, end)
+    audit, audit_unreadable = await _people_actions(config, ids, start, end)
     devices = devices_of(inventory, ids)
     status_now = (
         _status_from_alarms(devices, alarms, now)
@@ -99,7 +108,27 @@ async def build_daily_report(
         county=site is None,
         generated_at=now,
         status_source="engine" if engine_status is not None else "alarms",
+        audit=audit,
+        audit_unreadable=audit_unreadable,
     )
+
+
+async def _people_actions(
+    config: GatewayConfig, sites: Sequence[str], start: float, end: float
+) -> tuple[list[AuditRecord], str | None]:
+    """The audit trail's rows of people at `sites` in the period, read-only (the CLI makes
+    reports without a gateway). A log that cannot be read leaves the section saying so:
+    the rest of the report still goes out."""
+    path = Path(config.gateway.data_dir) / "audit.sqlite3"
+    try:
+        rows = await asyncio.to_thread(
+            query_readonly, path, since=start, until=end, sites=sites, limit=MAX_LIMIT,
+            people_only=True,
+        )  # fmt: skip
+    except sqlite3.Error as exc:
+        log.error("daily report: audit log %s unreadable: %s", path, exc)
+        return [], str(exc)
+    return rows, None
 
 
 def _status_from_alarms(

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.alarms.book import AlarmState
+from gateway.audit import action_label, result_label, role_label
 from gateway.notify.render import STATE_LABELS, alarm_label, severity_label
 from gateway.report.model import (
     COMMAND_LABELS,
@@ -291,6 +292,30 @@ def _site_html(s: SiteReport, report: DailyReport, tz: ZoneInfo) -> str:
         )
     else:
         out.append(_none("本时段无关闭的报警。"))
+    out.append("<h3>六、人员操作</h3>")
+    if report.audit_unreadable is not None:
+        out.append(f'<p class="warn">审计日志无法读取：{_e(report.audit_unreadable)}</p>')
+    elif s.human_actions:
+        out.append(
+            _table(
+                ["时间", "人员", "角色", "操作", "对象", "结果", "说明"],
+                [
+                    [
+                        time_text(a.at, tz),
+                        f"{a.actor_name}（{a.actor}）" if a.actor_name != a.actor else a.actor,
+                        role_label(a.role),
+                        action_label(a.action),
+                        a.target or "",
+                        result_label(a.result),
+                        a.detail or "",
+                    ]
+                    for a in s.human_actions
+                ],
+                set(),
+            )
+        )
+    else:
+        out.append(_none("本时段无人员操作记录。"))
     out.append("</section>")
     return "".join(out)
 

@@ -50,6 +50,7 @@ def report_json(report: DailyReport) -> dict[str, Any]:
             "false_alarm_rate": rate_rounded(t.false_alarm_rate),
         },
         "sites": [_site_json(s, iso) for s in report.sites],
+        "audit_unreadable": report.audit_unreadable,  # why human_actions are empty, or null
     }
 
 
@@ -113,6 +114,20 @@ def _site_json(s: SiteReport, iso: Callable[[float | None], str | None]) -> dict
                 "alarm_id": a.alarm_id,
             }
             for a in s.actions
+        ],
+        "human_actions": [
+            {
+                "seq": a.seq,
+                "at": iso(a.at),
+                "actor": a.actor,
+                "actor_name": a.actor_name,
+                "role": a.role,
+                "action": a.action,
+                "target": a.target,
+                "result": a.result,
+                "detail": a.detail,
+            }
+            for a in s.human_actions
         ],
         "false_alarms": {
             "closed": s.closed,

@@ -13,6 +13,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from gateway.audit import action_label, result_label, role_label
 from gateway.notify.render import alarm_label, severity_label
 from gateway.report.model import (
     COMMAND_LABELS,
@@ -58,13 +59,15 @@ def _width(value: object) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(value))
 
 
-def _sheet(
+def write_table(
     ws: Worksheet,
     headers: Sequence[str],
     rows: Iterable[Sequence[object]],
     formats: Mapping[int, str] | None = None,
 ) -> None:
-    """Bold header row (frozen), data rows with number formats, widths from the content."""
+    """Bold header row (frozen), data rows with number formats, widths from the content.
+    Text is always text: a name or note beginning with "=" (typed by anyone, or a login
+    attempt from the network) would otherwise be a formula that Excel runs."""
     ws.append(list(headers))
     for cell in ws[1]:
         cell.font = _BOLD
@@ -73,6 +76,9 @@ def _sheet(
     widths = [_width(h) for h in headers]
     for row in rows:
         ws.append(list(row))
+        for cell in ws[ws.max_row]:
+            if cell.data_type == "f":
+                cell.data_type = "s"
         for i, value in enumerate(row):
             widths[i] = max(widths[i], _width(value))
     fmt = dict(formats or {})
@@ -88,7 +94,8 @@ def _sheet(
 
 
 def render_xlsx(report: DailyReport) -> bytes:
-    """The report as a workbook: 汇总, 未关闭报警, 设备在线率, 阀门与脱扣操作, 误报率."""
+    """The report as a workbook: 汇总, 未关闭报警, 设备在线率, 阀门与脱扣操作, 误报率,
+    人员操作."""
     tz = ZoneInfo(report.timezone)
     wb = Workbook()
     # Fixed document times: the same report gives the same file.
@@ -98,7 +105,7 @@ def render_xlsx(report: DailyReport) -> bytes:
     assert summary is not None
     summary.title = "汇总"
     _summary_sheet(summary, report)
-    _sheet(
+    write_table(
         wb.create_sheet("未关闭报警"),
         [
             "机构",
@@ -132,7 +139,7 @@ def render_xlsx(report: DailyReport) -> bytes:
         ],
         {7: "0.0"},
     )
-    _sheet(
+    write_table(
         wb.create_sheet("设备在线率"),
         ["机构", "位置", "设备", "设备类型", "在线率", "离线时长(小时)", "当前状态"],
         [
@@ -150,7 +157,7 @@ def render_xlsx(report: DailyReport) -> bytes:
         ],
         {4: _PERCENT, 5: "0.00"},
     )
-    _sheet(
+    write_table(
         wb.create_sheet("阀门与脱扣操作"),
         ["时间", "机构", "位置", "设备", "操作", "发起人", "结果", "结果时间", "说明", "关联报警"],
         [
@@ -170,7 +177,7 @@ def render_xlsx(report: DailyReport) -> bytes:
             for a in s.actions
         ],
     )
-    _sheet(
+    write_table(
         wb.create_sheet("误报率"),
         ["机构", "位置", "设备", "关闭报警数", "误报数", "误报率"],
         [
@@ -180,6 +187,27 @@ def render_xlsx(report: DailyReport) -> bytes:
         ],
         {5: _PERCENT},
     )
+    write_table(
+        wb.create_sheet("人员操作"),
+        ["时间", "机构", "人员", "姓名", "角色", "操作", "对象", "结果", "说明"],
+        [
+            [
+                _local(a.at, tz),
+                s.name,
+                a.actor,
+                a.actor_name,
+                role_label(a.role),
+                action_label(a.action),
+                a.target,
+                result_label(a.result),
+                a.detail,
+            ]
+            for s in report.sites
+            for a in s.human_actions
+        ],
+    )
+    if report.audit_unreadable is not None:
+        wb["人员操作"].append(["审计日志无法读取", report.audit_unreadable])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -218,7 +246,7 @@ def _summary_sheet(ws: Worksheet, report: DailyReport) -> None:
                 rate_rounded(t.false_alarm_rate),
             ]
         )
-    _sheet(ws, SUMMARY_HEADERS, rows, {3: _PERCENT, len(SUMMARY_HEADERS) - 1: _PERCENT})
+    write_table(ws, SUMMARY_HEADERS, rows, {3: _PERCENT, len(SUMMARY_HEADERS) - 1: _PERCENT})
     if report.scope == "county":
         for cell in ws[ws.max_row]:
             cell.font = _BOLD

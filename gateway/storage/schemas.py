@@ -194,9 +194,35 @@ CREATE INDEX ack_links_alarm ON ack_links(alarm_id, login);
 
 PEOPLE: Final = Schema("people", (Step(1, _PEOPLE_V1),))
 
+# ---------------------------------------------------------------- <data_dir>/audit.sqlite3
+# Owner: gateway.audit.log (appends, queries); gateway.audit.verify reads it read-only.
+# A row is never updated or deleted: each carries the hash of the one before (the chain).
+_AUDIT_V1: Final = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: the appender sets last + 1 itself
+    at REAL NOT NULL,         -- epoch seconds
+    actor TEXT NOT NULL,      -- login, token name, 'local' or 'system'
+    actor_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    source TEXT NOT NULL,     -- client address, 'cli' or 'signal'
+    action TEXT NOT NULL,
+    site TEXT,                -- NULL: not about one site (admins only)
+    target TEXT,
+    result TEXT NOT NULL,
+    detail TEXT,              -- a JSON object
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE INDEX IF NOT EXISTS audit_site_at ON audit(site, at);
+"""
+
+AUDIT: Final = Schema("audit", (Step(1, _AUDIT_V1),))
+
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
 DATABASES: Final = {
     "alarms.sqlite3": ALARMS,
     "timeseries-outbox.sqlite3": OUTBOX,
     "people.sqlite3": PEOPLE,
+    "audit.sqlite3": AUDIT,
 }

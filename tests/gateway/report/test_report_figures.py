@@ -323,7 +323,9 @@ async def test_xlsx_opens_with_the_sheets_and_values(
     store: AlarmStore, config: GatewayConfig
 ) -> None:
     wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(await county_report(store, config))))
-    assert wb.sheetnames == ["汇总", "未关闭报警", "设备在线率", "阀门与脱扣操作", "误报率"]
+    assert wb.sheetnames == [
+        "汇总", "未关闭报警", "设备在线率", "阀门与脱扣操作", "误报率", "人员操作",
+    ]  # fmt: skip
     summary = wb["汇总"]
     headers = [c.value for c in summary[1]]
     assert all(c.font.bold for c in summary[1])
