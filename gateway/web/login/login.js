@@ -20,6 +20,8 @@
     try {
       const url = new URL(raw, window.location.origin);
       if (url.origin !== window.location.origin) return null;
+      // Back to the login page would go round in circles once logged in.
+      if (url.pathname === '/login' || url.pathname.startsWith('/login/')) return null;
       return url.pathname + url.search + url.hash;
     } catch (_) {
       return null;

@@ -140,6 +140,9 @@ async def test_console_alarm_lifecycle(
         await expect(page.locator("#conn-text")).to_have_text("已连接 · 实时")
         await expect(page.locator("#site-names")).to_have_text("城区幸福养老服务中心")
         await expect(page.locator("#sound-banner")).to_contain_text("点击启用声音报警")
+        # No accounts: the local operator, nobody logged in to show.
+        await wait_state(page, "the local operator", person="local")
+        await expect(page.locator("#who")).to_be_hidden()
         # The browser is set to UTC; the clock shows the gateway's zone, like the alarm times.
         await until_async(lambda: clock_shows_shanghai(page), what="clock in the gateway's zone")
 
