@@ -33,7 +33,7 @@ from gateway.http.auth import Auth
 from gateway.http.errors import install_error_handlers
 from gateway.http.limits import BodyLimit
 from gateway.http.overview import register_overview_routes
-from gateway.http.static import CONSOLE_DIR, SHARED_DIR, NoCacheFiles
+from gateway.http.static import CONSOLE_DIR, LOGIN_DIR, SHARED_DIR, NoCacheFiles
 from gateway.http.tls import StrictTransportSecurity
 
 _ROUTERS = (
@@ -78,6 +78,7 @@ def create_api(gw: Gateway | None, lifespan: Lifespan | None = None) -> FastAPI:
     # The pages are plain files (no build step); they talk to the API like any client.
     app.mount("/console", NoCacheFiles(directory=CONSOLE_DIR), name="console")
     app.mount("/static/shared", NoCacheFiles(directory=SHARED_DIR), name="shared")
+    app.mount("/login/assets", NoCacheFiles(directory=LOGIN_DIR), name="login")
     return app
 
 

@@ -2,7 +2,8 @@
 
 Owns the one rule for them: the browser revalidates every file (ETag) on every load, so that
 after an upgrade a reload never mixes an old script with a new page. The duty console is
-`/` with its assets under `/console`, the scripts both pages load are under `/static/shared`;
+`/` with its assets under `/console`, the scripts both pages load are under `/static/shared`,
+the login page's under `/login/assets`;
 the bureau page (`/bureau`) is served by the overview's routes with the same class.
 """
 
@@ -19,6 +20,7 @@ WEB_DIR = Path(__file__).parent.parent / "web"
 CONSOLE_DIR = WEB_DIR / "console"  # the duty-room console
 BUREAU_DIR = WEB_DIR / "bureau"  # the county bureau's overview page
 SHARED_DIR = WEB_DIR / "shared"  # what both pages use: labels, clock, tiles, API, live feed
+LOGIN_DIR = WEB_DIR / "login"  # the login page's assets (the page is gateway.http.login's)
 
 NO_CACHE = {"cache-control": "no-cache"}
 

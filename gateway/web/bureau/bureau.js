@@ -5,12 +5,11 @@
  *
  * Plain browser JavaScript like the duty console (no framework, no build step; every asset
  * comes from the gateway). The page's scripts, in the order index.html loads them:
- * shared/common.js (words, formatting), shared/live.js (API, live feed), shared/clock.js (the
- * gateway's clock), shared/tiles.js (a device tile's words); then state.js (what the page
- * knows), sites.js (the summary and the site table), detail.js (a site's detail panel),
- * refresh.js (the overview's refreshes and the live feed), and this one last. A `?token=` in
- * the page address is passed on to the API and the live feed. All text from the gateway is
- * written with textContent.
+ * shared/common.js (words, formatting), shared/live.js (API, live feed), shared/session.js (who
+ * is logged in), shared/clock.js (the gateway's clock), shared/tiles.js (a device tile's
+ * words); then state.js (what the page knows), sites.js (the summary and the site table),
+ * detail.js (a site's detail panel), refresh.js (the overview's refreshes, the live feed and
+ * the session), and this one last. All text from the gateway is written with textContent.
  */
 'use strict';
 

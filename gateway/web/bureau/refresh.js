@@ -8,7 +8,7 @@
 
 Object.assign(window.SafetyBureau, (() => {
   const { $, parseTime } = window.SafetyUi;
-  const { api, unreachableText, authHint, backoffMs, LiveFeed } = window.SafetyLive;
+  const { api, unreachableText, backoffMs, LiveFeed } = window.SafetyLive;
   const { learnSkew, learnZone } = window.SafetyClock;
   const B = window.SafetyBureau;
   const { S } = B;
@@ -46,6 +46,7 @@ Object.assign(window.SafetyBureau, (() => {
     // Answers may overtake each other: an older one never replaces a newer one.
     if (seq < S.appliedSeq) return;
     S.appliedSeq = seq;
+    // A 401 goes to session.js by itself (to the login page); a 403 is shown.
     S.authFailed = res.status === 401 || res.status === 403;
     if (!res.ok || !res.body || !Array.isArray(res.body.sites)) {
       S.pollOk = false;
@@ -68,7 +69,10 @@ Object.assign(window.SafetyBureau, (() => {
   // Live = the feed's snapshot has arrived on its current connection.
   const feed = new LiveFeed({
     onMessage: onLive,
-    onClose: () => B.render(),
+    onClose: (event) => {
+      if (event.code === 4401) window.SafetySession.refuse();
+      B.render();
+    },
     // 0.5 s, 1 s, 2 s, ... then every 30 s: the 10 s poll goes on meanwhile.
     delayMs: (attempt) => backoffMs(attempt, 30000, 6),
   });
@@ -104,7 +108,7 @@ Object.assign(window.SafetyBureau, (() => {
       text.textContent = '连接中断';
       banner.hidden = false;
       $('offline-title').textContent = S.authFailed ? '访问被拒绝' : '无法获取最新数据';
-      $('offline-detail').textContent = S.authFailed ? `（${authHint()}）` : `（${S.lastError}，每 10 秒重试）`;
+      $('offline-detail').textContent = S.authFailed ? '（此账号无权查看总览，请换一个账号登录）' : `（${S.lastError}，每 10 秒重试）`;
       $('main').classList.toggle('stale', !!S.overview);
       return;
     }
@@ -124,6 +128,8 @@ Object.assign(window.SafetyBureau, (() => {
 
   // The refresh button, the poll every 10 s, the first refresh and the live feed.
   function startRefreshing() {
+    // The bureau's page raises no alarm of its own: a refused session simply logs in again.
+    window.SafetySession.start({ onRefused: () => window.SafetySession.goLogin() });
     $('refresh-now').addEventListener('click', () => scheduleRefresh());
     setInterval(() => scheduleRefresh(0, 'poll'), POLL_MS);
     refresh();

@@ -2,14 +2,14 @@
  * shared/live.js): its snapshot REPLACES whatever the page knew (also after every reconnect),
  * then alarm changes and device updates are applied — an older view of an alarm never
  * overwrites a newer one, and a closed alarm never comes back. Also what watches the feed (a
- * refused token, the gateway's health, a silently dead connection), the site names, and the
+ * refused session, the gateway's health, a silently dead connection), the site names, and the
  * connection indicator and offline banner.
  */
 'use strict';
 
 Object.assign(window.SafetyConsole, (() => {
   const { $, parseTime, fmtDuration } = window.SafetyUi;
-  const { api, authHint, backoffMs, LiveFeed } = window.SafetyLive;
+  const { api, backoffMs, LiveFeed } = window.SafetyLive;
   const { learnSkew, learnZone } = window.SafetyClock;
   const C = window.SafetyConsole;
   const { S, deviceKey } = C;
@@ -20,16 +20,16 @@ Object.assign(window.SafetyConsole, (() => {
   const feed = new LiveFeed({
     onMessage: handleMessage,
     onClose: lostConnection,
-    // 0.5 s, 1 s, 2 s, 4 s, 8 s, then every 10 s; every 10 s while the token is refused.
+    // 0.5 s, 1 s, 2 s, 4 s, 8 s, then every 10 s; every 10 s while the session is refused.
     delayMs: (attempt) => (S.authFailed ? 10000 : backoffMs(attempt, 10000, 5)),
   });
 
   function lostConnection(event, hadSnapshot) {
     if (hadSnapshot || S.downSince === null) S.downSince = Date.now();
     C.render();
-    // A refused token closes the socket before it opens (the browser then reports only
-    // 1006): ask the API, which answers 401 in words.
-    if (event.code === 4401) S.authFailed = true;
+    // A refused session closes the socket before it opens (the browser then reports only
+    // 1006): ask the API, whose 401 reaches session.js.
+    if (event.code === 4401) window.SafetySession.refuse();
     else if (!hadSnapshot) checkAuth();
   }
 
@@ -67,7 +67,6 @@ Object.assign(window.SafetyConsole, (() => {
     }
     S.everConnected = true;
     S.downSince = null;
-    S.authFailed = false;
     S.snapshots += 1;
     loadSites();
     checkHealth();
@@ -94,11 +93,12 @@ Object.assign(window.SafetyConsole, (() => {
     C.refreshDialogs();
   }
 
+  // A 401 goes to session.js by itself; a 403 (a person with no site here) is only shown.
   async function checkAuth() {
     const res = await api('/api/sites', { timeoutMs: 5000 });
-    const refused = res.status === 401 || res.status === 403;
-    if (refused !== S.authFailed) {
-      S.authFailed = refused;
+    const forbidden = res.status === 403;
+    if (forbidden !== S.forbidden) {
+      S.forbidden = forbidden;
       C.render();
     }
   }
@@ -144,6 +144,14 @@ Object.assign(window.SafetyConsole, (() => {
     const conn = $('conn');
     const text = $('conn-text');
     const banner = $('offline-banner');
+    // The gateway may keep an open feed going after the session ended, but nothing says for
+    // how long: the page does not call itself live then (the red banner says why).
+    if (S.authFailed) {
+      conn.className = 'conn conn-down';
+      text.textContent = '已退出登录';
+      banner.hidden = true;
+      return;
+    }
     if (feed.live) {
       conn.className = 'conn conn-connected';
       text.textContent = '已连接 · 实时';
@@ -151,7 +159,7 @@ Object.assign(window.SafetyConsole, (() => {
       $('main').classList.remove('stale');
       return;
     }
-    if (!S.everConnected && !S.authFailed && feed.attempt <= 1) {
+    if (!S.everConnected && !S.forbidden && feed.attempt <= 1) {
       conn.className = 'conn conn-connecting';
       text.textContent = '正在连接网关…';
       banner.hidden = true;
@@ -162,7 +170,7 @@ Object.assign(window.SafetyConsole, (() => {
     banner.hidden = false;
     $('main').classList.toggle('stale', S.everConnected);
     const parts = [];
-    if (S.authFailed) parts.push(authHint());
+    if (S.forbidden) parts.push('此账号无权查看本网关的场所');
     if (S.downSince !== null) parts.push(`已中断 ${fmtDuration(Date.now() - S.downSince)}`);
     if (feed.connecting) parts.push('正在连接…');
     else if (feed.waiting) parts.push(`${Math.max(0, Math.ceil((feed.reconnectAt - Date.now()) / 1000))} 秒后重试`);

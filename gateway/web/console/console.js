@@ -5,7 +5,8 @@
  *
  * Plain browser JavaScript, no framework and no build step; every asset comes from the
  * gateway. The page's scripts, in the order index.html loads them: shared/common.js (words,
- * formatting), shared/live.js (API, live feed), shared/clock.js (the gateway's clock),
+ * formatting), shared/live.js (API, live feed), shared/session.js (who is logged in),
+ * shared/clock.js (the gateway's clock),
  * shared/tiles.js (a device tile's words); then state.js (what the page knows), alarms.js (the
  * alarm table), devices.js (the device grid), sound.js, dialogs.js (ack and close),
  * connection.js (the live updates), and this one last. State arrives over WS /api/live;
@@ -43,6 +44,15 @@
     $('critical-count').textContent = String(unackedCritical);
     $('critical-flash').hidden = unackedCritical === 0;
 
+    // A refused session with nothing on the screen: to the login page, and back here after.
+    // With alarms open the page stays, banner and sound: a console that quietly turned into
+    // a login form would leave an alarm sounding nowhere.
+    if (S.authFailed && alarms.length === 0 && !S.leaving) {
+      S.leaving = true;
+      window.SafetySession.goLogin();
+    }
+    $('logged-out').hidden = !S.authFailed || S.leaving;
+
     const sound = C.renderSound(unackedCritical, C.downForMs());
     document.title = unackedCritical > 0 ? `【紧急 ${unackedCritical}】值班室安全监控台` : '值班室安全监控台';
 
@@ -57,6 +67,8 @@
       devices: S.devices.size,
       snapshots: S.snapshots,
       reconnectAttempts: feed.attempt,
+      loggedOut: S.authFailed,
+      person: (window.SafetySession.person() || {}).login || null,
     };
   }
 
@@ -70,7 +82,15 @@
 
   Object.assign(C, { render, scheduleRender });
 
+  function sessionRefused() {
+    S.authFailed = true;
+    render();
+  }
+
   function start() {
+    $('login-again').href = window.SafetySession.loginUrl();
+    window.SafetySession.onPerson(() => render());
+    window.SafetySession.start({ onRefused: sessionRefused });
     C.bindDialogs();
     C.bindSound();
     render();

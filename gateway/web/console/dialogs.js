@@ -1,7 +1,9 @@
 /* Duty console: acknowledging and closing an alarm. Owns the two dialogs the rows' buttons
- * open (who, note, disposition; the alarm's summary kept current while open), the POST to
- * /api/alarms/{id}/ack|close with its refusal in words a duty officer can act on, the
- * remembered operator name, and the toast that confirms an action.
+ * open (note, disposition; the alarm's summary kept current while open), the POST to
+ * /api/alarms/{id}/ack|close with its refusal in words a duty officer can act on, and the
+ * toast that confirms an action. Who acted is the logged-in person (the gateway records
+ * them, a typed name would only be a note): the dialogs show who that is. Only the local
+ * operator (no accounts) types a name, remembered for the next dialog.
  */
 'use strict';
 
@@ -12,7 +14,7 @@ Object.assign(window.SafetyConsole, (() => {
   const { S, siteName } = C;
   const HTTP_STATUS = {
     400: '请求不适用',
-    401: '未登录或令牌无效',
+    401: '登录已失效，请重新登录',
     403: '无权限',
     404: '报警不存在',
     409: '当前状态不允许此操作',
@@ -76,18 +78,33 @@ Object.assign(window.SafetyConsole, (() => {
     box.hidden = !text;
   }
 
+  // The logged-in person acts; the local operator names who acts.
+  function showActor(kind) {
+    const session = window.SafetySession;
+    const asks = session.isLocal();
+    $(`${kind}-by-row`).hidden = !asks;
+    const actor = $(`${kind}-actor`);
+    actor.hidden = asks;
+    if (!asks) {
+      const p = session.person();
+      actor.textContent = `操作人：${p.name}（${p.role_label || p.role}）`;
+    }
+    return asks;
+  }
+
   function openDialog(kind, alarmId) {
     const d = dialogs[kind];
     d.alarmId = alarmId;
     const form = $(`${kind}-form`);
     form.reset();
-    $(`${kind}-by`).value = rememberedOperator();
+    const asks = showActor(kind);
+    $(`${kind}-by`).value = asks ? rememberedOperator() : '';
     $(`${kind}-submit`).disabled = false;
     showDialogError(kind, '');
     $(`${kind}-summary`).replaceChildren(...summaryNodes(S.alarms.get(alarmId)));
     d.dialog.showModal();
     const by = $(`${kind}-by`);
-    (by.value ? (kind === 'ack' ? $('ack-submit') : $('close-disposition')) : by).focus();
+    (!asks || by.value ? (kind === 'ack' ? $('ack-submit') : $('close-disposition')) : by).focus();
   }
 
   // An open dialog's summary follows its alarm (or says it has gone).
@@ -100,14 +117,15 @@ Object.assign(window.SafetyConsole, (() => {
 
   async function submitDialog(kind) {
     const d = dialogs[kind];
+    const asks = showActor(kind);
     const by = $(`${kind}-by`).value.trim();
     const note = $(`${kind}-note`).value.trim();
-    if (!by) {
+    if (asks && !by) {
       showDialogError(kind, kind === 'ack' ? '请填写值班人员姓名' : '请填写处置人员姓名');
       $(`${kind}-by`).focus();
       return;
     }
-    const body = { by, note };
+    const body = asks ? { by, note } : { note };
     if (kind === 'close') {
       const disposition = $('close-disposition').value;
       if (!disposition) {
@@ -126,7 +144,7 @@ Object.assign(window.SafetyConsole, (() => {
       showDialogError(kind, errorText(res));
       return;
     }
-    rememberOperator(by);
+    if (asks) rememberOperator(by);
     d.dialog.close();
     if (res.body && res.body.id) C.applyAlarm(res.body);
     const a = res.body || {};

@@ -20,7 +20,9 @@ window.SafetyConsole = (() => {
     downSince: null,
     snapshots: 0,
     healthFailures: 0,
-    authFailed: false,
+    authFailed: false, // the session was refused (latched: until someone logs in again)
+    leaving: false, // on the way to the login page
+    forbidden: false, // the gateway answers 403: the person may read no site here
   };
 
   const deviceKey = (site, device) => `${site}/${device}`;

@@ -1,22 +1,36 @@
 /* Shared by the duty console (/) and the bureau page (/bureau): how a page talks to the
- * gateway. `api` calls the HTTP API with the page's token and answers every failure as a
- * value (`unreachableText` and `authHint` put the usual failures in words); `LiveFeed` keeps
- * one WebSocket to /api/live, reconnecting with capped, jittered backoff. Plain browser
- * JavaScript, loaded before either page's own scripts; it defines `window.SafetyLive` and
- * nothing else.
+ * gateway. `api` calls the HTTP API with the browser's session cookie and answers every
+ * failure as a value (`unreachableText` puts the usual one in words); a 401 is also told to
+ * the page's `onRefused` hook (session.js decides what a page does then); `LiveFeed` keeps
+ * one WebSocket to /api/live (the browser sends the cookie with it), reconnecting with
+ * capped, jittered backoff. Plain browser JavaScript, loaded before either page's own
+ * scripts; it defines `window.SafetyLive` and nothing else.
  */
 'use strict';
 
 window.SafetyLive = (() => {
-  // A `?token=` in the page address is passed on to the API and the live feed.
-  const token = new URLSearchParams(window.location.search).get('token');
+  // Tokens are for scripts (the Authorization header), never in a page's address: one
+  // there would stay in the history and in bookmarks. A page opened with one (an old
+  // bookmark) drops it from the address and logs in instead.
+  (() => {
+    const url = new URL(window.location.href);
+    if (url.searchParams.has('token')) {
+      url.searchParams.delete('token');
+      window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
+    }
+  })();
+
+  // Called with the response of every request the gateway refused with 401.
+  let refusedHook = () => {};
+  const onRefused = (hook) => {
+    refusedHook = hook;
+  };
 
   // ------------------------------------------------------------------ HTTP
   // -> { ok, status, body, headers }; status 0 when the gateway could not be reached.
   async function api(path, options = {}) {
     const headers = { accept: 'application/json' };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), options.timeoutMs || 8000);
     try {
@@ -26,6 +40,7 @@ window.SafetyLive = (() => {
         body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
         signal: controller.signal,
         cache: 'no-store',
+        credentials: 'same-origin',
       });
       let body = null;
       try {
@@ -33,7 +48,9 @@ window.SafetyLive = (() => {
       } catch (_) {
         body = null;
       }
-      return { ok: response.ok, status: response.status, body, headers: response.headers };
+      const res = { ok: response.ok, status: response.status, body, headers: response.headers };
+      if (res.status === 401 && !options.quietRefusal) refusedHook(res);
+      return res;
     } catch (err) {
       const aborted = err && err.name === 'AbortError';
       return { ok: false, status: 0, body: { error: aborted ? '请求超时' : '网络错误' } };
@@ -45,15 +62,10 @@ window.SafetyLive = (() => {
   // A request that never reached the gateway (status 0), in words.
   const unreachableText = (res) => `无法连接网关（${(res.body && res.body.error) || '网络错误'}）`;
 
-  // What to do when the gateway refuses the page (401/403): the token is the page address's.
-  const authHint = () =>
-    token ? '网关拒绝了访问令牌，请检查网址中的 ?token=' : '网关需要访问令牌：请在网址后加上 ?token=…';
-
   // ------------------------------------------------------------------ live feed
   function liveUrl() {
     const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = token ? `?token=${encodeURIComponent(token)}` : '';
-    return `${scheme}://${window.location.host}/api/live${query}`;
+    return `${scheme}://${window.location.host}/api/live`;
   }
 
   // 0.5 s, 1 s, 2 s, ... doubling `doublings` times at most, never over `capMs`; with some
@@ -173,5 +185,5 @@ window.SafetyLive = (() => {
     }
   }
 
-  return Object.freeze({ token, api, unreachableText, authHint, backoffMs, LiveFeed });
+  return Object.freeze({ api, onRefused, unreachableText, backoffMs, LiveFeed });
 })();

@@ -26,12 +26,11 @@ from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from rules.model import AlarmType, DeviceRef
 from tests.conftest import Mosquitto, Probe, answer_valve, free_port, running_gateway, served, until
+from tests.support.accounts import BUREAU, add_accounts, session_cookie, submit_login
 from tests.support.browser import Chromium, save_screenshot
 from tests.support.overview import seed_history, two_sites
 
 pytestmark = pytest.mark.slow
-
-TOKEN = "bureau-secret"
 
 
 async def bureau_state(page: Page) -> dict[str, Any]:
@@ -81,19 +80,14 @@ async def test_bureau_overview_page(
     tmp_path: Path,
     broker: Mosquitto,
     probe: Probe,
-    monkeypatch: pytest.MonkeyPatch,
     chromium: Chromium,
 ) -> None:
-    monkeypatch.setenv("TOK_BUREAU", TOKEN)
     data_dir = tmp_path / "data"
     await seed_history(data_dir, time.time())  # anning's gas-1 was offline 4 h of the last 24
+    add_accounts(data_dir, BUREAU)
     port = free_port()
     data = two_sites(data_dir, broker.port)
-    data["http"] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "tokens": [{"name": "bureau", "token_env": "TOK_BUREAU", "role": "bureau"}],
-    }
+    data["http"] = {"host": "127.0.0.1", "port": port}
     base = f"http://127.0.0.1:{port}"
     async with running_gateway(parse_config(data)) as rg:
         gw = rg.gw
@@ -109,12 +103,12 @@ async def test_bureau_overview_page(
             await until(lambda: _open(gw, "anning", AlarmType.DEVICE_OFFLINE), what="offline")
             await until(lambda: gw.engine.status(DeviceRef("anning", "gas-1")).last_seen)
 
-            # Without the token the page says what is missing.
+            # Without a session the page sends the person to log in, and back afterwards.
             await page.goto(f"{base}/bureau")
-            await expect(page.locator("#offline-banner")).to_be_visible()
-            await expect(page.locator("#offline-detail")).to_contain_text("?token=")
-
-            await page.goto(f"{base}/bureau?token={TOKEN}")
+            await page.wait_for_url(f"{base}/login?next=%2Fbureau")
+            await submit_login(page, BUREAU.login, BUREAU.password)
+            await page.wait_for_url(f"{base}/bureau")
+            await expect(page.locator("#who-name")).to_have_text(BUREAU.name)
             await wait_state(page, "live and polled", live=True, pollOk=True)
             await expect(page.locator("#conn-text")).to_have_text("已连接 · 实时")
             await expect(page.locator("#site-rows tr.site")).to_have_count(2)
@@ -122,9 +116,8 @@ async def test_bureau_overview_page(
             # by severity: anning (an offline detector, a minor alarm) above quiet xingfu
             await wait_order(page, ["anning", "xingfu"])
 
-            async with httpx.AsyncClient(
-                base_url=base, headers={"authorization": f"Bearer {TOKEN}"}
-            ) as api:
+            cookie = await session_cookie(page)
+            async with httpx.AsyncClient(base_url=base, cookies={"sg_session": cookie}) as api:
                 overview = (await api.get("/api/overview")).json()
             rates = {s["id"]: s["online_rate_24h"] for s in overview["sites"]}
             assert rates["xingfu"] == 1.0

@@ -35,6 +35,7 @@ from tests.conftest import (
     served,
     site_config,
 )
+from tests.support.accounts import DUTY, add_accounts, submit_login
 from tests.support.browser import Chromium, save_screenshot
 
 GAS_OFF_DELAY = {"defaults": {"gas_detector": {"gas_leak": {"off_delay": "0.5 s"}}}}
@@ -98,6 +99,7 @@ def test_shared_scripts_are_all_local() -> None:
     assert {p.name for p in SHARED_DIR.iterdir()} == {
         "common.js",
         "live.js",
+        "session.js",
         "clock.js",
         "tiles.js",
     }
@@ -138,6 +140,9 @@ async def test_console_alarm_lifecycle(
         await expect(page.locator("#conn-text")).to_have_text("已连接 · 实时")
         await expect(page.locator("#site-names")).to_have_text("城区幸福养老服务中心")
         await expect(page.locator("#sound-banner")).to_contain_text("点击启用声音报警")
+        # No accounts: the local operator, nobody logged in to show.
+        await wait_state(page, "the local operator", person="local")
+        await expect(page.locator("#who")).to_be_hidden()
         # The browser is set to UTC; the clock shows the gateway's zone, like the alarm times.
         await until_async(lambda: clock_shows_shanghai(page), what="clock in the gateway's zone")
 
@@ -254,28 +259,25 @@ async def test_console_reconnects_after_gateway_restart(
     tmp_path: Path,
     broker: Mosquitto,
     probe: Probe,
-    monkeypatch: pytest.MonkeyPatch,
     chromium: Chromium,
 ) -> None:
     """The whole gateway stops and comes back (same port, same data dir): the page finds it
-    again by itself and shows the open alarms from the new snapshot. With a duty token in
-    the page address, which the page passes on to the live feed and to the API."""
-    monkeypatch.setenv("TOK_DUTY", "duty-secret")
+    again by itself and shows the open alarms from the new snapshot. With a duty officer
+    logged in, whose session outlives the restart (the live feed and the API take the
+    cookie)."""
     port = free_port()
+    add_accounts(tmp_path / "data", DUTY)
     data = site_config(tmp_path / "data", broker.port, rules=GAS_OFF_DELAY)
-    data["http"] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "tokens": [{"name": "duty", "token_env": "TOK_DUTY", "role": "duty", "sites": ["xingfu"]}],
-    }
+    data["http"] = {"host": "127.0.0.1", "port": port}
     config = parse_config(data)
     base = f"http://127.0.0.1:{port}"
     async with chromium() as (page, errors):
         async with gateway_served(config, port) as rg:
-            # Without the token the page says what is missing instead of spinning silently.
+            # Without a session the page sends the person to log in, and back afterwards.
             await page.goto(f"{base}/")
-            await expect(page.locator("#offline-detail")).to_contain_text("?token=")
-            await page.goto(f"{base}/?token=duty-secret")
+            await page.wait_for_url(f"{base}/login?next=%2F")
+            await submit_login(page, DUTY.login, DUTY.password)
+            await page.wait_for_url(f"{base}/")
             await wait_state(page, "connected", connected=True)
             await expect(page.locator("#site-names")).to_have_text("城区幸福养老服务中心")
             await probe.event("btn-lobby", "pressed")

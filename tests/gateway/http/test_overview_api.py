@@ -311,6 +311,7 @@ async def test_overview_auth(
 async def test_bureau_page_and_assets_are_served(tmp_path: Path) -> None:
     config = parse_config(two_sites(tmp_path / "data", 1))
     gw = Gateway(config)  # not started: the page and its files need no gateway
+    gw.people.open()  # ...but the links to /docs ask whether anyone can sign in
     async with overview_api(gw) as api:
         r = await api.get("/bureau")
         assert r.status_code == 200
@@ -330,6 +331,7 @@ async def test_bureau_page_and_assets_are_served(tmp_path: Path) -> None:
         html = (BUREAU_DIR / "index.html").read_text(encoding="utf-8")
         for ref in re.findall(r'(?:href|src)="(/[^"]+)"', html):
             assert (await api.get(ref)).status_code == 200, ref
+    gw.people.close()
 
 
 def test_bureau_assets_are_all_local() -> None:

@@ -105,6 +105,9 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/tokens", None, SIGNED_IN),
     ("POST", "/api/tokens", {"label": "script"}, row(401, OK, OK, OK)),
     ("DELETE", "/api/tokens/{target_token}", None, row(401, 404, 404, OK)),
+    ("GET", "/api/audit", None, row(401, 403, 200, 200)),
+    ("GET", "/api/audit?format=xlsx", None, row(401, 403, 200, 200)),
+    ("GET", "/api/audit?site=anning", None, row(401, 403, 200, 200)),
     ("POST", "/api/logout", None, SIGNED_IN),
 ]
 # Routes reached otherwise: the live feed below; mounts are listed by one file each above.
