@@ -65,6 +65,7 @@ from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.people.directory import People
+from gateway.people.links import AckLinks
 from gateway.people.model import contact_persons
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
@@ -157,6 +158,7 @@ class Gateway:
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
         # Who may sign in, and the contacts' phone links (gateway.people).
         self.people = People(data_dir / "people.sqlite3")
+        self.links = AckLinks(data_dir / "people.sqlite3")
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -181,6 +183,7 @@ class Gateway:
             record=self.dispatcher.record,
             current=self._current_alarm,
             clocks=self.clocks,
+            links=self.links,
         )
         self.actions = AlarmActions(
             book=self.book,
@@ -270,6 +273,7 @@ class Gateway:
     async def _start(self) -> Gateway:
         await self.store.open()
         await asyncio.to_thread(self.people.open)
+        await asyncio.to_thread(self.links.open)
         await self.sync_contacts()
         await self.notifications.open()
         if self.timeseries is not None:
@@ -364,6 +368,7 @@ class Gateway:
             await self._http.aclose()
         finally:
             try:
+                await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
             finally:
                 await self.store.close()
