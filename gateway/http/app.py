@@ -24,6 +24,7 @@ from gateway.http import (
     login,
     maintenance,
     people,
+    phone,
     reports,
     sites,
 )
@@ -46,6 +47,7 @@ _ROUTERS = (
     reports.router,
     login.router,
     people.router,
+    phone.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

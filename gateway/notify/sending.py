@@ -202,7 +202,7 @@ class BatchSender:
                     location=e.location or a.device,
                     device=a.device,
                     alarm=ALARM_LABELS.get(a.type.value, a.type.value),
-                    value=_value_text(a),
+                    value=value_text(a),
                     time=raised[:16].replace("T", " "),
                     state=STATE_LABELS.get(state, state),
                 )
@@ -225,7 +225,7 @@ _UNITS = {
 }
 
 
-def _value_text(a: AlarmSnapshot) -> str | None:
+def value_text(a: AlarmSnapshot) -> str | None:
     value = a.peak if a.peak is not None else a.value
     if value is None:
         return None
