@@ -64,9 +64,11 @@ class AlarmActions:
         return write.alarm
 
     async def respond(
-        self, alarm_id: str, by: str, status: str, note: str | None, via: str
+        self, alarm_id: str, by: str, status: str, note: str | None, *, via: str, source: str
     ) -> Alarm:
-        write = self._book.respond(alarm_id, by, status, note, self._clock(), via)
+        write = self._book.respond(
+            alarm_id, by, status, note, self._clock(), via=via, source=source
+        )
         await self._on_disk(write)
         return write.alarm
 

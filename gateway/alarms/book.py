@@ -290,11 +290,20 @@ class AlarmBook:
         return self.record(alarm, Action.ACKED, now, by, None, None, note=note)
 
     def respond(
-        self, alarm_id: str, by: str, status: str, note: str | None, now: float, via: str
+        self,
+        alarm_id: str,
+        by: str,
+        status: str,
+        note: str | None,
+        now: float,
+        *,
+        via: str,
+        source: str,
     ) -> AlarmWrite:
-        """A person says where they are with an open alarm; acknowledging is apart (`ack`)."""
+        """A person says where they are with an open alarm (`via` a phone link, from the
+        address `source`); acknowledging is apart (`ack`)."""
         alarm = self._require(alarm_id)
-        detail = {"status": status, "via": via}
+        detail = {"status": status, "via": via, "source": source}
         return self.record(alarm, Action.RESPONDED, now, by, None, None, note=note, detail=detail)
 
     def close(

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from gateway.alarms.book import Alarm, AlarmNotFound, AlarmState, TransitionRefused
+from gateway.alarms.book import Action, Alarm, AlarmNotFound, AlarmState, TransitionRefused
 from gateway.alarms.event import AlarmSnapshot
 from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep
@@ -62,6 +62,7 @@ main{max-width:480px;margin:0 auto;padding:14px}
 h1{font-size:21px;margin:4px 0 10px}
 .card{background:#fff;border-radius:10px;padding:14px;margin:0 0 12px;
 box-shadow:0 1px 2px rgba(0,0,0,.08)}
+.card>p:first-child{margin-top:0}
 .sev{display:inline-block;padding:1px 8px;border-radius:6px;color:#fff;background:#b91c1c;
 font-size:15px}
 .sev.major{background:#c2410c}.sev.minor,.sev.warning{background:#a16207}
@@ -175,9 +176,17 @@ def _valve(gw: Gateway, a: Alarm) -> str | None:
         return None
     view = gw.device_view(valve) or {}
     is_open = (view.get("values") or {}).get("open")
-    if is_open is None:
-        return "状态未知"
-    return "已关闭" if not is_open else "开启（未关闭！）"
+    if is_open is not None:  # the valve's own report wins over what was asked of it
+        return "已关闭" if not is_open else "开启（未关闭！）"
+    for e in reversed(a.timeline):  # a valve that reports only its command results
+        detail = e.detail or {}
+        if detail.get("cmd") != "close_valve":
+            continue
+        if e.action is Action.COMMAND_RESULT:
+            return "已关闭（阀门已确认）" if detail.get("ok") else "关闭失败！"
+        if e.action is Action.COMMAND_SENT:
+            return "关闭指令已发出，待阀门确认"
+    return "状态未知"
 
 
 def _alarm_card(gw: Gateway, a: Alarm) -> str:
@@ -364,7 +373,7 @@ async def _on_timeline(
     result = "ok"
     if gw.authority.acts_on(a):  # a mirrored alarm's timeline is its edge gateway's
         try:
-            await gw.actions.respond(a.id, person.actor, status.value, note, VIA)
+            await gw.actions.respond(a.id, person.actor, status.value, note, via=VIA, source=source)
         except AlarmNotFound:
             result = "closed"  # closed meanwhile: the link and the audit trail keep it
     await record(

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -32,13 +33,23 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 
 UI_TIMEOUT_MS = 10_000
 
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+# A small Android phone: what the mobile acknowledgement page must fit.
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 360, "height": 740},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
 
-Chromium = Callable[[], contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
+
+Chromium = Callable[..., contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
 
 
 @contextlib.asynccontextmanager
-async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
-    """A fresh headless chromium page and the list that collects uncaught page errors."""
+async def chromium_page(phone: bool = False) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A fresh headless chromium page (desktop, or a phone's) and the list that collects
+    uncaught page errors."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: the console tests need Debian's chromium "
@@ -50,7 +61,7 @@ async def chromium_page() -> AsyncIterator[tuple[Page, list[str]]]:
         )
         try:
             context = await browser.new_context(
-                viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="UTC"
+                **(PHONE if phone else DESKTOP), locale="zh-CN", timezone_id="UTC"
             )
             page = await context.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)

@@ -98,7 +98,12 @@ async def test_the_first_tap_acknowledges_as_that_person(
     tail = [(e.action.value, e.actor, e.note, e.detail) for e in alarm.timeline[-2:]]
     assert tail == [
         ("acked", f"李四应 ({SAFETY})", "马上到", None),
-        ("responded", f"李四应 ({SAFETY})", "马上到", {"status": "seen", "via": "phone_link"}),
+        (
+            "responded",
+            f"李四应 ({SAFETY})",
+            "马上到",
+            {"status": "seen", "via": "phone_link", "source": "127.0.0.1"},
+        ),
     ]
     audit = [r.getMessage() for r in caplog.records]
     assert any(f"audit alarm.ack by {SAFETY}" in m and "from 127.0.0.1" in m for m in audit)
@@ -119,8 +124,8 @@ async def test_the_same_status_twice_is_recorded_once(phone: Phone) -> None:
     assert alarm is not None
     responded = [e.detail for e in alarm.timeline if e.action.value == "responded"]
     assert responded == [
-        {"status": "seen", "via": "phone_link"},
-        {"status": "on_way", "via": "phone_link"},
+        {"status": "seen", "via": "phone_link", "source": "127.0.0.1"},
+        {"status": "on_way", "via": "phone_link", "source": "127.0.0.1"},
     ]
 
 
