@@ -65,7 +65,7 @@ from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.people.directory import People
-from gateway.people.links import AckLinks
+from gateway.people.links import LINKS_KEPT_S, AckLinks
 from gateway.people.model import contact_persons
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
@@ -274,6 +274,7 @@ class Gateway:
         await self.store.open()
         await asyncio.to_thread(self.people.open)
         await asyncio.to_thread(self.links.open)
+        await asyncio.to_thread(self.links.prune, self.clock() - LINKS_KEPT_S)
         await self.sync_contacts()
         await self.notifications.open()
         if self.timeseries is not None:

@@ -34,6 +34,9 @@ CODE_BYTES = 10  # 80 bits: not guessable at any rate a gateway answers
 CODE_LENGTH = 16  # base32 of 10 bytes, no padding
 _CODE = re.compile(r"^[a-z2-7]{16}$")
 NOTE_MAX = 200  # characters of a note kept with a response
+# Expired links are deleted this long after (at start): their answers are on the alarm's
+# timeline and in the audit trail; until then an old link still says "expired", not "unknown".
+LINKS_KEPT_S = 30 * 24 * 3600.0
 
 
 class LinkStatus(StrEnum):

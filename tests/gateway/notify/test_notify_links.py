@@ -13,6 +13,7 @@ import pytest
 
 from gateway.alarms.book import Action, Alarm, AlarmState
 from gateway.alarms.event import AlarmEvent, AlarmSnapshot
+from gateway.config.errors import ConfigError
 from gateway.config.inventory import Inventory
 from gateway.config.loading import parse_config
 from gateway.notify import render
@@ -163,3 +164,20 @@ async def test_a_database_failure_sends_without_the_link(
         assert await s.send(batch_for(gas_alarm()))
     assert len(sms.sent) == 2 and all(m.link is None for m, _ in sms.sent)
     assert "no acknowledgement link" in caplog.text
+
+
+# ----------------------------------------------------------------------------- config
+def test_public_url_and_link_hours_are_checked_at_load(tmp_path: Path) -> None:
+    data = site_config(tmp_path, 1883)
+    data["notify"] = {"public_url": "https://gw.example.org/safety/"}
+    notify = parse_config(data).notify
+    assert notify.public_url == "https://gw.example.org/safety" and notify.link_hours == 24
+    for bad in (
+        {"public_url": "gw.example.org"},
+        {"public_url": "https://gw.example.org/?x=1"},
+        {"public_url": "https://gw.example.org", "link_hours": 0},
+        {"public_url": "https://gw.example.org", "link_hours": 169},
+    ):
+        data["notify"] = bad
+        with pytest.raises(ConfigError):
+            parse_config(data)
