@@ -63,6 +63,15 @@ class AlarmActions:
         await self._on_disk(write)
         return write.alarm
 
+    async def respond(
+        self, alarm_id: str, by: str, status: str, note: str | None, *, via: str, source: str
+    ) -> Alarm:
+        write = self._book.respond(
+            alarm_id, by, status, note, self._clock(), via=via, source=source
+        )
+        await self._on_disk(write)
+        return write.alarm
+
     async def close(
         self, alarm_id: str, by: str, disposition: Disposition, note: str | None
     ) -> Alarm:

@@ -56,6 +56,8 @@ class Action(StrEnum):
     NOTIFY_SUPPRESSED = "notify_suppressed"  # device in maintenance: recorded, not pushed
     NOTIFY_CANCELLED = "notify_cancelled"  # acknowledged or closed: pending steps dropped
     RESTORED = "restored"
+    # A person's answer from the phone link (seen, on the way, on site): no state change.
+    RESPONDED = "responded"
 
 
 @dataclass(slots=True)
@@ -286,6 +288,23 @@ class AlarmBook:
         alarm.acked_at = now
         alarm.acked_by = by
         return self.record(alarm, Action.ACKED, now, by, None, None, note=note)
+
+    def respond(
+        self,
+        alarm_id: str,
+        by: str,
+        status: str,
+        note: str | None,
+        now: float,
+        *,
+        via: str,
+        source: str,
+    ) -> AlarmWrite:
+        """A person says where they are with an open alarm (`via` a phone link, from the
+        address `source`); acknowledging is apart (`ack`)."""
+        alarm = self._require(alarm_id)
+        detail = {"status": status, "via": via, "source": source}
+        return self.record(alarm, Action.RESPONDED, now, by, None, None, note=note, detail=detail)
 
     def close(
         self,

@@ -66,6 +66,7 @@ from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.people.directory import People
+from gateway.people.links import LINKS_KEPT_S, AckLinks
 from gateway.people.model import contact_persons
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
@@ -84,6 +85,7 @@ from rules.model import (
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 1.0
+PEOPLE_DB = "people.sqlite3"
 
 
 class Gateway:
@@ -159,8 +161,8 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
-        # Who may sign in, and the contacts' phone links (gateway.people).
-        self.people = People(data_dir / "people.sqlite3")
+        # Who may sign in, and the contacts' phone links (gateway.people): one database.
+        self.people, self.links = People(data_dir / PEOPLE_DB), AckLinks(data_dir / PEOPLE_DB)
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -185,6 +187,7 @@ class Gateway:
             record=self.dispatcher.record,
             current=self._current_alarm,
             clocks=self.clocks,
+            links=self.links,
         )
         self.actions = AlarmActions(
             book=self.book,
@@ -274,7 +277,7 @@ class Gateway:
     async def _start(self) -> Gateway:
         await self.store.open()
         await self._open_aside("audit", self.audit.open)
-        if await self._open_aside("people", partial(asyncio.to_thread, self.people.open)):
+        if await self._open_aside("people", self._open_people):
             await self.sync_contacts()
         http = self.config.http
         if (
@@ -381,12 +384,18 @@ class Gateway:
             await self._http.aclose()
         finally:
             try:
+                await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
             finally:
                 try:
                     await self.audit.close()
                 finally:
                     await self.store.close()
+
+    async def _open_people(self) -> None:
+        await asyncio.to_thread(self.people.open)
+        await asyncio.to_thread(self.links.open)
+        await asyncio.to_thread(self.links.prune, self.clock() - LINKS_KEPT_S)
 
     async def _open_aside(self, name: str, open_it: Callable[[], Awaitable[None]]) -> bool:
         """Opens a database the alarm path does not need (people, audit). One that cannot be

@@ -401,6 +401,15 @@ class NotifySection(_Model):
     retry_backoff: PositiveSeconds = 2.0
     bureau_contacts: list[Contact] = []  # role bureau_duty, for every site
     timeout: PositiveSeconds = 10.0  # per provider request
+    # Where phones reach this gateway (README "Acknowledge from the phone"): SMS then carry
+    # a personal acknowledgement link, robots a link to the console. None: no links.
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    link_hours: int = Field(24, ge=1, le=168)  # how long a phone link works
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else v
 
 
 class ReportRecipient(_Model):

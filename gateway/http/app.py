@@ -24,6 +24,7 @@ from gateway.http import (
     login,
     maintenance,
     people,
+    phone,
     reports,
     sites,
 )
@@ -49,6 +50,7 @@ _ROUTERS = (
     login.router,
     people.router,
     audit_trail.router,
+    phone.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

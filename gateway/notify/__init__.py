@@ -11,7 +11,7 @@
 Every adapter implements `base.Notifier`: one `send` is one attempt that never raises for
 provider or network trouble; retries and fallback belong to the escalation engine.
 
-May import `central`, `alarms`, `config`, `rules`.
+May import `central`, `alarms`, `people` (the acknowledgement links SMS carry), `config`, `rules`.
 """
 
 from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult

@@ -22,6 +22,7 @@ class Recipient:
     role: str  # legal_representative | safety_manager | duty_officer | bureau_duty | other
     phone: str | None  # E.164, e.g. "+8613800000001"
     email: str | None
+    login: str | None = None  # the person (`gateway.people`): whose acknowledgement link
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,11 @@ class Message:
     severity: str  # critical | major | minor | warning
     alarm_ids: tuple[str, ...]
     lines: tuple[MessageLine, ...]  # one per alarm; grouped messages have several
+    # The recipient's own acknowledgement link (SMS, mail; never a group channel), about
+    # the first alarm of the message; `link_code` is its code alone (see `render.sms_params`).
+    link: str | None = None
+    link_code: str | None = None
+    console_url: str | None = None  # group channels: the console at the first alarm (login)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,10 @@ ELLIPSIS = "…"
 # verification-code variables and different limits per variable type for notifications;
 # 20 stays inside every notification limit we know of, for both Aliyun and Tencent.
 SMS_PARAM_MAX = 20
+# A link variable may be longer: Aliyun allows 35 characters in one variable. A link is never
+# clipped (a clipped link opens nothing): one longer than the cap is sent as its code alone,
+# and the template holds `<public_url>/a/` before the variable.
+LINK_PARAM_MAX = 35
 
 ALARM_LABELS: Mapping[str, str] = {
     AlarmType.GAS_LEAK.value: "燃气泄漏",
@@ -105,13 +109,35 @@ def distinct_alarms(msg: Message) -> list[str]:
 # ------------------------------------------------------------------- chat, mail, webhook
 
 
-def text(msg: Message) -> str:
-    """Plain text for chat robots, the webhook and the mail body."""
+def _links(msg: Message) -> list[str]:
+    out = []
+    if msg.link:
+        which = "第1处" if len(msg.lines) > 1 else ""
+        out.append(f"确认{which}：{msg.link}")
+    if msg.console_url:
+        out.append(f"查看：{msg.console_url}")
+    return out
+
+
+def _with_tail(body: list[str], tail: list[str], max_bytes: int | None) -> str:
+    """The body, clipped to `max_bytes` if need be, then the tail (links) whole."""
+    text_ = "\n".join(body)
+    end = "\n".join(tail)
+    if max_bytes is not None:
+        room = max_bytes - (len(end.encode("utf-8")) + 1 if end else 0)
+        text_ = clip_utf8(text_, max(0, room))
+    return f"{text_}\n{end}" if end else text_
+
+
+def text(msg: Message, max_bytes: int | None = None) -> str:
+    """Plain text for chat robots, the webhook and the mail body; links last, never clipped."""
     if len(msg.lines) == 1:
-        return f"{TITLE}{msg.site_name} {line_text(msg.lines[0])}"
-    header = f"{TITLE}{msg.site_name} {len(msg.lines)}处报警（{severity_label(msg.severity)}）"
-    body = [f"{i}. {line_text(line)}" for i, line in enumerate(msg.lines, 1)]
-    return "\n".join([header, *body])
+        body = [f"{TITLE}{msg.site_name} {line_text(msg.lines[0])}"]
+    else:
+        severity = severity_label(msg.severity)
+        body = [f"{TITLE}{msg.site_name} {len(msg.lines)}处报警（{severity}）"]
+        body += [f"{i}. {line_text(line)}" for i, line in enumerate(msg.lines, 1)]
+    return _with_tail(body, _links(msg), max_bytes)
 
 
 def subject(msg: Message) -> str:
@@ -126,7 +152,7 @@ def subject(msg: Message) -> str:
     return f"{TITLE}{msg.site_name} {alarms} 共{len(msg.lines)}处"
 
 
-def markdown(msg: Message) -> str:
+def markdown(msg: Message, max_bytes: int | None = None) -> str:
     """Markdown for DingTalk/WeCom robots: the title line, the severity, one item per alarm.
 
     Only headings, bold and lists: the subset both robots render.
@@ -134,7 +160,8 @@ def markdown(msg: Message) -> str:
     count = f" {len(msg.lines)}处报警" if len(msg.lines) > 1 else ""
     out = [f"### {TITLE}{msg.site_name}", "", f"**{severity_label(msg.severity)}**{count}", ""]
     out += [f"- {line_text(line)}" for line in msg.lines]
-    return "\n".join(out)
+    tail = ["", f"[在值班台查看]({msg.console_url})"] if msg.console_url else []
+    return _with_tail(out, tail, max_bytes)
 
 
 # --------------------------------------------------------------------- SMS and voice
@@ -158,19 +185,27 @@ def _location(msg: Message, max_len: int, ellipsis: str) -> str:
     return truncate(first, max(0, max_len - len(suffix)), ellipsis) + suffix
 
 
-def sms_params(msg: Message, max_len: int = SMS_PARAM_MAX) -> dict[str, str]:
+def sms_params(
+    msg: Message, max_len: int = SMS_PARAM_MAX, link_max: int = LINK_PARAM_MAX
+) -> dict[str, str]:
     """Template variables site, location, alarm, time; each at most `max_len` characters.
+    With a link (`notify.public_url`), a fifth: `link`, the whole link when it fits in
+    `link_max`, else its code alone (never clipped). Whichever it is, it is so for every
+    message of a deployment (the codes have one length), so the template is written once.
 
     Grouped: location is the first alarm's location + "等N处", alarm the distinct labels
-    joined with "、", time the first alarm's time.
+    joined with "、", time the first alarm's time; the link is the first alarm's.
     """
     first = msg.lines[0] if msg.lines else None
-    return {
+    params = {
         "site": truncate(_clean(msg.site_name), max_len),
         "location": _location(msg, max_len, ELLIPSIS),
         "alarm": truncate(_clean("、".join(distinct_alarms(msg))), max_len),
         "time": truncate(_clean(first.time), max_len) if first else "",
     }
+    if msg.link and msg.link_code:
+        params["link"] = msg.link if len(msg.link) <= link_max else msg.link_code
+    return params
 
 
 def tts_params(msg: Message, max_len: int = SMS_PARAM_MAX) -> dict[str, str]:

@@ -10,8 +10,11 @@ due, and what its outcome changes, is the worker's (`gateway.notify.worker`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gateway.alarms.book import AlarmState
@@ -23,11 +26,17 @@ from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendR
 from gateway.notify.policy import Batch
 from gateway.notify.render import ALARM_LABELS, STATE_LABELS
 from gateway.notify.retry import with_backoff
+from gateway.people.links import AckLinks
+from gateway.people.model import contact_login
 
 log = logging.getLogger(__name__)
 
 GROUP_KINDS = frozenset({"dingtalk", "wecom", "webhook"})  # one message to a group, no recipient
 MAX_RETRY_WAIT_S = 60.0  # a later escalation step is the answer to a longer outage
+# The kinds whose text carries a person's acknowledgement link. Not voice: a link cannot be
+# heard (the call says what happened; the SMS of the same step carries the link).
+LINK_KINDS = frozenset({"aliyun_sms", "tencent_sms", "smtp"})
+LINK_ISSUE_TIMEOUT_S = 1.0  # a busy database must not hold back the SMS: it goes without
 
 TimelineRecorder = Callable[[str, str, dict[str, Any]], None]  # (alarm id, action, detail)
 
@@ -42,8 +51,12 @@ class BatchSender:
         notifiers: Mapping[str, Notifier],
         record: TimelineRecorder,
         current: Callable[[str], AlarmEvent | None],
+        links: AckLinks | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        self._links = links
+        self._clock = clock
         self._clockface = Clockface(config.gateway.timezone)
         self._inventory = inventory
         self.notifiers = notifiers
@@ -68,9 +81,15 @@ class BatchSender:
         personal = [c for c in step.channels if self._kind(c) not in GROUP_KINDS]
         group = [c for c in step.channels if self._kind(c) in GROUP_KINDS]
         reached_all = True
+        linked = any(self._kind(c) in LINK_KINDS for c in personal)
         for recipient in self._recipients(batch.site, step.roles):
-            if personal and not await self._first_that_works(personal, message, recipient, batch):
+            mine = await self._with_link(message, recipient, batch) if linked else message
+            if personal and not await self._first_that_works(personal, mine, recipient, batch):
                 reached_all = False
+        public_url = self._config.notify.public_url
+        if public_url and message.alarm_ids:
+            # The console asks for a login: a group chat is no place for a personal link.
+            message = replace(message, console_url=f"{public_url}/#alarm={message.alarm_ids[0]}")
         for channel in group:
             everyone = Recipient("群", "group", None, None)
             if not await self._first_that_works([channel], message, everyone, batch):
@@ -134,6 +153,29 @@ class BatchSender:
         )
         return result.ok
 
+    async def _with_link(self, message: Message, to: Recipient, batch: Batch) -> Message:
+        """The message with `to`'s own link about its first alarm (one link for a grouped
+        message: the SMS says 等N处, the page lists the site's other open alarms). Without
+        a public URL, a person or a database answering in time, the message as it was."""
+        public_url = self._config.notify.public_url
+        if self._links is None or not public_url or to.login is None or not message.alarm_ids:
+            return message
+        alarm_id = message.alarm_ids[0]
+        occurrence = next(s.key.occurrence for s in batch.sends if s.key.alarm_id == alarm_id)
+        ttl_s = self._config.notify.link_hours * 3600.0
+        try:
+            code = await asyncio.wait_for(
+                asyncio.to_thread(
+                    self._links.issue, to.login, alarm_id, occurrence, self._clock(), ttl_s
+                ),
+                LINK_ISSUE_TIMEOUT_S,
+            )
+        except Exception:
+            log.exception("no acknowledgement link for %s about %s: sent without", to.login,
+                          alarm_id)  # fmt: skip
+            return message
+        return replace(message, link=f"{public_url}/a/{code}", link_code=code)
+
     def _kind(self, channel: str) -> str:
         n = self.notifiers.get(channel)
         return n.kind if n is not None else ""
@@ -143,7 +185,7 @@ class BatchSender:
         contacts = list(site.contacts) if site else []
         contacts += list(self._config.notify.bureau_contacts)
         return [
-            Recipient(c.name, c.role.value, c.phone, c.email)
+            Recipient(c.name, c.role.value, c.phone, c.email, contact_login(c))
             for c in contacts
             if c.role.value in roles
         ]
@@ -160,7 +202,7 @@ class BatchSender:
                     location=e.location or a.device,
                     device=a.device,
                     alarm=ALARM_LABELS.get(a.type.value, a.type.value),
-                    value=_value_text(a),
+                    value=value_text(a),
                     time=raised[:16].replace("T", " "),
                     state=STATE_LABELS.get(state, state),
                 )
@@ -183,7 +225,7 @@ _UNITS = {
 }
 
 
-def _value_text(a: AlarmSnapshot) -> str | None:
+def value_text(a: AlarmSnapshot) -> str | None:
     value = a.peak if a.peak is not None else a.value
     if value is None:
         return None

@@ -40,6 +40,7 @@ from gateway.notify.policy import (
 )
 from gateway.notify.sending import BatchSender, TimelineRecorder
 from gateway.notify.sendlog import SendLog
+from gateway.people.links import AckLinks
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,12 @@ class NotificationWorker:
         current: Callable[[str], AlarmEvent | None],
         clocks: Clocks,
         tick_s: float = 1.0,
+        links: AckLinks | None = None,
     ) -> None:
         self.escalations = escalations
-        self._sender = BatchSender(config, inventory, notifiers, record, current)
+        self._sender = BatchSender(
+            config, inventory, notifiers, record, current, links, clocks.wall
+        )
         self._sendlog = SendLog(db_path)
         self._windows = windows  # opened and closed with the send log
         self._record = record

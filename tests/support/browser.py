@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -32,15 +33,26 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 
 UI_TIMEOUT_MS = 10_000
 
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+# A small Android phone: what the mobile acknowledgement page must fit.
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 360, "height": 740},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+
 
 Chromium = Callable[..., contextlib.AbstractAsyncContextManager[tuple[Page, list[str]]]]
 
 
 @contextlib.asynccontextmanager
-async def chromium_page(ignore_https_errors: bool = False) -> AsyncIterator[tuple[Page, list[str]]]:
-    """A fresh headless chromium page and the list that collects uncaught page errors.
-    `ignore_https_errors`: for a server whose certificate a test's own CA signed (Chromium
-    cannot be given a CA to trust as easily as httpx)."""
+async def chromium_page(
+    phone: bool = False, ignore_https_errors: bool = False
+) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A fresh headless chromium page (desktop, or a phone's) and the list that collects
+    uncaught page errors. `ignore_https_errors`: for a server whose certificate a test's own
+    CA signed (Chromium cannot be given a CA to trust as easily as httpx)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: the console tests need Debian's chromium "
@@ -52,7 +64,7 @@ async def chromium_page(ignore_https_errors: bool = False) -> AsyncIterator[tupl
         )
         try:
             context = await browser.new_context(
-                viewport={"width": 1280, "height": 800},
+                **(PHONE if phone else DESKTOP),
                 locale="zh-CN",
                 timezone_id="UTC",
                 ignore_https_errors=ignore_https_errors,

@@ -159,13 +159,15 @@ class TencentSms:
     async def send(self, msg: Message, to: Recipient) -> SendResult:
         if not to.phone:
             return SendResult(False, False, "recipient has no phone number")
-        params = render.sms_params(msg, self._max_len)
+        params = render.sms_params(msg, self._max_len, self._max_len)
         body: dict[str, object] = {
             "PhoneNumberSet": [to.phone],  # E.164 is what Tencent wants
             "SmsSdkAppId": self._app_id,
             "SignName": self._sign_name,
             "TemplateId": self._template_id,
-            "TemplateParamSet": [params.get(k, "") for k in self._order],
+            # {5} is the link, when links are configured (a template with five variables)
+            "TemplateParamSet": [params.get(k, "") for k in self._order]
+            + ([params["link"]] if "link" in params and "link" not in self._order else []),
         }
         if msg.alarm_ids:
             body["SessionContext"] = msg.alarm_ids[0]  # echoed in delivery receipts

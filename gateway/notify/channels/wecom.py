@@ -41,10 +41,10 @@ class WeComRobot:
 
     async def send(self, msg: Message, to: Recipient) -> SendResult:
         if self._msgtype == "markdown":
-            content = render.clip_utf8(render.markdown(msg), MARKDOWN_MAX_BYTES)
+            content = render.markdown(msg, MARKDOWN_MAX_BYTES)
             body: dict[str, object] = {"msgtype": "markdown", "markdown": {"content": content}}
         else:
-            content = render.clip_utf8(render.text(msg), TEXT_MAX_BYTES)
+            content = render.text(msg, TEXT_MAX_BYTES)
             body = {"msgtype": "text", "text": {"content": content}}
         headers = {"Content-Type": "application/json; charset=utf-8"}
         response = await post(self._client, self._webhook, orjson.dumps(body), headers)
