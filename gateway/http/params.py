@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from gateway.config.text import clean_text
 from gateway.http.errors import ApiError
 
 # Times a request may name: earlier or later ones are refused (422) rather than overflowing.
@@ -14,10 +16,25 @@ MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(9998, 12, 31, tzinfo=UTC)
 
 
+# Fields whose text keeps its line breaks; passwords are taken exactly as typed.
+_MULTILINE_FIELDS = frozenset({"note", "requirements", "measure", "description"})
+_VERBATIM_FIELDS = frozenset({"password"})
+
+
 class Body(BaseModel):
-    """A request body: an unknown field is an error, not ignored (a typo never passes)."""
+    """A request body: an unknown field is an error, not ignored (a typo never passes), and
+    text is cleaned of control and bidi characters before anything stores or shows it."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _clean_text(self) -> Self:
+        for name, value in self.__dict__.items():
+            if isinstance(value, str) and name not in _VERBATIM_FIELDS:
+                cleaned = clean_text(value, multiline=name in _MULTILINE_FIELDS)
+                if cleaned != value:
+                    object.__setattr__(self, name, cleaned)
+        return self
 
 
 def parse_time(raw: str | None, name: str) -> float | None:

@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse
 from gateway.alarms.book import Action, Alarm, AlarmNotFound, AlarmState, TransitionRefused
 from gateway.alarms.event import AlarmSnapshot
 from gateway.app.supervisor import Gateway
+from gateway.config.text import clean_text
 from gateway.http.auth import GatewayDep
 from gateway.http.trail import record
 from gateway.notify.policy import WHOLE
@@ -327,7 +328,7 @@ async def respond(gw: GatewayDep, request: Request, code: str) -> HTMLResponse:
         status = LinkStatus(fields.get("status", ""))
     except ValueError:
         return _notice("无法识别", "请点击页面上的按钮回复。", 400)
-    note = fields.get("note", "").strip()[:NOTE_MAX] or None
+    note = clean_text(fields.get("note", ""), multiline=True).strip()[:NOTE_MAX] or None
     person, alarm = opened.person, opened.alarm
     if alarm.state is AlarmState.CLOSED:
         return _alarm_page(gw, opened, code)  # nothing left to answer: it says who closed it
