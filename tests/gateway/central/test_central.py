@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from gateway.notify.policy import SendState
+from gateway.people.model import Person, Role
 from rules.model import DeviceRef
 from tests.conftest import (
     FakeClock,
@@ -250,6 +251,13 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(
     """The bureau's own alarm about an edge: raised after `edge_offline_after`, acknowledged
     and closed at the bureau (unlike the edge's alarms), cleared when the edge is back."""
     async with bureau(tmp_path, brokers, central_rules={"edge_offline_after": "0.5 s"}) as b:
+        # A person of the bureau's duty room, with a token issued to them (issue 11: the
+        # `bureau` role acts on the alarms the bureau owns, and nothing else).
+        people = b.central.gw.people
+        duty_room = Person("ju1", "局值班员", Role.BUREAU, frozenset())
+        await asyncio.to_thread(people.add, duty_room, None, 0.0)
+        _, secret = await asyncio.to_thread(people.issue_token, "ju1", "t", "test", 0.0)
+        as_bureau = {"authorization": f"Bearer {secret}"}
         await until(
             lambda: (link := b.central.gw.central.edges.get("xingfu")) and link.gateway_online,
             timeout=15,
@@ -265,26 +273,31 @@ async def test_a_dead_edge_gateway_raises_edge_offline_at_the_bureau(
         )
         assert (alarm.site, alarm.device, alarm.severity.value) == ("xingfu", "test-gw", "critical")
         assert alarm.state.value == "active"
-        listed = (await b.central.api.get("/api/alarms", params={"state": "active"})).json()
+        api = b.central.api
+        listed = (
+            await api.get("/api/alarms", params={"state": "active"}, headers=as_bureau)
+        ).json()
         assert [a["type"] for a in listed] == ["edge_offline"]
-        overview = (await b.central.api.get("/api/overview")).json()
+        overview = (await api.get("/api/overview", headers=as_bureau)).json()
         assert overview["sites"][0]["open_alarms"]["critical"] == 1
-        # The bureau acts on its own alarm about the edge.
-        r = await b.central.api.post(f"/api/alarms/{alarm.id}/ack", json={"by": "局值班"})
+        # The bureau acts on its own alarm about the edge, as the person behind the token.
+        r = await api.post(f"/api/alarms/{alarm.id}/ack", json={}, headers=as_bureau)
         assert r.status_code == 200, r.text
+        assert r.json()["acked_by"] == "局值班员 (ju1)"
         assert not [t for t, _ in b.at_bureau.received if t.endswith("/alarms")], (
             "the bureau's alarm about an edge site is not published on that site's topic"
         )
 
         async with running_gateway(b.edge.config):  # the edge is back
             await until(lambda: alarm.state.value == "cleared", what="edge_offline cleared")
-            r = await b.central.api.post(
+            r = await api.post(
                 f"/api/alarms/{alarm.id}/close",
-                json={"by": "局值班", "disposition": "real", "note": "现场断电，已恢复"},
+                json={"disposition": "real", "note": "现场断电，已恢复"},
+                headers=as_bureau,
             )
             assert r.status_code == 200, r.text
         stored = await b.central.gw.store.get(alarm.id)
-        assert stored is not None and stored.closed_by == "局值班"
+        assert stored is not None and stored.closed_by == "局值班员 (ju1)"
 
 
 @pytest.mark.usefixtures("provider_secrets")
