@@ -1,6 +1,8 @@
 """`WS /api/live`: a snapshot of the caller's open alarms and devices, then every change the
-live hub queues for them. A refused token closes with 4401, a client too slow to keep up
-with 4408 (it reconnects for a fresh snapshot)."""
+live hub queues for them. A refused caller closes with 4401, also later: the caller is asked
+for again every `RECHECK_S` (a session ended by logout, a new password or its expiry, a revoked
+token, a disabled person stop receiving alarms); a client too slow to keep up closes with 4408
+(it reconnects for a fresh snapshot)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gateway.app.supervisor import Gateway
-from gateway.http.auth import GatewayDep, LiveCallerDep, Principal
+from gateway.http.auth import GatewayDep, LiveCallerDep, Principal, auth_of
+from gateway.http.errors import ApiError
 from gateway.live.hub import Subscriber, SubscriberTooSlow
 
 router = APIRouter()
+RECHECK_S = 30.0
 
 
 @router.websocket("/api/live")
@@ -29,13 +33,30 @@ async def live(ws: WebSocket, gw: GatewayDep, who: LiveCallerDep) -> None:
     # went away is noticed at once (and its subscription dropped), not at the next alarm.
     sender = asyncio.create_task(_send_live(ws, sub, _snapshot(gw, who)))
     listener = asyncio.create_task(_drain_client(ws))
+    checker = asyncio.create_task(_still_allowed(ws, who))
+    tasks = {sender, listener, checker}
     try:
-        await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gw.live.unsubscribe(sub)
-        for task in (sender, listener):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(sender, listener, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _still_allowed(ws: WebSocket, who: Principal) -> None:
+    """Returns (closing the feed with 4401) once the caller is refused, or is someone else."""
+    auth = auth_of(ws)
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            now = await auth.principal(ws, query_token=True)
+        except ApiError:
+            now = None
+        if now is None or (now.login, now.role, now.sites) != (who.login, who.role, who.sites):
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await ws.close(code=4401, reason="signed out")
+            return
 
 
 async def _send_live(ws: WebSocket, sub: Subscriber, snapshot: dict[str, Any]) -> None:

@@ -15,13 +15,22 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 import yaml
 
 from gateway.cli.main import main as cli
 from gateway.config.loading import parse_config
+from gateway.http.app import create_api
 from gateway.people.model import Person, Role
 from gateway.people.passwords import hash_password
-from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway
+from tests.conftest import (
+    Mosquitto,
+    Probe,
+    RunningGateway,
+    free_port,
+    running_gateway,
+    served,
+)
 from tests.support.overview import two_sites
 
 PASSWORD = "correct horse battery"
@@ -207,3 +216,22 @@ async def test_local_operator_mode_ends_when_someone_can_sign_in(
         await asyncio.wait_for(check(), 10)
         assert (await _login(api, "root1")).status_code == 200
         assert (await api.get("/api/alarms")).status_code == 200
+
+
+@pytest.mark.broker
+async def test_the_live_feed_closes_when_the_session_ends(
+    tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.http.live.RECHECK_S", 0.2)
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        r = await _login(rg.api, "wang")
+        cookie = f"sg_session={r.cookies['sg_session']}"
+        async with served(create_api(rg.gw), free_port()) as port:
+            url = f"ws://127.0.0.1:{port}/api/live"
+            async with websockets.connect(url, additional_headers={"cookie": cookie}) as ws:
+                assert '"snapshot"' in str(await asyncio.wait_for(ws.recv(), 5))
+                await rg.api.post("/api/logout", headers=ORIGIN)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:  # alarms may still come until the check: then it closes
+                        await asyncio.wait_for(ws.recv(), 5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
