@@ -99,7 +99,9 @@ def telemetry_processed_or_none(base: str) -> Callable[[], int | None]:
 
 
 def health(base: str, timeout: float = 5) -> dict[str, Any]:
-    r = httpx.get(f"{base}/api/health", timeout=timeout)
+    # the detail (broker, queues) is for signed-in callers
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    r = httpx.get(f"{base}/api/health", timeout=timeout, headers=auth)
     r.raise_for_status()
     body: dict[str, Any] = r.json()
     return body

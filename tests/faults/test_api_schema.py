@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import GatewayProcess, Mosquitto, Probe, write_config
-from tests.faults.rig import ADMIN_TOKEN, process_config, wait
+from tests.faults.rig import ADMIN_TOKEN, health, process_config, wait
 
 ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
@@ -26,7 +24,7 @@ async def test_no_request_gets_a_server_error(
     cfg = write_config(tmp_path / "gateway.yaml", data)
     base = f"http://127.0.0.1:{port}"
     with gateway_process(cfg, port, tmp_path / "gateway.log") as proc:
-        wait(lambda: httpx.get(f"{base}/api/health").json()["broker"]["connected"], 20, "link")
+        wait(lambda: health(base)["broker"]["connected"], 20, "link")
         await probe.event("btn-lobby", "pressed")
         await probe.telemetry("gas-kitchen", {"lel": 28.0})
         gas = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
