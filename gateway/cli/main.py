@@ -242,6 +242,7 @@ async def _run(config: GatewayConfig, path: Path) -> int:
             lifespan="on",
             on_ready=lambda: systemd.notify("READY=1"),
             tls=config.http.tls,
+            trusted_proxies=config.http.trusted_proxies,
         )
         await server.serve()
     return EXIT_OK

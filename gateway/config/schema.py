@@ -107,6 +107,9 @@ class HttpSection(_Model):
     public_metrics: bool = True
     public_docs: bool = False
     tls: HttpTls | None = None  # HTTPS, with HSTS
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's proxy headers): the
+    # client address of the audit trail, the login lockout and the local operator.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
 
 class MqttSection(_Model):

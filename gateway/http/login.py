@@ -79,9 +79,9 @@ async def login(gw: GatewayDep, request: Request, body: LoginBody) -> JSONRespon
         gw, actor=login, actor_name=person.name, role=person.role.value, source=source,
         action="session.login", target=login,
     )  # fmt: skip
-    response = JSONResponse(
-        _person_json(person.login, person.name, person.role.value, person.sites)
-    )
+    answer = _person_json(person.login, person.name, person.role.value, person.sites)
+    answer |= {"every_site": person.every_site, "via": "session"}  # as /api/me answers
+    response = JSONResponse(answer)
     response.set_cookie(
         SESSION_COOKIE,
         secret,

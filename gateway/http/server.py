@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal
 
 import uvicorn
@@ -38,6 +38,7 @@ class HttpServer(uvicorn.Server):
         lifespan: Literal["auto", "on", "off"] = "auto",
         on_ready: Callable[[], object] = lambda: None,
         tls: HttpTls | None = None,
+        trusted_proxies: Sequence[str] = ("127.0.0.1",),
     ) -> None:
         if tls is None and not is_loopback(host):
             log.warning(
@@ -55,6 +56,8 @@ class HttpServer(uvicorn.Server):
                 lifespan=lifespan,
                 ssl_certfile=None if tls is None else str(tls.cert),
                 ssl_keyfile=None if tls is None else str(tls.key),
+                proxy_headers=True,
+                forwarded_allow_ips=list(trusted_proxies),
             )
         )
         self._on_ready = on_ready

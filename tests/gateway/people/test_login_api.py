@@ -21,6 +21,7 @@ import yaml
 from gateway.cli.main import main as cli
 from gateway.config.loading import parse_config
 from gateway.http.app import create_api
+from gateway.http.server import HttpServer
 from gateway.people.model import Person, Role
 from gateway.people.passwords import hash_password
 from tests.conftest import (
@@ -30,6 +31,7 @@ from tests.conftest import (
     free_port,
     running_gateway,
     served,
+    until,
 )
 from tests.support.overview import two_sites
 
@@ -235,3 +237,31 @@ async def test_the_live_feed_closes_when_the_session_ends(
                     while True:  # alarms may still come until the check: then it closes
                         await asyncio.wait_for(ws.recv(), 5)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(("trusted", "forwarded_is_believed"), [(["127.0.0.1"], True), ([], False)])
+async def test_a_trusted_proxy_names_the_client(
+    tmp_path: Path, broker: Mosquitto, trusted: list[str], forwarded_is_believed: bool
+) -> None:
+    """Behind a reverse proxy on this host the client is the one the proxy names: never the
+    local operator, and its own address in the trail; a proxy not trusted is not believed."""
+    async with _with_people(tmp_path, broker) as rg:
+        port = free_port()
+        server = HttpServer(
+            create_api(rg.gw), "127.0.0.1", port, lifespan="off", trusted_proxies=trusted
+        )
+        task = asyncio.create_task(server.serve())
+        try:
+            await until(lambda: server.started, what="http server started")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+                assert (await c.get("/api/me")).json()["via"] == "local"
+                relayed = await c.get("/api/me", headers={"x-forwarded-for": "10.9.8.7"})
+                assert relayed.status_code == (401 if forwarded_is_believed else 200)
+                await c.post("/api/login", json={"login": "nobody", "password": "x"},
+                             headers={"x-forwarded-for": "10.9.8.7"})  # fmt: skip
+            sources = [r.source for r in await rg.gw.audit.query(action="session.login")]
+            assert sources == ["10.9.8.7" if forwarded_is_believed else "127.0.0.1"]
+        finally:
+            server.should_exit = True
+            await task
