@@ -1,24 +1,19 @@
 """`People`: the persons, their API tokens and their sessions in `people.sqlite3`.
 
-Synchronous (sqlite3): the CLI uses it as it is, the gateway from a worker thread
-(`asyncio.to_thread`), so that neither a slow disk nor a busy database stalls the event loop.
-One connection, one lock; every write is one short transaction. The CLI and a running
-gateway may write at the same time: WAL and a busy timeout keep them apart.
+Synchronous (sqlite3, `PeopleDatabase`): the CLI uses it as it is, the gateway from a worker
+thread (`asyncio.to_thread`), so that neither a slow disk nor a busy database stalls the event
+loop.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
+from gateway.people.database import PeopleDatabase
 from gateway.people.model import Origin, Person, Role
 from gateway.people.secrets import digest, new_id, new_session_id, new_token
-from gateway.storage import migrate
-from gateway.storage.schemas import PEOPLE
 
 _PERSON_COLUMNS = "login, name, role, sites, phone, email, origin, disabled, password_hash"
 TOUCH_EVERY_S = 60.0  # a session's or token's last use is written at most this often
@@ -69,46 +64,7 @@ def _person(row: tuple[object, ...]) -> Person:
     )
 
 
-class People:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    # ---------------------------------------------------------------- lifecycle
-    def open(self) -> None:
-        migrate.migrate(self.path, PEOPLE)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError("people database is not open")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _read(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("people database is not open")
-            return self._db.execute(sql, tuple(args)).fetchall()
-
+class People(PeopleDatabase):
     # ------------------------------------------------------------------ persons
     def sync_contacts(self, persons: Iterable[Person], now: float) -> None:
         """The configuration's contacts, as the file has them now: new ones added, changed

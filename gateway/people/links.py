@@ -17,18 +17,13 @@ import base64
 import re
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 import orjson
 
+from gateway.people.database import PeopleDatabase
 from gateway.people.secrets import digest
-from gateway.storage import migrate
-from gateway.storage.schemas import PEOPLE
 
 CODE_BYTES = 10  # 80 bits: not guessable at any rate a gateway answers
 CODE_LENGTH = 16  # base32 of 10 bytes, no padding
@@ -111,39 +106,7 @@ def _link(row: tuple[object, ...]) -> AckLink:
 _COLUMNS = "login, alarm_id, occurrence, created_at, expires_at, responses"
 
 
-class AckLinks:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        migrate.migrate(self.path, PEOPLE)  # a no-op after `People.open`; alone, it is needed
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError("people database is not open")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
+class AckLinks(PeopleDatabase):
     def issue(self, login: str, alarm_id: str, occurrence: str, now: float, ttl_s: float) -> str:
         """A new code for `login` about this occurrence of `alarm_id`; returned once."""
         code = new_code()
@@ -158,10 +121,8 @@ class AckLinks:
     def lookup(self, code: str, now: float) -> AckLink | Refusal:
         if not well_formed(code):
             return Refusal.UNKNOWN  # not even a code: no query
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("people database is not open")
-            return self._find(self._db, code, now)
+        with self._connection() as db:
+            return self._find(db, code, now)
 
     def respond(
         self, code: str, status: LinkStatus, note: str | None, source: str, now: float
