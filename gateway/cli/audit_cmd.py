@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 
 from gateway.audit import query_readonly, verify
 from gateway.audit.log import MAX_LIMIT
+from gateway.cli.configs import load_or_report
 from gateway.config.clockface import Clockface
-from gateway.config.errors import ConfigError
-from gateway.config.loading import load_config
 from gateway.config.schema import GatewayConfig
 
 EXIT_OK = 0
@@ -36,23 +35,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     path = Path(config.gateway.data_dir) / "audit.sqlite3"
     if args.audit == "verify":
         return _verify(path)
     return _list(path, config, args)
-
-
-def _config(path: Path) -> GatewayConfig | None:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        return None
 
 
 def _verify(path: Path) -> int:

@@ -23,9 +23,9 @@ import yaml
 from drivers.mqtt.broker import EmbeddedBroker, free_port
 from gateway.app.systemd import SystemdNotifier
 from gateway.cli import audit_cmd, users
+from gateway.cli.configs import load_or_report
 from gateway.config.checks import missing_secrets
-from gateway.config.errors import ConfigError
-from gateway.config.loading import load_config, parse_config
+from gateway.config.loading import parse_config
 from gateway.config.schema import GatewayConfig
 from gateway.http.server import HttpServer
 from gateway.storage import lock as datadir_lock
@@ -123,19 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- check
-def _load_or_report(path: Path) -> GatewayConfig | None:
-    """The configuration, or None after printing every problem with its path."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        return None
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     for problem in missing_secrets(config):
@@ -157,7 +146,7 @@ def _written_by_a_newer_gateway(data_dir: Path) -> bool:
 
 # ------------------------------------------------------------------------ run
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     secrets = missing_secrets(config)
@@ -184,7 +173,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     runs with its data_dir (the holder of its lock, `gateway.storage.lock`). The gateway
     checks the file again and keeps its running configuration if that fails; the outcome
     is in its log and `/api/health` (`config.last_reload`)."""
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     for problem in missing_secrets(config):
@@ -261,7 +250,7 @@ async def _broker_for(config: GatewayConfig) -> AsyncIterator[tuple[str, int]]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator import BrokerAddress, ScenarioError, run_scenario, site_from_config
 
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     broker: BrokerAddress | None = None
@@ -297,7 +286,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not day_in_range(day):
         print(f"--date: out of range ({FIRST_DAY} to {LAST_DAY}): {args.date}", file=sys.stderr)
         return EXIT_INVALID
-    if _load_or_report(args.config) is None:
+    if load_or_report(args.config) is None:
         return EXIT_INVALID
     try:
         paths = asyncio.run(write_report_files(args.config, day, args.out, args.site))
@@ -314,7 +303,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ user
 def cmd_user(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     return users.cmd_user(args, config)
@@ -322,7 +311,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- backup, restore
 def cmd_backup(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     data_dir = Path(config.gateway.data_dir)
@@ -341,7 +330,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    config = _load_or_report(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return EXIT_INVALID
     data_dir = Path(config.gateway.data_dir)
