@@ -207,6 +207,11 @@ async def test_local_operator_mode_ends_when_someone_can_sign_in(
         argv = ["user", "add", "-c", str(config_file), "root1", "--name", "管理员",
                 "--role", "admin", "--password-stdin"]  # fmt: skip
         assert await asyncio.to_thread(cli, argv) == 0
+        # ...and is on the audit trail, written by the CLI into the running gateway's chain
+        made = await rg.gw.audit.query(action="user.add")
+        assert [(r.target, r.source, r.detail) for r in made] == [
+            ("root1", "cli", {"role": "admin"})
+        ]
 
         async def refused() -> bool:
             return (await api.get("/api/alarms")).status_code == 401
