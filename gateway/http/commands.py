@@ -13,6 +13,7 @@ from gateway.alarms.book import TransitionRefused
 from gateway.http.auth import GatewayDep, PrincipalDep, actable_device
 from gateway.http.errors import ApiError
 from gateway.http.params import Body
+from gateway.http.trail import audited
 from rules.model import CommandKind
 
 router = APIRouter()
@@ -32,13 +33,18 @@ async def command(
     body: CommandBody,
     site: str | None = None,
 ) -> dict[str, Any]:
-    installed = actable_device(gw, device_id, body.site or site, who, "command devices of")
-    try:
-        sent = gw.actions.command(installed, body.cmd, who.acting(body.by, "")[0])
-    except CommandNotApplicable as exc:
-        raise ApiError(400, str(exc)) from None
-    except TransitionRefused as exc:
-        raise ApiError(409, str(exc)) from None
+    async with audited(gw, who, f"command.{body.cmd.value}", device_id) as trail:
+        installed = actable_device(gw, device_id, body.site or site, who, "command devices of")
+        trail.site = installed.ref.site
+        actor = who.acting(body.by, "")[0]
+        trail.detail = {"actor": actor}
+        try:
+            sent = gw.actions.command(installed, body.cmd, actor)
+        except CommandNotApplicable as exc:
+            raise ApiError(400, str(exc)) from None
+        except TransitionRefused as exc:
+            raise ApiError(409, str(exc)) from None
+        trail.detail["command_id"] = sent.id
     return {
         "id": sent.id,
         "site": sent.ref.site,

@@ -18,6 +18,7 @@ import pytest
 import websockets
 import yaml
 
+from gateway.audit import verify
 from gateway.cli.main import main as cli
 from gateway.config.loading import parse_config
 from gateway.http.app import create_api
@@ -270,3 +271,61 @@ async def test_a_trusted_proxy_names_the_client(
         finally:
             server.should_exit = True
             await task
+
+
+@pytest.mark.broker
+async def test_every_action_is_on_the_audit_trail_with_person_address_and_result(
+    tmp_path: Path, broker: Mosquitto, probe: Probe
+) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        api = rg.api
+        assert (await _login(api, "wang", "a wrong password")).status_code == 401
+        await _login(api, "wang")
+        await probe.telemetry("gas-kitchen", {"lel": 40})
+        gas = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
+        calls = [
+            ("POST", f"/api/alarms/{gas['id']}/ack", {"note": "到场"}, 200),
+            ("POST", f"/api/alarms/{gas['id']}/close", {"disposition": "real"}, 409),  # active
+            ("POST", "/api/devices/valve-kitchen/commands", {"cmd": "open_valve"}, 409),
+            ("POST", "/api/devices/valve-kitchen/commands", {"cmd": "close_valve"}, 202),
+            ("PUT", "/api/devices/btn-lobby/maintenance", {"minutes": 30}, 200),
+            ("DELETE", "/api/devices/btn-lobby/maintenance", None, 200),
+            ("POST", "/api/logout", None, 200),
+        ]
+        for method, path, body, status in calls:
+            r = await api.request(method, path, json=body, headers=ORIGIN)
+            assert r.status_code == status, (path, r.text)
+        rows = [
+            (r.action, r.actor, r.role, r.source, r.site, r.target, r.result)
+            for r in reversed(await rg.gw.audit.query())
+        ]
+        who = ("wang", "duty", "127.0.0.1")
+        assert rows == [
+            ("session.login", "wang", "", "127.0.0.1", None, "wang", "failed"),
+            ("session.login", *who, None, "wang", "ok"),
+            ("alarm.ack", *who, "xingfu", gas["id"], "ok"),
+            ("alarm.close", *who, "xingfu", gas["id"], "refused"),
+            ("command.open_valve", *who, "xingfu", "valve-kitchen", "refused"),
+            ("command.close_valve", *who, "xingfu", "valve-kitchen", "ok"),
+            ("maintenance.set", *who, "xingfu", "btn-lobby", "ok"),
+            ("maintenance.clear", *who, "xingfu", "btn-lobby", "ok"),
+            ("session.logout", *who, None, "wang", "ok"),
+        ]
+        records = list(reversed(await rg.gw.audit.query()))
+        assert records[3].detail is not None and records[3].detail["status"] == 409
+        # the maintenance row is deleted; the trail keeps whose window was ended
+        assert records[7].detail is not None and records[7].detail["set_by"] == "王值班 (wang)"
+        assert verify(rg.gw.audit.path).ok
+
+
+@pytest.mark.broker
+async def test_with_accounts_on_there_is_no_local_operator_even_before_the_first(
+    tmp_path: Path, broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _with_people(tmp_path, broker, accounts=True) as rg:
+        assert "nobody can sign in" in caplog.text
+        assert (await rg.api.get("/api/me")).status_code == 401
+        assert (await rg.api.get("/api/health")).json()["detail"] is False
+        await asyncio.to_thread(rg.gw.people.add, WANG, hash_password(PASSWORD), 0.0)
+        assert (await _login(rg.api, "wang")).status_code == 200
+        assert (await rg.api.get("/api/me")).json()["via"] == "session"
