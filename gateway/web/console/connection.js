@@ -72,6 +72,20 @@ Object.assign(window.SafetyConsole, (() => {
     checkHealth();
     C.refreshDialogs();
     C.render();
+    showLinkedAlarm();
+  }
+
+  // A group robot's message links to `/#alarm=<id>` (the console asks for a login first and
+  // comes back with the hash): once the alarms are shown, that row is scrolled to and marked.
+  let linkedShown = false;
+  function showLinkedAlarm() {
+    const m = /^#alarm=([A-Za-z0-9_.:-]+)$/.exec(window.location.hash);
+    if (linkedShown || !m) return;
+    const row = document.querySelector(`tr[data-alarm-id="${m[1]}"]`);
+    if (!row) return;
+    linkedShown = true;
+    row.dataset.linked = 'true'; // not a class: every render sets the row's classes anew
+    row.scrollIntoView({ block: 'center' });
   }
 
   // Apply an alarm's newest view; an older one (e.g. an HTTP answer overtaken by the live

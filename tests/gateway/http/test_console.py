@@ -310,3 +310,19 @@ async def test_console_reconnects_after_gateway_restart(
             await wait_state(page, "two unacked critical", unackedCritical=2)
         assert errors == [], errors
     print(f"console reconnected {reconnect_s:.1f} s after the gateway came back")
+
+
+async def test_a_robots_link_marks_its_alarm(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, chromium: Chromium
+) -> None:
+    """DingTalk/WeCom messages link to `/#alarm=<id>`: the console shows that row, marked."""
+    config = parse_config(site_config(tmp_path / "data", broker.port))
+    port = free_port()
+    async with gateway_served(config, port), chromium() as (page, errors):
+        await probe.event("btn-lobby", "pressed")
+        alarm = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "fire_button")
+        await page.goto(f"http://127.0.0.1:{port}/#alarm={alarm['id']}")
+        row = page.locator(f'tr[data-alarm-id="{alarm["id"]}"]')
+        await expect(row).to_have_attribute("data-linked", "true")
+        await expect(row).to_be_in_viewport()
+        assert errors == []
