@@ -86,6 +86,7 @@ log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 1.0
 PEOPLE_DB = "people.sqlite3"
+PEOPLE_PRUNE_S = 6 * 3600.0
 
 
 class Gateway:
@@ -323,6 +324,8 @@ class Gateway:
         for bus, link in self.modbus.links.items():
             self.tasks.start(f"modbus {bus}", partial(link.run, self.modbus_sink))
         self.tasks.start("storage", self.housekeeping.run)
+        if "people" not in self.open_failures:
+            self.tasks.start("people-prune", self._prune_people_daily)
         if self.config_path is not None:
             self.tasks.start("config-reload", self._reload_on_request)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_reload)
@@ -352,6 +355,7 @@ class Gateway:
             await self.tasks.cancel("config-reload")
             await self.tasks.cancel("daily-report")
             await self.tasks.cancel("storage")
+            await self.tasks.cancel("people-prune")
             await self.tasks.cancel("loop-watch")
             await self.tasks.cancel("rule-tick")
             await self.tasks.cancel("live-flush")
@@ -395,7 +399,28 @@ class Gateway:
     async def _open_people(self) -> None:
         await asyncio.to_thread(self.people.open)
         await asyncio.to_thread(self.links.open)
-        await asyncio.to_thread(self.links.prune, self.clock() - LINKS_KEPT_S)
+        await self.prune_people()
+
+    async def prune_people(self) -> None:
+        """Expired phone links (a month after) and sessions past their limits; at start and
+        every `PEOPLE_PRUNE_S` (a gateway runs for months)."""
+        now = self.clock()
+        sessions = self.config.http.sessions
+        try:
+            await asyncio.to_thread(self.links.prune, now - LINKS_KEPT_S)
+            await asyncio.to_thread(
+                lambda: self.people.prune_sessions(
+                    now, idle_s=sessions.idle_minutes * 60.0,
+                    absolute_s=sessions.absolute_hours * 3600.0,
+                )
+            )  # fmt: skip
+        except Exception:
+            log.exception("pruning expired phone links and sessions failed; tried again later")
+
+    async def _prune_people_daily(self) -> None:
+        while True:
+            await asyncio.sleep(PEOPLE_PRUNE_S)
+            await self.prune_people()
 
     async def _open_aside(self, name: str, open_it: Callable[[], Awaitable[None]]) -> bool:
         """Opens a database the alarm path does not need (people, audit). One that cannot be

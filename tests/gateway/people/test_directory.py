@@ -165,3 +165,14 @@ def test_the_schema_is_the_declared_one(people: People) -> None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"persons", "api_tokens", "sessions", "ack_links"} <= tables
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_sessions_past_their_limits_are_pruned(people: People) -> None:
+    people.add(_duty(), None, 0.0)
+    old = people.start_session("wang", "127.0.0.1", 0.0)
+    fresh = people.start_session("wang", "127.0.0.1", 5000.0)
+    assert people.prune_sessions(5000.0 + 10, idle_s=IDLE, absolute_s=ABSOLUTE) == 1
+    rows = sqlite3.connect(people.path).execute("SELECT count(*) FROM sessions").fetchone()
+    assert rows == (1,)
+    assert people.session_owner(fresh, 5020.0, idle_s=IDLE, absolute_s=ABSOLUTE) is not None
+    assert people.session_owner(old, 5020.0, idle_s=IDLE, absolute_s=1e9) is None
