@@ -25,17 +25,10 @@ from gateway.audit.actions import (
     result_label,
     role_label,
 )
-from gateway.audit.log import (
-    GENESIS,
-    AuditClosed,
-    AuditEntry,
-    AuditLocked,
-    AuditLog,
-    AuditRecord,
-    Detail,
-    append_sync,
-    query_readonly,
-)
+from gateway.audit.entry import GENESIS, AuditEntry, AuditRecord, Detail
+from gateway.audit.head import AuditLocked
+from gateway.audit.log import AuditClosed, AuditLog, append_sync
+from gateway.audit.query import query_readonly
 from gateway.audit.verify import Broken, VerifyResult, verify
 
 __all__ = [

@@ -10,16 +10,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from gateway.audit.actions import AUDIT_GAP
-from gateway.audit.log import (
-    COLUMNS,
-    GENESIS,
-    Head,
-    HeadUnreadable,
-    connect_readonly,
-    head_path,
-    read_head,
-    row_hash,
-)
+from gateway.audit.entry import COLUMNS, GENESIS, row_hash
+from gateway.audit.head import Head, HeadUnreadable, head_path, read_head
+from gateway.audit.query import connect_readonly
 
 
 class Broken(StrEnum):

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.audit import query_readonly, verify
-from gateway.audit.log import MAX_LIMIT
+from gateway.audit.query import MAX_LIMIT
 from gateway.cli.configs import load_or_report
 from gateway.config.clockface import Clockface
 from gateway.config.schema import GatewayConfig

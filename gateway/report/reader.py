@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.rows import AlarmRow
 from gateway.audit import AuditRecord, query_readonly
-from gateway.audit.log import MAX_LIMIT
+from gateway.audit.query import MAX_LIMIT
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig

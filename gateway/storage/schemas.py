@@ -195,7 +195,8 @@ CREATE INDEX ack_links_alarm ON ack_links(alarm_id, login);
 PEOPLE: Final = Schema("people", (Step(1, _PEOPLE_V1),))
 
 # ---------------------------------------------------------------- <data_dir>/audit.sqlite3
-# Owner: gateway.audit.log (appends, queries); gateway.audit.verify reads it read-only.
+# Owner: gateway.audit.log (appends; its queries in gateway.audit.query); gateway.audit.verify
+# reads it read-only.
 # A row is never updated or deleted: each carries the hash of the one before (the chain).
 _AUDIT_V1: Final = """
 CREATE TABLE IF NOT EXISTS audit (

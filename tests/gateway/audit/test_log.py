@@ -23,7 +23,8 @@ from gateway.audit import (
     query_readonly,
     verify,
 )
-from gateway.audit.log import head_path, row_hash
+from gateway.audit.entry import row_hash
+from gateway.audit.head import head_path
 from gateway.config.text import clean_text
 from tests.conftest import REPO_ROOT
 
