@@ -42,7 +42,9 @@ class LoginThrottle:
         acc = self._get(self._accounts, login, now)
         addr = self._get(self._addresses, address, now)
         locked = max(acc.locked_until, addr.locked_until) - now
-        n = max(len(acc.failures), len(addr.failures))
+        # Slower per account (guessing one password); an address spraying one password over
+        # many accounts is stopped by its lock, not slowed for everyone behind it (a NAT).
+        n = len(acc.failures)
         delay = 0.0 if n == 0 else min(MAX_DELAY_S, 0.25 * 2 ** (n - 1))
         return Verdict(delay, max(0.0, locked))
 

@@ -35,7 +35,11 @@ def test_a_success_clears_the_account_not_the_address() -> None:
         t.failed("wang", "10.0.0.1", 100.0 + i)
     t.succeeded("wang", "10.0.0.1")
     assert t.verdict("wang", "10.0.0.5", 110.0).delay_s == 0
-    assert t.verdict("other", "10.0.0.1", 110.0).delay_s > 0
+    for i in range(15):  # 4 + 15 failures from the address: not yet locked
+        t.failed(f"user{i}", "10.0.0.1", 111.0 + i)
+    assert not t.verdict("other", "10.0.0.1", 130.0).locked
+    t.failed("user99", "10.0.0.1", 131.0)  # the twentieth
+    assert t.verdict("other", "10.0.0.1", 132.0).locked
 
 
 def test_failures_older_than_the_window_are_forgotten() -> None:
