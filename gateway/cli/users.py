@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, config: GatewayConfig, people: People) -> int
         _audit(config, "user.password", args.login, None)
         print(f"password of {args.login} set; their sessions are ended")
     elif what in ("disable", "enable"):
-        people.set_disabled(args.login, what == "disable", now)
+        people.set_disabled(args.login, what == "disable", now, f"cli:{_operator()}")
         _audit(config, f"user.{what}", args.login, None)
         print(f"{args.login} {what}d")
     elif what == "token":

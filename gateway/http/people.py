@@ -138,6 +138,14 @@ async def change_user(
     require_role(who, ADMINS, "change accounts")
     auth = auth_of(request)
     current = await _person(request, login)
+    followed = body.model_dump(exclude_none=True, exclude={"disabled"})
+    if current.origin is Origin.CONFIG and followed:
+        # The next start or reload would write the file's values back over these.
+        raise ApiError(
+            409,
+            "this person is a contact of the configuration file",
+            f"change {', '.join(sorted(followed))} in the file's contacts; here only disabled",
+        )
     role = body.role or current.role
     sites = _check_sites(gw, role, body.sites) if body.sites is not None else None
     if sites is None and body.role is not None:
@@ -151,7 +159,7 @@ async def change_user(
             )
         )  # fmt: skip
         if body.disabled is not None:
-            await asyncio.to_thread(auth.people.set_disabled, login, body.disabled, now)
+            await asyncio.to_thread(auth.people.set_disabled, login, body.disabled, now, who.login)
             changed = await _person(request, login)
     except UnknownPerson:
         raise ApiError(404, "unknown account", login) from None

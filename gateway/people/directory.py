@@ -84,15 +84,20 @@ class People(PeopleDatabase):
                     )  # fmt: skip
                 elif origin[p.login] == Origin.CONFIG:
                     db.execute(
+                        # Back in the file: enabled again, unless a person disabled them.
                         "UPDATE persons SET name=?, role=?, sites=?, phone=?, email=?, "
-                        "disabled=0, updated_at=? WHERE login=?",
+                        "disabled = disabled AND disabled_by IS NOT 'config', "
+                        "disabled_by = CASE WHEN disabled_by = 'config' THEN NULL "
+                        "ELSE disabled_by END, updated_at=? WHERE login=?",
                         (p.name, p.role, ",".join(sorted(p.sites)), p.phone, p.email, now,
                          p.login),
                     )  # fmt: skip
             for login, o in origin.items():
                 if o == Origin.CONFIG and login not in wanted:
                     db.execute(
-                        "UPDATE persons SET disabled=1, updated_at=? WHERE login=?", (now, login)
+                        "UPDATE persons SET disabled=1, disabled_by=COALESCE(disabled_by, "
+                        "'config'), updated_at=? WHERE login=? AND disabled=0",
+                        (now, login),
                     )
                     db.execute("DELETE FROM sessions WHERE login=?", (login,))
 
@@ -156,13 +161,14 @@ class People(PeopleDatabase):
             )
             db.execute("DELETE FROM sessions WHERE login=?", (login,))
 
-    def set_disabled(self, login: str, disabled: bool, now: float) -> None:
-        """A disabled person can neither log in nor use a session, token or phone link."""
+    def set_disabled(self, login: str, disabled: bool, now: float, by: str = "admin") -> None:
+        """A disabled person can neither log in nor use a session, token or phone link; one
+        disabled by a person stays so whatever the configuration file says."""
         with self._tx() as db:
             self._require(db, login)
             db.execute(
-                "UPDATE persons SET disabled=?, updated_at=? WHERE login=?",
-                (int(disabled), now, login),
+                "UPDATE persons SET disabled=?, disabled_by=?, updated_at=? WHERE login=?",
+                (int(disabled), by if disabled else None, now, login),
             )
             if disabled:
                 db.execute("DELETE FROM sessions WHERE login=?", (login,))

@@ -156,6 +156,7 @@ CREATE TABLE persons (
     email TEXT,
     origin TEXT NOT NULL CHECK (origin IN ('account', 'config')),
     disabled INTEGER NOT NULL DEFAULT 0,
+    disabled_by TEXT,                -- 'config': left the file (back in it: enabled again)
     password_hash TEXT,              -- argon2id; NULL: no login (a contact's phone links only)
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,

@@ -176,3 +176,21 @@ def test_sessions_past_their_limits_are_pruned(people: People) -> None:
     assert rows == (1,)
     assert people.session_owner(fresh, 5020.0, idle_s=IDLE, absolute_s=ABSOLUTE) is not None
     assert people.session_owner(old, 5020.0, idle_s=IDLE, absolute_s=1e9) is None
+
+
+def test_a_contact_disabled_by_a_person_stays_disabled_whatever_the_file_says(
+    people: People,
+) -> None:
+    contacts = [{"name": "张杰荣", "role": "legal_representative", "phone": "+8613800000001"}]
+    persons = contact_persons(_config(contacts, []))  # type: ignore[arg-type]
+    people.sync_contacts(persons, 0.0)
+    people.set_disabled("p8613800000001", True, 1.0, "root1")  # e.g. has left the home
+    people.sync_contacts(persons, 2.0)  # a restart or reload with the same file
+    assert people.get("p8613800000001").disabled  # type: ignore[union-attr]
+
+    # one that left the file and came back is enabled again
+    people.sync_contacts([p for p in persons if p.login != "p8613800000002"], 3.0)
+    assert people.get("p8613800000002").disabled  # type: ignore[union-attr]
+    people.sync_contacts(persons, 4.0)
+    assert not people.get("p8613800000002").disabled  # type: ignore[union-attr]
+    assert people.get("p8613800000001").disabled  # type: ignore[union-attr]

@@ -329,3 +329,23 @@ async def test_with_accounts_on_there_is_no_local_operator_even_before_the_first
         await asyncio.to_thread(rg.gw.people.add, WANG, hash_password(PASSWORD), 0.0)
         assert (await _login(rg.api, "wang")).status_code == 200
         assert (await rg.api.get("/api/me")).json()["via"] == "session"
+
+
+@pytest.mark.broker
+async def test_contacts_are_edited_in_the_file_and_disabled_here(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with _with_people(tmp_path, broker, ADMIN) as rg:
+        api = rg.api
+        await _login(api, "root1")
+        zhao = "p8613800000011"  # anning's legal representative, from the configuration
+        listed = {p["login"]: p for p in (await api.get("/api/users")).json()}
+        assert listed[zhao]["origin"] == "config" and not listed[zhao]["has_password"]
+        r = await api.patch(f"/api/users/{zhao}", json={"name": "改名"}, headers=ORIGIN)
+        assert r.status_code == 409 and "name" in r.json()["detail"]
+        r = await api.patch(f"/api/users/{zhao}", json={"disabled": True}, headers=ORIGIN)
+        assert r.status_code == 200 and r.json()["disabled"] is True
+        await rg.gw.sync_contacts()  # as a reload does
+        assert (await asyncio.to_thread(rg.gw.people.get, zhao)).disabled  # type: ignore[union-attr]
+        row = (await rg.gw.audit.query(action="user."))[0]
+        assert (row.action, row.actor, row.target) == ("user.disable", "root1", zhao)
