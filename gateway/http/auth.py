@@ -241,9 +241,14 @@ async def _live_caller(conn: HTTPConnection) -> Principal | None:
     # pass a token in the address (uvicorn logs no request lines: it never reaches a log).
     # A refusal is None, not an error: the feed answers it with close code 4401.
     try:
-        return await auth_of(conn).principal(conn, query_token=True)
+        who = await auth_of(conn).principal(conn, query_token=True)
     except ApiError:
         return None
+    # A page of another site opening the feed with the person's cookie (browsers send the
+    # Origin of every WebSocket; SameSite=Strict is the first wall, this the second).
+    if who.via == "session" and not _same_origin(conn):
+        return None
+    return who
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]

@@ -236,7 +236,10 @@ async def test_the_live_feed_closes_when_the_session_ends(
         cookie = f"sg_session={r.cookies['sg_session']}"
         async with served(create_api(rg.gw), free_port()) as port:
             url = f"ws://127.0.0.1:{port}/api/live"
-            async with websockets.connect(url, additional_headers={"cookie": cookie}) as ws:
+            ours = f"http://127.0.0.1:{port}"  # a browser sends its page's Origin
+            async with websockets.connect(
+                url, additional_headers={"cookie": cookie}, origin=ours
+            ) as ws:
                 assert '"snapshot"' in str(await asyncio.wait_for(ws.recv(), 5))
                 await rg.api.post("/api/logout", headers=ORIGIN)
                 with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -349,3 +352,20 @@ async def test_contacts_are_edited_in_the_file_and_disabled_here(
         assert (await asyncio.to_thread(rg.gw.people.get, zhao)).disabled  # type: ignore[union-attr]
         row = (await rg.gw.audit.query(action="user."))[0]
         assert (row.action, row.actor, row.target) == ("user.disable", "root1", zhao)
+
+
+@pytest.mark.broker
+async def test_the_live_feed_refuses_another_sites_page_riding_on_the_cookie(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        r = await _login(rg.api, "wang")
+        cookie = {"cookie": f"sg_session={r.cookies['sg_session']}"}
+        async with served(create_api(rg.gw), free_port()) as port:
+            url = f"ws://127.0.0.1:{port}/api/live"
+            for origin in ("http://evil.example", None):
+                with pytest.raises(websockets.InvalidStatus):
+                    await websockets.connect(url, additional_headers=cookie, origin=origin)
+            ours = f"http://127.0.0.1:{port}"
+            async with websockets.connect(url, additional_headers=cookie, origin=ours) as ws:
+                assert '"snapshot"' in str(await asyncio.wait_for(ws.recv(), 5))
