@@ -23,7 +23,7 @@ from gateway.people.model import (
     Person,
     Role,
 )
-from gateway.people.passwords import WeakPassword, check_strength, hash_password
+from gateway.people.passwords import WeakPassword, check_strength, hash_password, verify_password
 
 router = APIRouter()
 ADMINS = frozenset({Role.ADMIN})
@@ -51,6 +51,8 @@ class PersonChange(Body):
 
 class PasswordBody(Body):
     password: str = Field(min_length=1, max_length=1024)
+    # One's own password: the current one too (a session left open is not the person).
+    current: str | None = Field(None, max_length=1024)
 
 
 class NewToken(Body):
@@ -179,8 +181,14 @@ async def set_password(
     if who.login != login:
         require_role(who, ADMINS, "set another person's password")
     await _person(request, login)
-    hashed = await asyncio.to_thread(hash_password, _strong(body.password, login))
     auth = auth_of(request)
+    if who.login == login and who.via in ("session", "token"):
+        stored = await asyncio.to_thread(auth.people.password_hash, login)
+        given = body.current or ""
+        if stored is not None and not await asyncio.to_thread(verify_password, stored, given):
+            await record_by(gw, who, "user.password", target=login, result="refused")
+            raise ApiError(403, "current password is wrong", "send it as current")
+    hashed = await asyncio.to_thread(hash_password, _strong(body.password, login))
     await asyncio.to_thread(auth.people.set_password, login, hashed, gw.clock())
     auth.forget_open()
     await record_by(gw, who, "user.password", target=login)

@@ -369,3 +369,24 @@ async def test_the_live_feed_refuses_another_sites_page_riding_on_the_cookie(
             ours = f"http://127.0.0.1:{port}"
             async with websockets.connect(url, additional_headers=cookie, origin=ours) as ws:
                 assert '"snapshot"' in str(await asyncio.wait_for(ws.recv(), 5))
+
+
+@pytest.mark.broker
+async def test_ones_own_new_password_needs_the_current_one_and_ends_the_sessions(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with _with_people(tmp_path, broker, WANG) as rg:
+        api = rg.api
+        await _login(api, "wang")
+        new = {"password": "another long phrase"}
+        r = await api.post("/api/users/wang/password", json=new, headers=ORIGIN)
+        assert (r.status_code, r.json()["error"]) == (403, "current password is wrong")
+        r = await api.post(
+            "/api/users/wang/password", json={**new, "current": PASSWORD}, headers=ORIGIN
+        )
+        assert r.status_code == 200
+        assert (await api.get("/api/me")).status_code == 401  # this session too
+        assert (await _login(api, "wang", PASSWORD)).status_code == 401
+        assert (await _login(api, "wang", new["password"])).status_code == 200
+        results = [r.result for r in await rg.gw.audit.query(action="user.password")]
+        assert results == ["ok", "refused"]
