@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -46,6 +46,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_CACHE_S = 2.0
 
 Via = Literal["session", "token", "env", "local"]
+T = TypeVar("T")
 
 _ENV_ROLES = {"duty": Role.DUTY, "admin": Role.ADMIN, "bureau": Role.BUREAU}
 
@@ -159,7 +160,7 @@ class Auth:
             return await self._token_principal(token, source)
         cookie = conn.cookies.get(SESSION_COOKIE)
         if cookie:
-            found = await asyncio.to_thread(
+            found = await ask_people(
                 self.people.session_owner,
                 cookie,
                 self.clock(),
@@ -170,9 +171,8 @@ class Auth:
                 p = found.person
                 sites = None if p.every_site else p.sites
                 return Principal(p.login, p.name, p.role, sites, "session", source, found.session)
-        # The local operator is a person at this machine: a request relayed from elsewhere (a
-        # proxy on this host forwards with its own address) is as local as it looks, which
-        # the README says; one from another address is never the local operator.
+        # The local operator is a person at this machine: a request from another address (or
+        # relayed by a trusted proxy for one, see `http.trusted_proxies`) never is.
         if await self.is_open() and is_loopback(source):
             return Principal(LOCAL.login, LOCAL.name, LOCAL.role, None, "local", source)
         if cookie:
@@ -187,12 +187,22 @@ class Auth:
                 found = principal
         if found is not None:
             return Principal(found.login, found.name, found.role, found.sites, "env", source)
-        owner = await asyncio.to_thread(self.people.token_owner, token, self.clock())
+        owner = await ask_people(self.people.token_owner, token, self.clock())
         if owner is None:
             raise ApiError(401, "invalid token")
         p, token_id = owner
         sites = None if p.every_site else p.sites
         return Principal(p.login, p.name, p.role, sites, "token", source, token_id)
+
+
+async def ask_people(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A question to the people database, off the loop; one it cannot answer (not opened at
+    start, a broken disk) is the API's 503, not a 500: the alarms go on regardless."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except Exception:
+        log.exception("people database unavailable for sign-in")
+        raise ApiError(503, "sign-in is unavailable", "see /api/health") from None
 
 
 # ------------------------------------------------------------------------- dependencies

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field
 
-from gateway.http.auth import SESSION_COOKIE, GatewayDep, PrincipalDep, auth_of
+from gateway.http.auth import SESSION_COOKIE, GatewayDep, PrincipalDep, ask_people, auth_of
 from gateway.http.errors import ApiError
 from gateway.http.params import Body
 from gateway.http.static import WEB_DIR, page
@@ -64,17 +64,17 @@ async def login(gw: GatewayDep, request: Request, body: LoginBody) -> JSONRespon
     if verdict.locked:
         wait = int(verdict.locked_for_s) + 1
         await refuse("locked", 429, "too many failed logins", {"retry-after": str(wait)})
-    stored = await asyncio.to_thread(auth.people.password_hash, login)
+    stored = await ask_people(auth.people.password_hash, login)
     # An unknown login costs as much as a wrong password: the time tells nothing.
     ok = await asyncio.to_thread(verify_password, stored or DUMMY_HASH, body.password)
-    person = await asyncio.to_thread(auth.people.get, login) if ok and stored else None
+    person = await ask_people(auth.people.get, login) if ok and stored else None
     if person is None or person.disabled:
         throttle.failed(login, source, now)
         await asyncio.sleep(verdict.delay_s)
         await refuse("failed", 401, "wrong login or password", {})
     assert person is not None
     throttle.succeeded(login, source)
-    secret = await asyncio.to_thread(auth.people.start_session, login, source, now)
+    secret = await ask_people(auth.people.start_session, login, source, now)
     await record(
         gw, actor=login, actor_name=person.name, role=person.role.value, source=source,
         action="session.login", target=login,
@@ -99,7 +99,7 @@ async def login(gw: GatewayDep, request: Request, body: LoginBody) -> JSONRespon
 async def logout(gw: GatewayDep, who: PrincipalDep, request: Request) -> JSONResponse:
     auth = auth_of(request)
     if who.via == "session" and who.credential is not None:
-        await asyncio.to_thread(auth.people.end_session, who.credential)
+        await ask_people(auth.people.end_session, who.credential)
         await record_by(gw, who, "session.logout", target=who.login)
     response = JSONResponse({"logged_out": who.via == "session"})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")

@@ -390,3 +390,28 @@ async def test_ones_own_new_password_needs_the_current_one_and_ends_the_sessions
         assert (await _login(api, "wang", new["password"])).status_code == 200
         results = [r.result for r in await rg.gw.audit.query(action="user.password")]
         assert results == ["ok", "refused"]
+
+
+@pytest.mark.broker
+async def test_a_broken_people_database_stops_sign_in_not_the_alarms(
+    tmp_path: Path, broker: Mosquitto, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOK_ADMIN", "admin-secret")
+    data = _config(tmp_path, broker)
+    data["http"] = {"tokens": [{"name": "admin", "token_env": "TOK_ADMIN", "role": "admin"}]}
+    people_db = tmp_path / "data" / "people.sqlite3"
+    people_db.parent.mkdir(parents=True, exist_ok=True)
+    people_db.write_bytes(b"not a database, a disk that went wrong " * 100)
+    async with running_gateway(parse_config(data)) as rg:
+        api = rg.api
+        admin = {"authorization": "Bearer admin-secret"}
+        health = (await api.get("/api/health", headers=admin)).json()
+        assert health["status"] == "degraded" and "people" in health["databases_unavailable"]
+        await probe.event("btn-lobby", "pressed")  # the alarms go on
+        alarm = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "fire_button")
+        r = await api.post(f"/api/alarms/{alarm['id']}/ack", json={}, headers=admin)
+        assert r.status_code == 200  # and the environment's tokens still act
+        refused = await api.get("/api/me", headers={"cookie": "sg_session=whatever"})
+        assert (refused.status_code, refused.json()["error"]) == (503, "sign-in is unavailable")
+        login = await _login(api, "wang")
+        assert login.status_code == 503
