@@ -160,8 +160,10 @@ async def test_log_in_acknowledge_as_oneself_and_log_out(
 
 @pytest.mark.slow
 async def test_bureau_lands_on_its_overview_and_failures_lock_an_account(
-    tmp_path: Path, broker: Mosquitto, chromium: Chromium
+    tmp_path: Path, broker: Mosquitto, chromium: Chromium, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The slowing down is tested through the API (tests/gateway/people); here, the page.
+    monkeypatch.setattr("gateway.people.throttle.MAX_DELAY_S", 0.0)
     async with (
         gateway_with_accounts(tmp_path, broker) as (_, base),
         chromium() as (

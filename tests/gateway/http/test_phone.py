@@ -146,7 +146,11 @@ async def test_an_expired_link_says_so(phone: Phone) -> None:
         assert r.status_code == 410 and "链接已过期" in texts(r)
 
 
-async def test_unknown_codes_are_refused_then_the_address_is_locked(phone: Phone) -> None:
+async def test_unknown_codes_are_refused_then_the_address_is_locked(
+    phone: Phone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The growing wait between wrong answers is the login's, tested in tests/gateway/people.
+    monkeypatch.setattr("gateway.people.throttle.MAX_DELAY_S", 0.0)
     good = phone.link(phone.raise_gas())
     r = await phone.api.get(f"/a/{new_code()}")
     assert r.status_code == 404 and "链接无效" in texts(r)
