@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from gateway.audit.actions import AUDIT_GAP, SYSTEM
 from gateway.audit.entry import (
@@ -40,7 +40,7 @@ from gateway.audit.head import (
     read_head,
     write_head,
 )
-from gateway.audit.query import select
+from gateway.audit.query import AuditFilter, select
 from gateway.storage import migrate
 from gateway.storage.schemas import AUDIT
 
@@ -192,24 +192,9 @@ class AuditLog:
         """Stored, chained and in the head file when this returns; raises otherwise."""
         return await self._run(append_on, self._connection(), self.path, entry)
 
-    async def query(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        sites: Collection[str] | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        limit: int = 500,
-        people_only: bool = False,
-    ) -> list[AuditRecord]:
+    async def query(self, **want: Unpack[AuditFilter]) -> list[AuditRecord]:
         """Newest first; see `select`."""
-        return await self._run(
-            partial(
-                select, self._connection(), since=since, until=until, sites=sites,
-                actor=actor, action=action, limit=limit, people_only=people_only,
-            )
-        )  # fmt: skip
+        return await self._run(partial(select, self._connection(), **want))
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from gateway.audit.actions import SYSTEM
 from gateway.audit.entry import COLUMNS, AuditRecord
@@ -16,21 +16,26 @@ from gateway.storage import migrate
 MAX_LIMIT: Final = 10_000
 
 
-def select(
-    db: sqlite3.Connection,
-    *,
-    since: float | None = None,
-    until: float | None = None,
-    sites: Collection[str] | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    limit: int = 500,
-    people_only: bool = False,
-) -> list[AuditRecord]:
+class AuditFilter(TypedDict, total=False):
+    """Which rows a query wants; every key may be left out."""
+
+    since: float | None
+    until: float | None
+    sites: Collection[str] | None
+    actor: str | None
+    action: str | None
+    limit: int  # 1 to MAX_LIMIT, default 500
+    people_only: bool
+
+
+def select(db: sqlite3.Connection, **want: Unpack[AuditFilter]) -> list[AuditRecord]:
     """Rows newest first (by seq). `since` <= at < `until`; `sites` None: every row, else
     only rows of those sites (rows without a site are left out); `action` matches as a
     prefix ("alarm." finds alarm.ack and alarm.close); `people_only` leaves out the
     system's rows."""
+    since, until, sites = want.get("since"), want.get("until"), want.get("sites")
+    actor, action = want.get("actor"), want.get("action")
+    limit = want.get("limit", 500)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit: 1 to {MAX_LIMIT}, not {limit}")
     where: list[str] = []
@@ -53,7 +58,7 @@ def select(
     if action:
         where.append("substr(action, 1, ?) = ?")
         args += [len(action), action]
-    if people_only:
+    if want.get("people_only", False):
         where.append("actor != ?")
         args.append(SYSTEM)
     sql = f"SELECT {COLUMNS} FROM audit"
@@ -84,17 +89,7 @@ def connect_readonly(db_path: Path) -> sqlite3.Connection:
     )
 
 
-def query_readonly(
-    db_path: Path,
-    *,
-    since: float | None = None,
-    until: float | None = None,
-    sites: Collection[str] | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    limit: int = 500,
-    people_only: bool = False,
-) -> list[AuditRecord]:
+def query_readonly(db_path: Path, **want: Unpack[AuditFilter]) -> list[AuditRecord]:
     """`select` over a read-only connection of its own (the CLI, the report), blocking;
     no log yet is no rows."""
     try:
@@ -102,9 +97,6 @@ def query_readonly(
     except FileNotFoundError:
         return []
     try:
-        return select(
-            db, since=since, until=until, sites=sites, actor=actor, action=action,
-            limit=limit, people_only=people_only,
-        )  # fmt: skip
+        return select(db, **want)
     finally:
         db.close()
