@@ -221,10 +221,72 @@ CREATE INDEX IF NOT EXISTS audit_site_at ON audit(site, at);
 
 AUDIT: Final = Schema("audit", (Step(1, _AUDIT_V1),))
 
+# ------------------------------------------------------------ <data_dir>/hazards.sqlite3
+# Owner: gateway.hazards.store. A hazard's timeline is appended to, never rewritten.
+_HAZARDS_V1: Final = """
+CREATE TABLE hazards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a notice names hazards by id
+    site TEXT NOT NULL,
+    location TEXT NOT NULL,
+    description TEXT NOT NULL,
+    level TEXT NOT NULL CHECK (level IN ('general', 'major')),
+    source TEXT NOT NULL,
+    alarm_id TEXT,
+    found_at REAL NOT NULL,
+    found_by TEXT NOT NULL,
+    responsible TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    deadline REAL,
+    status TEXT NOT NULL
+        CHECK (status IN ('open', 'rectifying', 'awaiting_verification', 'closed')),
+    closed_at REAL,
+    verified_by TEXT,
+    verified_at REAL,
+    verification_note TEXT
+);
+CREATE INDEX hazards_site_status ON hazards(site, status);
+CREATE TABLE hazard_events (
+    hazard_id INTEGER NOT NULL REFERENCES hazards(id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    note TEXT,
+    PRIMARY KEY (hazard_id, seq)
+);
+CREATE TABLE notices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    year INTEGER NOT NULL,    -- of the number: 整改〔year〕第seq号
+    seq INTEGER NOT NULL,
+    number TEXT NOT NULL UNIQUE,
+    site TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    issued_by TEXT NOT NULL,
+    person_in_charge TEXT NOT NULL,
+    deadline REAL,
+    requirements TEXT NOT NULL,
+    received_at REAL,
+    received_by TEXT,
+    closed_at REAL,           -- when the last of its hazards closed
+    UNIQUE (year, seq)
+);
+CREATE TABLE notice_hazards (
+    notice_id INTEGER NOT NULL REFERENCES notices(id),
+    hazard_id INTEGER NOT NULL REFERENCES hazards(id),
+    PRIMARY KEY (notice_id, hazard_id)
+);
+CREATE INDEX notice_hazards_hazard ON notice_hazards(hazard_id);
+"""
+
+HAZARDS: Final = Schema("hazards", (Step(1, _HAZARDS_V1),))
+
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
 DATABASES: Final = {
     "alarms.sqlite3": ALARMS,
     "timeseries-outbox.sqlite3": OUTBOX,
     "people.sqlite3": PEOPLE,
     "audit.sqlite3": AUDIT,
+    "hazards.sqlite3": HAZARDS,
 }

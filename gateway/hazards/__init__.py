@@ -1,0 +1,8 @@
+"""The hazard ledger (隐患台账) and the bureau's rectification notices (整改通知书), DESIGN
+section 11.
+
+Owns `<data_dir>/hazards.sqlite3`: the hazards with their own timelines, and the notices that
+group them. `model` is pure (the statuses and who may move a hazard between them); `store` is
+the tables' one owner, synchronous sqlite3 called from worker threads. Imports only
+`gateway.config` and `gateway.storage` (and may link an alarm by id, never by import).
+"""
