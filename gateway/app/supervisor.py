@@ -65,6 +65,7 @@ from gateway.notify.factory import build_notifiers
 from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
+from gateway.hazards.store import HazardStore
 from gateway.people.directory import People
 from gateway.people.links import LINKS_KEPT_S, AckLinks
 from gateway.people.model import contact_persons
@@ -164,6 +165,7 @@ class Gateway:
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
         # Who may sign in, and the contacts' phone links (gateway.people): one database.
         self.people, self.links = People(data_dir / PEOPLE_DB), AckLinks(data_dir / PEOPLE_DB)
+        self.hazards = HazardStore(data_dir / "hazards.sqlite3")  # the ledger (gateway.hazards)
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -280,6 +282,7 @@ class Gateway:
         await self._open_aside("audit", self.audit.open)
         if await self._open_aside("people", self._open_people):
             await self.sync_contacts()
+        await self._open_aside("hazards", lambda: asyncio.to_thread(self.hazards.open))
         http = self.config.http
         if (
             http.accounts
@@ -390,6 +393,7 @@ class Gateway:
             try:
                 await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
+                await asyncio.to_thread(self.hazards.close)
             finally:
                 try:
                     await self.audit.close()

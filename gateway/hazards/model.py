@@ -95,13 +95,23 @@ class Hazard:
     verification_note: str | None = None
 
 
-class TransitionRefused(Exception):
-    """A step the loop or the caller's role does not allow; `reason` says which, in words a
-    person can act on. Retrying the same step never helps."""
+class Refusal(StrEnum):
+    """Why a step is refused: the loop has no such step (the API's 409), or it is not the
+    caller's to take (403)."""
 
-    def __init__(self, hazard: Hazard, to: HazardStatus, reason: str) -> None:
-        super().__init__(f"hazard {hazard.id}: {hazard.status.value} → {to.value}: {reason}")
+    NOT_IN_LOOP = "not_in_loop"
+    BUREAU_VERIFIES = "bureau_verifies"  # a major hazard's on-site check
+    INSTITUTION_RECTIFIES = "institution_rectifies"  # the bureau checks, it does not rectify
+
+
+class TransitionRefused(Exception):
+    """A step the loop or the caller's role does not allow: `reason` says which, `detail` in
+    words a person can act on. Retrying the same step never helps."""
+
+    def __init__(self, hazard: Hazard, to: HazardStatus, reason: Refusal, detail: str) -> None:
+        super().__init__(f"hazard {hazard.id}: {hazard.status.value} → {to.value}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 def transition(
@@ -115,15 +125,22 @@ def transition(
 ) -> tuple[Hazard, HazardEvent]:
     """The hazard after the step to `to` and the timeline entry that records it, or
     `TransitionRefused`. The on-site check (leaving awaiting_verification either way) of a
-    major hazard is the bureau's alone (seed 002: 完成整改的开展现场核查)."""
+    major hazard is the bureau's alone (seed 002: 完成整改的开展现场核查); the bureau takes
+    no other step: rectifying is the institution's."""
     action = _STEPS.get((h.status, to))
     if action is None:
         allowed = [b.value for a, b in _STEPS if a is h.status]
         then = f"from {h.status.value} only to {', '.join(allowed)}" if allowed else "it is closed"
-        raise TransitionRefused(h, to, f"not a step of the loop: {then}")
+        raise TransitionRefused(h, to, Refusal.NOT_IN_LOOP, f"not a step of the loop: {then}")
     verifying = h.status is HazardStatus.AWAITING_VERIFICATION
     if verifying and h.level is HazardLevel.MAJOR and not actor_role_is_bureau:
-        raise TransitionRefused(h, to, "only the bureau verifies a major hazard")
+        raise TransitionRefused(
+            h, to, Refusal.BUREAU_VERIFIES, "only the bureau verifies a major hazard"
+        )
+    if actor_role_is_bureau and not verifying:
+        raise TransitionRefused(
+            h, to, Refusal.INSTITUTION_RECTIFIES, "the institution rectifies; the bureau verifies"
+        )
     changed = replace(h, status=to)
     if verifying:
         changed = replace(changed, verified_by=actor, verified_at=now, verification_note=note)

@@ -14,6 +14,7 @@ from gateway.hazards.model import (
     HazardLevel,
     HazardSource,
     HazardStatus,
+    Refusal,
     TransitionRefused,
     overdue,
     transition,
@@ -39,6 +40,11 @@ ALLOWED = [
 def test_allowed_steps_of_a_general_hazard(
     start: HazardStatus, to: HazardStatus, action: HazardAction, bureau: bool
 ) -> None:
+    if bureau and start is not S.AWAITING_VERIFICATION:
+        with pytest.raises(TransitionRefused) as refused:
+            transition(replace(H, status=start), to, bureau, actor="局", now=T0)
+        assert refused.value.reason is Refusal.INSTITUTION_RECTIFIES
+        return
     h, event = transition(replace(H, status=start), to, bureau, actor="某人", now=T0 + 5, note="n")
     assert h.status is to
     assert event == HazardEvent(T0 + 5, action, "某人", start, to, "n")
@@ -59,8 +65,10 @@ REFUSED = [
 
 @pytest.mark.parametrize(("start", "to"), REFUSED)
 def test_every_other_step_is_refused(start: HazardStatus, to: HazardStatus) -> None:
-    with pytest.raises(TransitionRefused, match="not a step of the loop"):
-        transition(replace(H, status=start), to, True, actor="局", now=T0)
+    for bureau in (False, True):
+        with pytest.raises(TransitionRefused, match="not a step of the loop") as refused:
+            transition(replace(H, status=start), to, bureau, actor="局", now=T0)
+        assert refused.value.reason is Refusal.NOT_IN_LOOP
 
 
 @pytest.mark.parametrize("to", [S.CLOSED, S.RECTIFYING])
@@ -68,7 +76,8 @@ def test_only_the_bureau_verifies_a_major_hazard(to: HazardStatus) -> None:
     major = replace(H, level=HazardLevel.MAJOR, status=S.AWAITING_VERIFICATION)
     with pytest.raises(TransitionRefused) as refused:
         transition(major, to, False, actor="王值班", now=T0)
-    assert refused.value.reason == "only the bureau verifies a major hazard"
+    assert refused.value.reason is Refusal.BUREAU_VERIFIES
+    assert refused.value.detail == "only the bureau verifies a major hazard"
     h, _ = transition(major, to, True, actor="局值班员", now=T0 + 1, note="现场核查")
     assert h.status is to and h.verified_by == "局值班员"
 
