@@ -54,6 +54,7 @@ from gateway.config.inventory import Inventory
 from gateway.config.reload import ReloadPlan
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
+from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
 from gateway.ingest.modbus_sink import ModbusSink
 from gateway.ingest.redelivery import WINDOW_S, Redeliveries
@@ -65,7 +66,6 @@ from gateway.notify.factory import build_notifiers
 from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
-from gateway.hazards.store import HazardStore
 from gateway.people.directory import People
 from gateway.people.links import LINKS_KEPT_S, AckLinks
 from gateway.people.model import contact_persons
