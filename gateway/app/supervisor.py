@@ -163,9 +163,13 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
-        # Who may sign in, and the contacts' phone links (gateway.people): one database.
-        self.people, self.links = People(data_dir / PEOPLE_DB), AckLinks(data_dir / PEOPLE_DB)
-        self.hazards = HazardStore(data_dir / "hazards.sqlite3")  # the ledger (gateway.hazards)
+        # Who may sign in, and the contacts' phone links (gateway.people): one database; the
+        # hazard ledger and rectification notices (gateway.hazards) another.
+        self.people, self.links, self.hazards = (
+            People(data_dir / PEOPLE_DB),
+            AckLinks(data_dir / PEOPLE_DB),
+            HazardStore(data_dir / "hazards.sqlite3"),
+        )
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
