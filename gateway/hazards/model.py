@@ -127,11 +127,7 @@ def transition(
     `TransitionRefused`. The on-site check (leaving awaiting_verification either way) of a
     major hazard is the bureau's alone (seed 002: 完成整改的开展现场核查); the bureau takes
     no other step: rectifying is the institution's."""
-    action = _STEPS.get((h.status, to))
-    if action is None:
-        allowed = [b.value for a, b in _STEPS if a is h.status]
-        then = f"from {h.status.value} only to {', '.join(allowed)}" if allowed else "it is closed"
-        raise TransitionRefused(h, to, Refusal.NOT_IN_LOOP, f"not a step of the loop: {then}")
+    # Whose step it is comes first: a refusal for the role holds whatever the target.
     verifying = h.status is HazardStatus.AWAITING_VERIFICATION
     if verifying and h.level is HazardLevel.MAJOR and not actor_role_is_bureau:
         raise TransitionRefused(
@@ -141,6 +137,11 @@ def transition(
         raise TransitionRefused(
             h, to, Refusal.INSTITUTION_RECTIFIES, "the institution rectifies; the bureau verifies"
         )
+    action = _STEPS.get((h.status, to))
+    if action is None:
+        allowed = [b.value for a, b in _STEPS if a is h.status]
+        then = f"from {h.status.value} only to {', '.join(allowed)}" if allowed else "it is closed"
+        raise TransitionRefused(h, to, Refusal.NOT_IN_LOOP, f"not a step of the loop: {then}")
     changed = replace(h, status=to)
     if verifying:
         changed = replace(changed, verified_by=actor, verified_at=now, verification_note=note)

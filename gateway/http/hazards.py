@@ -92,9 +92,11 @@ async def _ledger(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ApiError(503, "the hazard ledger is unavailable", "see /api/health") from None
 
 
-def _readable_site(gw: Gateway, who: Principal, site: str) -> None:
+def _readable_site(gw: Gateway, who: Principal, site: str, *, in_url: bool = True) -> None:
+    """404 for a site the caller may not read; named in the error only when the address
+    names it (no error names a site the caller may not read)."""
     if site not in gw.inventory.sites or not who.may_read(site):
-        raise ApiError(404, "unknown site", site)
+        raise ApiError(404, "unknown site", site if in_url else "site")
 
 
 def _may_enter(who: Principal, site: str) -> bool:
@@ -220,7 +222,7 @@ async def hazards(
 @router.post("/api/hazards", status_code=201)
 async def add_hazard(gw: GatewayDep, who: PrincipalDep, body: NewHazard) -> dict[str, Any]:
     async with audited(gw, who, "hazard.add", body.site) as trail:
-        _readable_site(gw, who, body.site)
+        _readable_site(gw, who, body.site, in_url=False)
         trail.site = body.site
         if not _may_enter(who, body.site):
             raise ApiError(403, "not allowed", f"{who.login} may not enter hazards of {body.site}")
@@ -278,7 +280,7 @@ async def notices(gw: GatewayDep, who: PrincipalDep, site: str | None = None) ->
 @router.post("/api/notices", status_code=201)
 async def issue_notice(gw: GatewayDep, who: PrincipalDep, body: NewNotice) -> dict[str, Any]:
     async with audited(gw, who, "notice.issue", body.site) as trail:
-        _readable_site(gw, who, body.site)
+        _readable_site(gw, who, body.site, in_url=False)
         trail.site = body.site
         if who.role not in BUREAU_ROLES:
             raise ApiError(

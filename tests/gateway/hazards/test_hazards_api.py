@@ -104,7 +104,7 @@ async def test_enter_a_hazard_by_role(api: Api) -> None:
     # person of other sites.
     for who, site in (("duty", "anning"), ("bureau_anning", "xingfu"), ("duty", "nowhere")):
         r = await api.add(who, site=site)
-        assert (r.status_code, r.json()) == (404, {"error": "unknown site", "detail": site})
+        assert (r.status_code, r.json()) == (404, {"error": "unknown site", "detail": "site"})
     assert (await api.add("anon")).status_code == 401
     r = await api.add(deadline="2026-11-25 18:00")
     assert (r.status_code, r.json()["error"]) == (422, "invalid request")

@@ -56,6 +56,9 @@ ACT_OWN = row(401, OK, 403, OK)
 ACT_FOREIGN = row(401, 404, 403, OK)
 ADMIN_ONLY = row(401, 403, 403, OK)
 WRONG_CODE = frozenset({404, 429})
+HAZARD = {"location": "厨房", "description": "软管老化", "level": "major", "responsible": "李四应",
+          "measure": "更换"}  # fmt: skip
+NOTICE = {"person_in_charge": "张杰荣", "requirements": "限期整改"}
 
 # (method, path, body, expected): paths are filled in with the test's alarm ids.
 TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
@@ -110,6 +113,27 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/audit?format=xlsx", None, row(401, 403, 200, 200)),
     ("GET", "/api/audit?site=anning", None, row(401, 403, 200, 200)),
     ("POST", "/api/logout", None, SIGNED_IN),
+    # The hazard ledger (issue 12): ids in the order these rows make them. Hazards 1-6 are
+    # xingfu's, 7-9 anning's (the bureau's and the admin's); notices 1-2 xingfu's, 3-4 anning's.
+    ("POST", "/api/hazards", dict(HAZARD, site="xingfu"), row(401, OK, OK, OK)),
+    ("POST", "/api/hazards", dict(HAZARD, site="anning"), row(401, 404, OK, OK)),
+    ("GET", "/api/hazards", None, SIGNED_IN),
+    ("GET", "/api/hazards?format=xlsx", None, SIGNED_IN),
+    ("GET", "/api/hazards?site=anning", None, FOREIGN_READ),
+    ("GET", "/api/hazards/1", None, SIGNED_IN),
+    ("GET", "/api/hazards/7", None, FOREIGN_READ),
+    # The institution rectifies (the first 200, then 409: already rectifying); the bureau
+    # only verifies.
+    ("POST", "/api/hazards/1/transition", {"to": "rectifying"}, ACT_OWN),
+    ("POST", "/api/hazards/7/transition", {"to": "rectifying"}, ACT_FOREIGN),
+    ("POST", "/api/notices", dict(NOTICE, site="xingfu", hazard_ids=[1]), row(401, 403, OK, 403)),
+    ("POST", "/api/notices", dict(NOTICE, site="anning", hazard_ids=[7]), row(401, 404, OK, 403)),
+    ("GET", "/api/notices", None, SIGNED_IN),
+    ("GET", "/api/notices/1", None, SIGNED_IN),
+    ("GET", "/api/notices/1?format=html", None, SIGNED_IN),
+    ("GET", "/api/notices/3", None, FOREIGN_READ),
+    ("POST", "/api/notices/1/receipt", None, row(401, OK, 403, 403)),  # then 409: received
+    ("POST", "/api/notices/3/receipt", None, row(401, 404, 403, 403)),
     # A phone link's code is its own credential: no session or token is asked for. A wrong
     # code is unknown to everyone, and after five from one address they are all refused.
     ("GET", "/a/0000000000000000", None, row(*[WRONG_CODE] * 4)),
