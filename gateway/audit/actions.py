@@ -34,6 +34,10 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "user.password": "修改密码",
     "token.issue": "签发令牌",
     "token.revoke": "吊销令牌",
+    "hazard.add": "登记隐患",
+    "hazard.transition": "隐患整改状态变更",
+    "notice.issue": "签发整改通知书",
+    "notice.receipt": "签收整改通知书",
     CONFIG_RELOAD: "重新加载配置",
     AUDIT_GAP: "审计日志缺失记录",
 }
