@@ -20,6 +20,7 @@ from gateway.http import (
     commands,
     devices,
     health,
+    incidents,
     live,
     login,
     maintenance,
@@ -51,6 +52,7 @@ _ROUTERS = (
     people.router,
     audit_trail.router,
     phone.router,
+    incidents.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
