@@ -132,10 +132,10 @@ def incident_json(gw: Gateway, incident: Incident, now: float) -> dict[str, Any]
     }
 
 
-def _known_site(gw: Gateway, who: Principal, site: str) -> None:
+def _known_site(gw: Gateway, who: Principal, site: str, detail: str) -> None:
     # A site the caller may not read is as unknown as one that does not exist.
     if not who.may_read(site) or all(s.id != site for s in gw.config.sites):
-        raise ApiError(404, "unknown site", site)
+        raise ApiError(404, "unknown site", detail)
 
 
 async def _readable(gw: Gateway, who: Principal, incident_id: str) -> Incident:
@@ -162,7 +162,7 @@ async def incidents(
     limit: int = Query(200, ge=1, le=MAX_LIMIT),
 ) -> list[dict[str, Any]]:
     if site is not None:
-        _known_site(gw, who, site)
+        _known_site(gw, who, site, site)
     sites = {site} if site is not None else who.sites
     found = await _ask(gw.incidents.query, sites, limit)
     now = gw.clock()
@@ -173,7 +173,7 @@ async def incidents(
 async def open_incident(gw: GatewayDep, who: PrincipalDep, body: OpenBody) -> dict[str, Any]:
     incident_id = new_incident_id()
     async with audited(gw, who, "incident.open", incident_id) as trail:
-        _known_site(gw, who, body.site)
+        _known_site(gw, who, body.site, "site")  # the body's: not echoed back
         trail.site = body.site
         if not who.may_act(body.site):
             raise ApiError(403, "not allowed", f"{who.login} may not act on site {body.site}")
