@@ -56,6 +56,7 @@ from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
 from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
+from gateway.incidents.store import IncidentStore
 from gateway.ingest.modbus_sink import ModbusSink
 from gateway.ingest.redelivery import WINDOW_S, Redeliveries
 from gateway.ingest.rejects import Rejects
@@ -143,7 +144,12 @@ class Gateway:
             self._on_durable,
             on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
         )
-        self.audit = AuditLog(data_dir / "audit.sqlite3")  # who did what (gateway.audit)
+        # Opened aside (the alarm path needs neither): who did what (gateway.audit), and the
+        # incidents with their reports to the bureau (gateway.incidents).
+        self.audit, self.incidents = (
+            AuditLog(data_dir / "audit.sqlite3"),
+            IncidentStore(data_dir / "incidents.sqlite3"),
+        )
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -287,6 +293,7 @@ class Gateway:
         if await self._open_aside("people", self._open_people):
             await self.sync_contacts()
         await self._open_aside("hazards", lambda: asyncio.to_thread(self.hazards.open))
+        await self._open_aside("incidents", lambda: asyncio.to_thread(self.incidents.open))
         http = self.config.http
         if (
             http.accounts
@@ -395,6 +402,7 @@ class Gateway:
             await self._http.aclose()
         finally:
             try:
+                await asyncio.to_thread(self.incidents.close)
                 await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
                 await asyncio.to_thread(self.hazards.close)

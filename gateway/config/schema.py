@@ -430,6 +430,21 @@ class ReportSection(_Model):
     county: str = "县民政局"  # title of the all-sites report
 
 
+class IncidentsSection(_Model):
+    """The reports an incident owes the bureau (seed 003: by phone within 30 minutes, in
+    writing within 1 hour), in minutes from its opening."""
+
+    phone_report_minutes: int = Field(30, ge=1, le=24 * 60)
+    written_report_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _order(self) -> IncidentsSection:
+        # The written report follows the call; due earlier, the call would never be first.
+        if self.written_report_minutes < self.phone_report_minutes:
+            raise ValueError("written_report_minutes must not be before phone_report_minutes")
+        return self
+
+
 class StorageSection(_Model):
     """Backups and retention of the data directory's databases (README "Data, backups and
     upgrades"). Relative directories are under `gateway.data_dir`."""
@@ -467,6 +482,7 @@ class GatewayConfig(_Model):
     notify: NotifySection = NotifySection()
     report: ReportSection = ReportSection()
     storage: StorageSection = StorageSection()
+    incidents: IncidentsSection = IncidentsSection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:

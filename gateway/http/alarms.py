@@ -15,6 +15,7 @@ from gateway.alarms.book import AlarmNotFound, AlarmState, Disposition, Transiti
 from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep, require_authority
 from gateway.http.errors import ApiError
+from gateway.http.incidents import open_for_closed_alarm
 from gateway.http.params import Body, parse_time, split_list
 from gateway.http.trail import Audited, audited
 
@@ -140,4 +141,5 @@ async def close(
             raise ApiError(409, str(exc)) from None
         except AlarmNotFound:
             raise ApiError(404, "unknown alarm", alarm_id) from None
+    await open_for_closed_alarm(gw, who, a)  # a critical alarm confirmed real (seed 003)
     return gw.alarm_view(a)

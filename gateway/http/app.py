@@ -21,6 +21,7 @@ from gateway.http import (
     devices,
     hazards,
     health,
+    incidents,
     live,
     login,
     maintenance,
@@ -53,6 +54,7 @@ _ROUTERS = (
     audit_trail.router,
     phone.router,
     hazards.router,
+    incidents.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

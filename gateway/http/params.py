@@ -17,7 +17,11 @@ MAX_TIME = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 # Fields whose text keeps its line breaks; passwords are taken exactly as typed.
-_MULTILINE_FIELDS = frozenset({"note", "requirements", "measure", "description"})
+_MULTILINE_FIELDS = frozenset(
+    {"note", "requirements", "measure", "description"}
+    # gateway.http.incidents: a follow-up and the written report's paragraphs
+    | {"text", "what_happened", "people_affected", "measures_taken", "current_state", "follow_up"}
+)
 _VERBATIM_FIELDS = frozenset({"password"})
 
 

@@ -282,6 +282,38 @@ CREATE INDEX notice_hazards_hazard ON notice_hazards(hazard_id);
 
 HAZARDS: Final = Schema("hazards", (Step(1, _HAZARDS_V1),))
 
+# ------------------------------------------------------------ <data_dir>/incidents.sqlite3
+# Owner: gateway.incidents.store.
+_INCIDENTS_V1: Final = """
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    alarm_id TEXT,            -- NULL: opened by hand
+    title TEXT NOT NULL,
+    opened_at REAL NOT NULL,  -- epoch seconds; both report deadlines count from it
+    opened_by TEXT NOT NULL,
+    closed_at REAL
+);
+CREATE INDEX incidents_site_opened ON incidents(site, opened_at);
+-- One open incident per alarm: a second close of the same alarm, or a race, adds none.
+CREATE UNIQUE INDEX incidents_one_per_alarm ON incidents(alarm_id)
+    WHERE alarm_id IS NOT NULL AND closed_at IS NULL;
+CREATE TABLE incident_reports (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('phone', 'written', 'follow_up')),
+    fields TEXT NOT NULL,     -- a JSON object: the report's own fields
+    at REAL NOT NULL,
+    by TEXT NOT NULL,
+    PRIMARY KEY (incident_id, seq)
+);
+-- The phone and the written report are made once; follow-ups are appended.
+CREATE UNIQUE INDEX incident_reports_once ON incident_reports(incident_id, kind)
+    WHERE kind != 'follow_up';
+"""
+
+INCIDENTS: Final = Schema("incidents", (Step(1, _INCIDENTS_V1),))
+
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
 DATABASES: Final = {
     "alarms.sqlite3": ALARMS,
@@ -289,4 +321,5 @@ DATABASES: Final = {
     "people.sqlite3": PEOPLE,
     "audit.sqlite3": AUDIT,
     "hazards.sqlite3": HAZARDS,
+    "incidents.sqlite3": INCIDENTS,
 }

@@ -20,6 +20,7 @@ import websockets
 
 from gateway.config.loading import parse_config
 from gateway.http.app import create_api
+from gateway.incidents.model import Incident
 from gateway.people.model import Person, Role
 from tests.conftest import Mosquitto, Probe, free_port, running_gateway, served
 from tests.support.overview import two_sites
@@ -60,6 +61,10 @@ HAZARD = {"location": "厨房", "description": "软管老化", "level": "major",
           "measure": "更换"}  # fmt: skip
 NOTICE = {"person_in_charge": "张杰荣", "requirements": "限期整改"}
 
+INCIDENT_REPORT = dict.fromkeys(
+    ("what_happened", "where", "people_affected", "measures_taken", "current_state", "follow_up"),
+    "见附件",
+)
 # (method, path, body, expected): paths are filled in with the test's alarm ids.
 TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/health", None, EVERYONE),
@@ -112,6 +117,19 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/audit", None, row(401, 403, 200, 200)),
     ("GET", "/api/audit?format=xlsx", None, row(401, 403, 200, 200)),
     ("GET", "/api/audit?site=anning", None, row(401, 403, 200, 200)),
+    ("GET", "/api/incidents", None, SIGNED_IN),
+    ("GET", "/api/incidents?site=anning", None, FOREIGN_READ),
+    ("POST", "/api/incidents", {"site": "xingfu", "title": "火情"}, ACT_OWN),
+    ("POST", "/api/incidents", {"site": "anning", "title": "火情"}, ACT_FOREIGN),
+    ("GET", "/api/incidents/{own_incident}", None, SIGNED_IN),
+    ("GET", "/api/incidents/{own_incident}?format=html", None, SIGNED_IN),
+    ("GET", "/api/incidents/{foreign_incident}", None, FOREIGN_READ),
+    ("POST", "/api/incidents/{own_incident}/phone-report", {"to_whom": "局"}, ACT_OWN),
+    ("POST", "/api/incidents/{foreign_incident}/phone-report", {"to_whom": "局"}, ACT_FOREIGN),
+    ("POST", "/api/incidents/{own_incident}/written-report", INCIDENT_REPORT, ACT_OWN),
+    ("POST", "/api/incidents/{foreign_incident}/written-report", INCIDENT_REPORT, ACT_FOREIGN),
+    ("POST", "/api/incidents/{own_incident}/follow-ups", {"text": "续报"}, ACT_OWN),
+    ("POST", "/api/incidents/{foreign_incident}/follow-ups", {"text": "续报"}, ACT_FOREIGN),
     ("POST", "/api/logout", None, SIGNED_IN),
     # The hazard ledger (issue 12): ids in the order these rows make them. Hazards 1-6 are
     # xingfu's, 7-9 anning's (the bureau's and the admin's); notices 1-2 xingfu's, 3-4 anning's.
@@ -189,6 +207,10 @@ async def test_every_route_with_every_role_and_another_site(
         own = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
         foreign = await probe.wait_for("anning/alarms", lambda m: m["type"] == "gas_leak")
         ids = {"own": own["id"], "foreign": foreign["id"], "target_token": target_token.id}
+        for key, site in (("own_incident", "xingfu"), ("foreign_incident", "anning")):
+            ids[key] = f"inc-{site}"
+            incident = Incident(ids[key], site, None, "火情", 0.0, "test")
+            await asyncio.to_thread(gw.incidents.open_incident, incident)
 
         app = create_api(gw)
         called = [(m, p.format(**ids).split("?")[0]) for m, p, _, _ in TABLE]

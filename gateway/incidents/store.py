@@ -1,0 +1,205 @@
+"""`IncidentStore`: the one owner of `incidents.sqlite3` (incidents and their reports).
+
+Synchronous, in the manner of `gateway.people.database`: the gateway calls it from a worker
+thread (`asyncio.to_thread`) so that a slow disk never stalls the event loop. One lock
+serialises the connection; every write is one short `BEGIN IMMEDIATE` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.incidents.model import FollowUp, Incident, PhoneReport, ReportKind, WrittenReport
+from gateway.storage import migrate
+from gateway.storage.schemas import INCIDENTS
+
+_INCIDENT_COLUMNS = "id, site, alarm_id, title, opened_at, opened_by, closed_at"
+
+
+class UnknownIncident(Exception):
+    pass
+
+
+class AlreadyOpen(Exception):
+    """The alarm has an open incident already (its id is the argument)."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(incident_id)
+        self.incident_id = incident_id
+
+
+class AlreadyReported(Exception):
+    """The phone or the written report is made once; follow-ups are what comes after."""
+
+    def __init__(self, kind: ReportKind) -> None:
+        super().__init__(f"the {kind.value} report is already recorded")
+        self.kind = kind
+
+
+def new_incident_id() -> str:
+    return "inc-" + uuid.uuid4().hex[:16]
+
+
+class IncidentStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        migrate.migrate(self.path, INCIDENTS)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                raise RuntimeError("incidents database is not open")
+            yield self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # ------------------------------------------------------------------------ writes
+    def open_incident(self, incident: Incident) -> Incident:
+        """Stores a new incident (no reports yet). Raises AlreadyOpen when its alarm has one."""
+        with self._tx() as db:
+            if incident.alarm_id is not None:
+                found = db.execute(
+                    "SELECT id FROM incidents WHERE alarm_id = ? AND closed_at IS NULL",
+                    (incident.alarm_id,),
+                ).fetchone()
+                if found is not None:
+                    raise AlreadyOpen(str(found[0]))
+            db.execute(
+                f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (incident.id, incident.site, incident.alarm_id, incident.title,
+                 incident.opened_at, incident.opened_by, incident.closed_at),
+            )  # fmt: skip
+        return replace(incident, phone_report=None, written_report=None, follow_ups=())
+
+    def add_phone_report(self, incident_id: str, report: PhoneReport) -> Incident:
+        fields = {"to_whom": report.to_whom}
+        return self._add(incident_id, ReportKind.PHONE, fields, report.at, report.by)
+
+    def add_written_report(self, incident_id: str, report: WrittenReport) -> Incident:
+        fields = {k: v for k, v in asdict(report).items() if k not in ("at", "by")}
+        return self._add(incident_id, ReportKind.WRITTEN, fields, report.at, report.by)
+
+    def add_follow_up(self, incident_id: str, follow_up: FollowUp) -> Incident:
+        fields = {"text": follow_up.text}
+        return self._add(incident_id, ReportKind.FOLLOW_UP, fields, follow_up.at, follow_up.by)
+
+    def _add(
+        self, incident_id: str, kind: ReportKind, fields: dict[str, str], at: float, by: str
+    ) -> Incident:
+        with self._tx() as db:
+            if (
+                db.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+                is None
+            ):
+                raise UnknownIncident(incident_id)
+            if (
+                kind is not ReportKind.FOLLOW_UP
+                and db.execute(
+                    "SELECT 1 FROM incident_reports WHERE incident_id = ? AND kind = ?",
+                    (incident_id, kind.value),
+                ).fetchone()
+            ):
+                raise AlreadyReported(kind)
+            (seq,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_reports WHERE incident_id = ?",
+                (incident_id,),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO incident_reports (incident_id, seq, kind, fields, at, by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (incident_id, seq, kind.value, json.dumps(fields, ensure_ascii=False), at, by),
+            )
+            found = self._load(db, [incident_id])
+        return found[0]
+
+    # ------------------------------------------------------------------------- reads
+    def get(self, incident_id: str) -> Incident | None:
+        with self._connection() as db:
+            found = self._load(db, [incident_id])
+        return found[0] if found else None
+
+    def query(self, sites: Collection[str] | None = None, limit: int = 200) -> list[Incident]:
+        """The newest incidents first, of `sites` (None: every site)."""
+        sql = "SELECT id FROM incidents"
+        args: list[Any] = []
+        if sites is not None:
+            sql += f" WHERE site IN ({', '.join('?' * len(sites))})"
+            args += sorted(sites)
+        sql += " ORDER BY opened_at DESC, id LIMIT ?"
+        args.append(limit)
+        with self._connection() as db:
+            ids = [str(r[0]) for r in db.execute(sql, args).fetchall()]
+            return self._load(db, ids)
+
+    def open_for_alarm(self, alarm_id: str) -> Incident | None:
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT id FROM incidents WHERE alarm_id = ? AND closed_at IS NULL", (alarm_id,)
+            ).fetchone()
+            return self._load(db, [str(row[0])])[0] if row else None
+
+    @staticmethod
+    def _load(db: sqlite3.Connection, ids: list[str]) -> list[Incident]:
+        """The incidents of `ids` with their reports, in the order of `ids`."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN ({marks})", ids
+        ).fetchall()
+        reports: dict[str, list[tuple[str, dict[str, str], float, str]]] = {}
+        for incident_id, kind, fields, at, by in db.execute(
+            "SELECT incident_id, kind, fields, at, by FROM incident_reports "
+            f"WHERE incident_id IN ({marks}) ORDER BY incident_id, seq",
+            ids,
+        ):
+            reports.setdefault(incident_id, []).append((kind, json.loads(fields), at, by))
+        found = {}
+        for id_, site, alarm_id, title, opened_at, opened_by, closed_at in rows:
+            phone: PhoneReport | None = None
+            written: WrittenReport | None = None
+            follow_ups: list[FollowUp] = []
+            for kind, fields, at, by in reports.get(id_, []):
+                if kind == ReportKind.PHONE:
+                    phone = PhoneReport(fields["to_whom"], at, by)
+                elif kind == ReportKind.WRITTEN:
+                    written = WrittenReport(**fields, at=at, by=by)
+                else:
+                    follow_ups.append(FollowUp(at, by, fields["text"]))
+            found[id_] = Incident(
+                id_, site, alarm_id, title, opened_at, opened_by,
+                phone, written, tuple(follow_ups), closed_at,
+            )  # fmt: skip
+        return [found[i] for i in ids if i in found]
