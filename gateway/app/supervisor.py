@@ -54,6 +54,7 @@ from gateway.config.inventory import Inventory
 from gateway.config.reload import ReloadPlan
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
+from gateway.duty.store import DutyStore
 from gateway.health.metrics import Metrics
 from gateway.ingest.modbus_sink import ModbusSink
 from gateway.ingest.redelivery import WINDOW_S, Redeliveries
@@ -162,8 +163,13 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
-        # Who may sign in, and the contacts' phone links (gateway.people): one database.
-        self.people, self.links = People(data_dir / PEOPLE_DB), AckLinks(data_dir / PEOPLE_DB)
+        # Who may sign in, and the contacts' phone links (gateway.people): one database; the
+        # self-reports and the duty roster (gateway.duty): another. One statement: __init__
+        # is at ruff's limit of statements.
+        self.people, self.links, self.duty = (
+            People(data_dir / PEOPLE_DB), AckLinks(data_dir / PEOPLE_DB),
+            DutyStore(data_dir / "duty.sqlite3"),
+        )  # fmt: skip
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -280,6 +286,7 @@ class Gateway:
         await self._open_aside("audit", self.audit.open)
         if await self._open_aside("people", self._open_people):
             await self.sync_contacts()
+        await self._open_aside("duty", lambda: asyncio.to_thread(self.duty.open))
         http = self.config.http
         if (
             http.accounts
@@ -390,6 +397,7 @@ class Gateway:
             try:
                 await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
+                await asyncio.to_thread(self.duty.close)
             finally:
                 try:
                     await self.audit.close()
