@@ -34,6 +34,9 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "user.password": "修改密码",
     "token.issue": "签发令牌",
     "token.revoke": "吊销令牌",
+    "daily_check.submit": "提交每日自查",
+    "duty.set": "排班",
+    "duty.handover": "交接班",
     CONFIG_RELOAD: "重新加载配置",
     AUDIT_GAP: "审计日志缺失记录",
 }

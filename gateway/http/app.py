@@ -19,6 +19,7 @@ from gateway.http import (
     alarms,
     commands,
     devices,
+    duty,
     health,
     live,
     login,
@@ -51,6 +52,7 @@ _ROUTERS = (
     people.router,
     audit_trail.router,
     phone.router,
+    duty.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

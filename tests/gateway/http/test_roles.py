@@ -56,6 +56,12 @@ ACT_OWN = row(401, OK, 403, OK)
 ACT_FOREIGN = row(401, 404, 403, OK)
 ADMIN_ONLY = row(401, 403, 403, OK)
 WRONG_CODE = frozenset({404, 429})
+CHECKLIST = {
+    "items": [
+        {"item": i, "result": "ok"}
+        for i in ("gas", "electrical", "fire_exits", "heating", "kitchen", "residents_visited")
+    ]
+}
 
 # (method, path, body, expected): paths are filled in with the test's alarm ids.
 TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
@@ -109,6 +115,15 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/audit", None, row(401, 403, 200, 200)),
     ("GET", "/api/audit?format=xlsx", None, row(401, 403, 200, 200)),
     ("GET", "/api/audit?site=anning", None, row(401, 403, 200, 200)),
+    # A past day: the first caller's report is in (late), later ones are 409 (it stands).
+    ("PUT", "/api/sites/xingfu/daily-checks/2025-01-06", CHECKLIST, row(401, OK, 403, 403)),
+    ("PUT", "/api/sites/anning/daily-checks/2025-01-06", CHECKLIST, row(401, 404, 403, 403)),
+    ("GET", "/api/daily-checks", None, SIGNED_IN),
+    ("GET", "/api/duty", None, SIGNED_IN),
+    ("PUT", "/api/duty", {"scope": "xingfu", "people": []}, row(401, OK, 403, OK)),
+    ("PUT", "/api/duty", {"scope": "anning", "people": []}, row(401, 404, 403, OK)),
+    ("PUT", "/api/duty", {"scope": "bureau", "people": []}, row(401, 403, OK, OK)),
+    ("POST", "/api/duty/handover", {"scope": "xingfu", "to": "target1"}, row(401, OK, 403, OK)),
     ("POST", "/api/logout", None, SIGNED_IN),
     # A phone link's code is its own credential: no session or token is asked for. A wrong
     # code is unknown to everyone, and after five from one address they are all refused.
