@@ -54,6 +54,7 @@ from gateway.config.inventory import Inventory
 from gateway.config.reload import ReloadPlan
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
+from gateway.duty.store import DutyStore
 from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
 from gateway.incidents.store import IncidentStore
@@ -170,11 +171,14 @@ class Gateway:
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
         # Who may sign in, and the contacts' phone links (gateway.people): one database; the
-        # hazard ledger and rectification notices (gateway.hazards) another.
-        self.people, self.links, self.hazards = (
+        # hazard ledger and rectification notices (gateway.hazards), the self-reports and the
+        # duty roster (gateway.duty): one database each. One statement: __init__ is at ruff's
+        # limit of statements.
+        self.people, self.links, self.hazards, self.duty = (
             People(data_dir / PEOPLE_DB),
             AckLinks(data_dir / PEOPLE_DB),
             HazardStore(data_dir / "hazards.sqlite3"),
+            DutyStore(data_dir / "duty.sqlite3"),
         )
         self.alarm_context = AlarmContext(
             self.inventory,
@@ -294,6 +298,7 @@ class Gateway:
             await self.sync_contacts()
         await self._open_aside("hazards", lambda: asyncio.to_thread(self.hazards.open))
         await self._open_aside("incidents", lambda: asyncio.to_thread(self.incidents.open))
+        await self._open_aside("duty", lambda: asyncio.to_thread(self.duty.open))
         http = self.config.http
         if (
             http.accounts
@@ -406,6 +411,7 @@ class Gateway:
                 await asyncio.to_thread(self.links.close)
                 await asyncio.to_thread(self.people.close)
                 await asyncio.to_thread(self.hazards.close)
+                await asyncio.to_thread(self.duty.close)
             finally:
                 try:
                     await self.audit.close()

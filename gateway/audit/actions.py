@@ -38,6 +38,9 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "hazard.transition": "隐患整改状态变更",
     "notice.issue": "签发整改通知书",
     "notice.receipt": "签收整改通知书",
+    "daily_check.submit": "提交每日自查",
+    "duty.set": "排班",
+    "duty.handover": "交接班",
     CONFIG_RELOAD: "重新加载配置",
     AUDIT_GAP: "审计日志缺失记录",
 }

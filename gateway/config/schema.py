@@ -445,6 +445,42 @@ class IncidentsSection(_Model):
         return self
 
 
+class CheckItem(_Model):
+    id: Ident
+    label: str = Field(min_length=1)
+
+
+# The seeds' checklist (003, 004): what an institution inspects every day.
+_DEFAULT_CHECK_ITEMS = (
+    ("gas", "燃气设施"), ("electrical", "电气线路与设备"), ("fire_exits", "消防通道与灭火器材"),
+    ("heating", "取暖与燃煤设施"), ("kitchen", "厨房"), ("residents_visited", "重点人员走访"),
+)  # fmt: skip
+
+
+class DailyChecksSection(_Model):
+    """The daily self-report (seeds 003, 004: 每天下午3点前上报), in the gateway's zone."""
+
+    due: str = Field("15:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    remind_at: str = Field("14:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    items: list[CheckItem] = Field(
+        default_factory=lambda: [CheckItem(id=i, label=t) for i, t in _DEFAULT_CHECK_ITEMS],
+        min_length=1,
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DailyChecksSection:
+        if self.remind_at >= self.due:  # HH:MM strings compare as times
+            raise ValueError("remind_at must be before due")
+        ids = [i.id for i in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"items: duplicate id in {ids}")
+        return self
+
+
+class DutySection(_Model):
+    per_shift: int = Field(2, ge=1, le=20)  # on duty per shift at most (seed 003: 双人、双岗)
+
+
 class StorageSection(_Model):
     """Backups and retention of the data directory's databases (README "Data, backups and
     upgrades"). Relative directories are under `gateway.data_dir`."""
@@ -483,6 +519,8 @@ class GatewayConfig(_Model):
     report: ReportSection = ReportSection()
     storage: StorageSection = StorageSection()
     incidents: IncidentsSection = IncidentsSection()
+    daily_checks: DailyChecksSection = DailyChecksSection()
+    duty: DutySection = DutySection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:

@@ -19,6 +19,7 @@ from gateway.http import (
     alarms,
     commands,
     devices,
+    duty,
     hazards,
     health,
     incidents,
@@ -55,6 +56,7 @@ _ROUTERS = (
     phone.router,
     hazards.router,
     incidents.router,
+    duty.router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

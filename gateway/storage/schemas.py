@@ -313,6 +313,39 @@ CREATE UNIQUE INDEX incident_reports_once ON incident_reports(incident_id, kind)
 """
 
 INCIDENTS: Final = Schema("incidents", (Step(1, _INCIDENTS_V1),))
+# ----------------------------------------------------------------- <data_dir>/duty.sqlite3
+# Owner: gateway.duty.store.
+_DUTY_V1: Final = """
+CREATE TABLE daily_checks (
+    site TEXT NOT NULL,
+    day TEXT NOT NULL,                 -- YYYY-MM-DD in the gateway's zone
+    items TEXT NOT NULL,               -- JSON list of {item, result, note}
+    submitted_at REAL NOT NULL,        -- the latest submission
+    submitted_by TEXT NOT NULL,
+    first_submitted_at REAL NOT NULL,  -- kept across resubmissions before the due time
+    PRIMARY KEY (site, day)
+);
+CREATE TABLE duty_roster (
+    scope TEXT NOT NULL,               -- a site id or 'bureau'
+    day TEXT NOT NULL,
+    shift TEXT NOT NULL,
+    login TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('on_duty', 'leader')),
+    set_at REAL NOT NULL,
+    set_by TEXT NOT NULL,
+    PRIMARY KEY (scope, day, shift, login)
+);
+CREATE TABLE handovers (
+    scope TEXT NOT NULL,
+    at REAL NOT NULL,
+    from_login TEXT NOT NULL,
+    to_login TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX handovers_scope_at ON handovers(scope, at);
+"""
+
+DUTY: Final = Schema("duty", (Step(1, _DUTY_V1),))
 
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
 DATABASES: Final = {
@@ -322,4 +355,5 @@ DATABASES: Final = {
     "audit.sqlite3": AUDIT,
     "hazards.sqlite3": HAZARDS,
     "incidents.sqlite3": INCIDENTS,
+    "duty.sqlite3": DUTY,
 }

@@ -60,6 +60,12 @@ WRONG_CODE = frozenset({404, 429})
 HAZARD = {"location": "厨房", "description": "软管老化", "level": "major", "responsible": "李四应",
           "measure": "更换"}  # fmt: skip
 NOTICE = {"person_in_charge": "张杰荣", "requirements": "限期整改"}
+CHECKLIST = {
+    "items": [
+        {"item": i, "result": "ok"}
+        for i in ("gas", "electrical", "fire_exits", "heating", "kitchen", "residents_visited")
+    ]
+}
 
 INCIDENT_REPORT = dict.fromkeys(
     ("what_happened", "where", "people_affected", "measures_taken", "current_state", "follow_up"),
@@ -130,6 +136,15 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("POST", "/api/incidents/{foreign_incident}/written-report", INCIDENT_REPORT, ACT_FOREIGN),
     ("POST", "/api/incidents/{own_incident}/follow-ups", {"text": "续报"}, ACT_OWN),
     ("POST", "/api/incidents/{foreign_incident}/follow-ups", {"text": "续报"}, ACT_FOREIGN),
+    # A past day: the first caller's report is in (late), later ones are 409 (it stands).
+    ("PUT", "/api/sites/xingfu/daily-checks/2025-01-06", CHECKLIST, row(401, OK, 403, 403)),
+    ("PUT", "/api/sites/anning/daily-checks/2025-01-06", CHECKLIST, row(401, 404, 403, 403)),
+    ("GET", "/api/daily-checks", None, SIGNED_IN),
+    ("GET", "/api/duty", None, SIGNED_IN),
+    ("PUT", "/api/duty", {"scope": "xingfu", "people": []}, row(401, OK, 403, OK)),
+    ("PUT", "/api/duty", {"scope": "anning", "people": []}, row(401, 404, 403, OK)),
+    ("PUT", "/api/duty", {"scope": "bureau", "people": []}, row(401, 403, OK, OK)),
+    ("POST", "/api/duty/handover", {"scope": "xingfu", "to": "target1"}, row(401, OK, 403, OK)),
     ("POST", "/api/logout", None, SIGNED_IN),
     # The hazard ledger (issue 12): ids in the order these rows make them. Hazards 1-6 are
     # xingfu's, 7-9 anning's (the bureau's and the admin's); notices 1-2 xingfu's, 3-4 anning's.

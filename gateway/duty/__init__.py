@@ -1,0 +1,10 @@
+"""The daily self-report (seeds 003, 004: every institution reports its safety inspection
+before 15:00) and the duty roster (who is on duty per site and at the bureau, the bureau's
+leader on call, shift handovers; seeds 001, 003).
+
+Owns `duty.sqlite3` (`store`, its only reader and writer) and the pure decisions over it
+(`model`): a checklist answered in full, each site's standing on the day's board, the
+reminder and the missing list at their times, a shift's limits.
+
+May import `config` and `storage`; no HTTP (`gateway.http.duty` serves it), no asyncio.
+"""
