@@ -16,7 +16,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +38,7 @@ from gateway.app.health import connection_changed, health_report, watch_gauges
 from gateway.app.housekeeping import Housekeeping
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.modbus_buses import ModbusBuses, pending_commands
+from gateway.app.records import PEOPLE_PRUNE_S, Records
 from gateway.app.reload import ReloadResult, reload_config
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
@@ -69,8 +70,7 @@ from gateway.notify.maintenance import MaintenanceWindows
 from gateway.notify.policy import Escalations, policies_from_config
 from gateway.notify.worker import NotificationWorker
 from gateway.people.directory import People
-from gateway.people.links import LINKS_KEPT_S, AckLinks
-from gateway.people.model import contact_persons
+from gateway.people.links import AckLinks
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
@@ -88,8 +88,6 @@ from rules.model import (
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 1.0
-PEOPLE_DB = "people.sqlite3"
-PEOPLE_PRUNE_S = 6 * 3600.0
 
 
 class Gateway:
@@ -123,8 +121,6 @@ class Gateway:
         # The `store_failure` alarms raised for a database found corrupt at start: health
         # stays degraded until a person has closed them (`gateway.app.health`).
         self.store_failure_keys: list[AlarmKey] = []
-        # Databases beside the alarm path that failed to open at start (health: degraded).
-        self.open_failures: dict[str, str] = {}
         self._tick_interval = tick_interval_s
         data_dir = Path(config.gateway.data_dir)
         prefix = config.topic_prefix
@@ -145,12 +141,8 @@ class Gateway:
             self._on_durable,
             on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
         )
-        # Opened aside (the alarm path needs neither): who did what (gateway.audit), and the
-        # incidents with their reports to the bureau (gateway.incidents).
-        self.audit, self.incidents = (
-            AuditLog(data_dir / "audit.sqlite3"),
-            IncidentStore(data_dir / "incidents.sqlite3"),
-        )
+        # The databases beside the alarm path (gateway.app.records): people, audit, ledger.
+        self.records = Records(data_dir, clock)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -170,16 +162,6 @@ class Gateway:
         # Made outside a running loop, which httpx allows: it connects on first use.
         self._http = httpx.AsyncClient(timeout=config.notify.timeout)
         self.maintenance = MaintenanceWindows(data_dir / "alarms.sqlite3")
-        # Who may sign in, and the contacts' phone links (gateway.people): one database; the
-        # hazard ledger and rectification notices (gateway.hazards), the self-reports and the
-        # duty roster (gateway.duty): one database each. One statement: __init__ is at ruff's
-        # limit of statements.
-        self.people, self.links, self.hazards, self.duty = (
-            People(data_dir / PEOPLE_DB),
-            AckLinks(data_dir / PEOPLE_DB),
-            HazardStore(data_dir / "hazards.sqlite3"),
-            DutyStore(data_dir / "duty.sqlite3"),
-        )
         self.alarm_context = AlarmContext(
             self.inventory,
             lambda site, device: self.maintenance.active(site, device, clock()) is not None,
@@ -204,7 +186,7 @@ class Gateway:
             record=self.dispatcher.record,
             current=self._current_alarm,
             clocks=self.clocks,
-            links=self.links,
+            links=self.records.links,
         )
         self.actions = AlarmActions(
             book=self.book,
@@ -293,17 +275,14 @@ class Gateway:
 
     async def _start(self) -> Gateway:
         await self.store.open()
-        await self._open_aside("audit", self.audit.open)
-        if await self._open_aside("people", self._open_people):
-            await self.sync_contacts()
-        await self._open_aside("hazards", lambda: asyncio.to_thread(self.hazards.open))
-        await self._open_aside("incidents", lambda: asyncio.to_thread(self.incidents.open))
-        await self._open_aside("duty", lambda: asyncio.to_thread(self.duty.open))
+        await self.records.open(self.config)
+        if self.records.people_open:
+            await self.prune_people()
         http = self.config.http
         if (
             http.accounts
             and not http.tokens
-            and "people" not in self.open_failures
+            and self.records.people_open
             and (not self.people.can_sign_in())
         ):
             # Alarms and shut-off run regardless; only the API waits for a first account.
@@ -343,7 +322,7 @@ class Gateway:
         for bus, link in self.modbus.links.items():
             self.tasks.start(f"modbus {bus}", partial(link.run, self.modbus_sink))
         self.tasks.start("storage", self.housekeeping.run)
-        if "people" not in self.open_failures:
+        if self.records.people_open:
             self.tasks.start("people-prune", self._prune_people_daily)
         if self.config_path is not None:
             self.tasks.start("config-reload", self._reload_on_request)
@@ -407,65 +386,52 @@ class Gateway:
             await self._http.aclose()
         finally:
             try:
-                await asyncio.to_thread(self.incidents.close)
-                await asyncio.to_thread(self.links.close)
-                await asyncio.to_thread(self.people.close)
-                await asyncio.to_thread(self.hazards.close)
-                await asyncio.to_thread(self.duty.close)
+                await self.records.close()
             finally:
-                try:
-                    await self.audit.close()
-                finally:
-                    await self.store.close()
+                await self.store.close()
 
-    async def _open_people(self) -> None:
-        await asyncio.to_thread(self.people.open)
-        await asyncio.to_thread(self.links.open)
-        await self.prune_people()
+    # The databases beside the alarm path, by their usual names (routes and tests use them).
+    @property
+    def open_failures(self) -> dict[str, str]:
+        return self.records.failures
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.records.audit
+
+    @property
+    def people(self) -> People:
+        return self.records.people
+
+    @property
+    def links(self) -> AckLinks:
+        return self.records.links
+
+    @property
+    def hazards(self) -> HazardStore:
+        return self.records.hazards
+
+    @property
+    def incidents(self) -> IncidentStore:
+        return self.records.incidents
+
+    @property
+    def duty(self) -> DutyStore:
+        return self.records.duty
+
+    async def sync_contacts(self) -> None:
+        await self.records.sync_contacts(self.config)
 
     async def prune_people(self) -> None:
-        """Expired phone links (a month after) and sessions past their limits; at start and
-        every `PEOPLE_PRUNE_S` (a gateway runs for months)."""
-        now = self.clock()
         sessions = self.config.http.sessions
-        try:
-            await asyncio.to_thread(self.links.prune, now - LINKS_KEPT_S)
-            await asyncio.to_thread(
-                lambda: self.people.prune_sessions(
-                    now, idle_s=sessions.idle_minutes * 60.0,
-                    absolute_s=sessions.absolute_hours * 3600.0,
-                )
-            )  # fmt: skip
-        except Exception:
-            log.exception("pruning expired phone links and sessions failed; tried again later")
+        await self.records.prune_people(
+            sessions.idle_minutes * 60.0, sessions.absolute_hours * 3600.0
+        )
 
     async def _prune_people_daily(self) -> None:
         while True:
             await asyncio.sleep(PEOPLE_PRUNE_S)
             await self.prune_people()
-
-    async def _open_aside(self, name: str, open_it: Callable[[], Awaitable[None]]) -> bool:
-        """Opens a database the alarm path does not need (people, audit). One that cannot be
-        opened is logged and shown in health, and the gateway starts without it: shut-off
-        and alarms never wait on who may sign in."""
-        try:
-            await open_it()
-        except Exception as exc:
-            log.exception("%s database could not be opened; starting without it", name)
-            self.open_failures[name] = f"{type(exc).__name__}: {exc}"
-            return False
-        return True
-
-    async def sync_contacts(self) -> None:
-        """The configuration's contacts are persons (they get phone links); again on reload."""
-        if "people" in self.open_failures:
-            return
-        persons = contact_persons(self.config)
-        try:
-            await asyncio.to_thread(self.people.sync_contacts, persons, self.clock())
-        except Exception:
-            # The contacts' phone links wait for the next reload; the alarms do not.
-            log.exception("contacts of the configuration not written to the people database")
 
     def _raise_store_failure(self, recovery: StoreRecovery) -> None:
         """The gateway's own `store_failure` alarm (device = the gateway's id) at every site
