@@ -481,6 +481,16 @@ class DutySection(_Model):
     per_shift: int = Field(2, ge=1, le=20)  # on duty per shift at most (seed 003: 双人、双岗)
 
 
+class HazardsSection(_Model):
+    """When the gateway suggests a hazard from its own alarms (issue 12; suggested, never
+    entered by itself): durations as elsewhere (`24 h`, `720 h`)."""
+
+    offline_after: PositiveSeconds = Field(24 * 3600.0, ge=3600, le=90 * 86400)
+    false_alarms: int = Field(3, ge=2, le=100)  # false alarms of one device within the window
+    # Also how far back a closed valve failure or real electrical alarm is still "recent".
+    false_alarm_window: PositiveSeconds = Field(30 * 86400.0, ge=86400, le=366 * 86400)
+
+
 class StorageSection(_Model):
     """Backups and retention of the data directory's databases (README "Data, backups and
     upgrades"). Relative directories are under `gateway.data_dir`."""
@@ -521,6 +531,7 @@ class GatewayConfig(_Model):
     incidents: IncidentsSection = IncidentsSection()
     daily_checks: DailyChecksSection = DailyChecksSection()
     duty: DutySection = DutySection()
+    hazards: HazardsSection = HazardsSection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:

@@ -1,5 +1,7 @@
 """The hazard ledger and the rectification notices (DESIGN section 11, `gateway.hazards`):
-`GET/POST /api/hazards` (`?format=xlsx`: 《重大事故隐患清单》), `GET /api/hazards/{id}`,
+`GET/POST /api/hazards` (`?format=xlsx`: 《重大事故隐患清单》), `GET /api/hazards/suggestions`
+(what the gateway's own alarms suggest; accepted by a `POST /api/hazards` with its `source`
+and `alarm_id`), `GET /api/hazards/{id}`,
 `POST /api/hazards/{id}/transition`, `GET/POST /api/notices`, `GET /api/notices/{id}`
 (`?format=html`: the printable notice), `POST /api/notices/{id}/receipt`.
 
@@ -41,6 +43,7 @@ from gateway.hazards.store import (
     HazardsOfAnotherSite,
     UnknownHazard,
 )
+from gateway.hazards.suggest import Suggestion, suggestions
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep
 from gateway.http.errors import ApiError
 from gateway.http.hazard_documents import ledger_xlsx, notice_html
@@ -54,6 +57,8 @@ router = APIRouter()
 T = TypeVar("T")
 
 _TEXT: Final = 2000
+# Closed alarms read for suggestions: a month of a county's, far more than false alarms need.
+_CLOSED_LIMIT: Final = 20_000
 
 
 class NewHazard(Body):
@@ -235,6 +240,49 @@ async def add_hazard(gw: GatewayDep, who: PrincipalDep, body: NewHazard) -> dict
         added = await _ledger(gw.hazards.add, new)
         trail.detail = {"id": added.id, "level": added.level.value, "source": added.source.value}
     return hazard_json(gw, added, now)
+
+
+def _suggestion_json(gw: Gateway, s: Suggestion) -> dict[str, Any]:
+    return {
+        "site": s.site,
+        "site_name": _site_name(gw, s.site),
+        "device": s.device,
+        "location": s.location,
+        "source": s.source.value,
+        "alarm_id": s.alarm_id,
+        "raised_at": gw.clockface.iso(s.raised_at),
+        "reason": s.reason,
+        "level": s.level.value,
+        "level_label": LEVEL_LABELS[s.level],
+        "description": s.description,
+    }
+
+
+# Before `/api/hazards/{hazard_id}`, which would take the word for an id.
+@router.get("/api/hazards/suggestions")
+async def hazard_suggestions(
+    gw: GatewayDep, who: PrincipalDep, site: str | None = None
+) -> dict[str, Any]:
+    """Computed on request from the open alarms, the closed ones of the window and the
+    ledger: nothing is stored until a person enters the hazard."""
+    if site is not None:
+        _readable_site(gw, who, site)
+    sites = [site] if site is not None else _readable_sites(gw, who)
+    now = gw.clock()
+    settings = gw.config.hazards
+    opened = [a for a in gw.book.open_alarms() if sites is None or a.site in sites]
+    try:
+        closed = await gw.store.query(
+            states=["closed"], sites=sites, since=now - settings.false_alarm_window,
+            limit=_CLOSED_LIMIT,
+        )  # fmt: skip
+    except (sqlite3.Error, RuntimeError):
+        log.exception("alarm store unavailable for hazard suggestions")
+        raise ApiError(503, "the alarm store is unavailable", "see /api/health") from None
+    existing = await _ledger(gw.hazards.hazards, sites, None, None)
+    locations = {(r.site, r.device): d.config.location for r, d in gw.inventory.devices.items()}
+    found = suggestions(opened, closed, existing, now, settings, locations)
+    return {"suggestions": [_suggestion_json(gw, s) for s in found]}
 
 
 @router.get("/api/hazards/{hazard_id}")

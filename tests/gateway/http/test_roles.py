@@ -153,6 +153,8 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/hazards", None, SIGNED_IN),
     ("GET", "/api/hazards?format=xlsx", None, SIGNED_IN),
     ("GET", "/api/hazards?site=anning", None, FOREIGN_READ),
+    ("GET", "/api/hazards/suggestions", None, SIGNED_IN),
+    ("GET", "/api/hazards/suggestions?site=anning", None, FOREIGN_READ),
     ("GET", "/api/hazards/1", None, SIGNED_IN),
     ("GET", "/api/hazards/7", None, FOREIGN_READ),
     # The institution rectifies (the first 200, then 409: already rectifying); the bureau
