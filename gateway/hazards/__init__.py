@@ -3,6 +3,7 @@ section 11.
 
 Owns `<data_dir>/hazards.sqlite3`: the hazards with their own timelines, and the notices that
 group them. `model` is pure (the statuses and who may move a hazard between them); `store` is
-the tables' one owner, synchronous sqlite3 called from worker threads. Imports only
+the tables' one owner, synchronous sqlite3 called from worker threads; `readonly` reads the
+ledger with its timelines for the daily report without opening the store. Imports only
 `gateway.config` and `gateway.storage` (and may link an alarm by id, never by import).
 """
