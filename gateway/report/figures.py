@@ -322,18 +322,22 @@ def human_actions_in_period(
 
 
 # ------------------------------------------------------------------ the closed loop
+NOT_READ = "not read"
+
+
 @dataclass(frozen=True, slots=True)
 class LoopRows:
     """What the reader found of the closed loop for the report's sites: the rows, or why a
-    database could not be read (then its rows are empty and its sections say so)."""
+    database could not be read (then its rows are empty and its sections say so). Left at
+    its defaults, nothing was read, and the report says that rather than "none"."""
 
     incidents: Sequence[Incident] = ()
     checks: Mapping[str, DailyCheck] = field(default_factory=dict)
     check_day: date | None = None
     ledger: Sequence[tuple[Hazard, Sequence[HazardEvent]]] = ()
-    incidents_unreadable: str | None = None
-    duty_unreadable: str | None = None
-    hazards_unreadable: str | None = None
+    incidents_unreadable: str | None = NOT_READ
+    duty_unreadable: str | None = NOT_READ
+    hazards_unreadable: str | None = NOT_READ
 
 
 def check_day_in_period(period: Period, due: time, tz: ZoneInfo) -> date:
