@@ -2,7 +2,8 @@
 before 15:00) and the duty roster (who is on duty per site and at the bureau, the bureau's
 leader on call, shift handovers; seeds 001, 003).
 
-Owns `duty.sqlite3` (`store`, its only reader and writer) and the pure decisions over it
+Owns `duty.sqlite3` (`store`, its only writer; `readonly` reads a day's self-reports for the
+daily report without opening the store) and the pure decisions over it
 (`model`): a checklist answered in full, each site's standing on the day's board, the
 reminder and the missing list at their times, a shift's limits.
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from gateway.actuate.wire import CommandRecord
 from gateway.alarms.book import Action, AlarmState, Disposition
@@ -17,6 +18,9 @@ from gateway.alarms.rows import AlarmRow
 from gateway.audit import SYSTEM, AuditRecord
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig, SiteConfig
+from gateway.duty.model import DailyCheck, Standing, board, parse_hhmm
+from gateway.hazards.model import Hazard, HazardEvent, HazardLevel, HazardStatus, overdue
+from gateway.incidents.model import Deadlines, Incident, PhoneReport, WrittenReport, clocks
 from gateway.report.model import (
     ACTION_COMMANDS,
     DISPOSITION_KEYS,
@@ -25,14 +29,20 @@ from gateway.report.model import (
     SEVERITY_RANK,
     TYPE_KEYS,
     ActionRecord,
+    CheckLine,
+    CheckStanding,
     Counts,
     DailyReport,
     DeviceAvailability,
     DeviceInfo,
     FalseAlarmRate,
+    HazardChange,
+    HazardLedger,
     HumanAction,
+    IncidentLine,
     OpenAlarm,
     Period,
+    SelfReport,
     SiteReport,
     Totals,
 )
@@ -311,6 +321,144 @@ def human_actions_in_period(
     return out
 
 
+# ------------------------------------------------------------------ the closed loop
+NOT_READ = "not read"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopRows:
+    """What the reader found of the closed loop for the report's sites: the rows, or why a
+    database could not be read (then its rows are empty and its sections say so). Left at
+    its defaults, nothing was read, and the report says that rather than "none"."""
+
+    incidents: Sequence[Incident] = ()
+    checks: Mapping[str, DailyCheck] = field(default_factory=dict)
+    check_day: date | None = None
+    ledger: Sequence[tuple[Hazard, Sequence[HazardEvent]]] = ()
+    incidents_unreadable: str | None = NOT_READ
+    duty_unreadable: str | None = NOT_READ
+    hazards_unreadable: str | None = NOT_READ
+
+
+def check_day_in_period(period: Period, due: time, tz: ZoneInfo) -> date:
+    """The day whose self-report falls due inside the period: with the default 14:30 report
+    and 15:00 due time, the day before the report's date, so that the report judges a
+    deadline that has passed rather than one half an hour away."""
+    end = datetime.fromtimestamp(period.end, tz)
+    day = end.date()
+    if datetime.combine(day, due, tzinfo=tz).timestamp() >= period.end:
+        day -= timedelta(days=1)
+    return day
+
+
+def incident_lines(
+    incidents: Iterable[Incident], site: str, period: Period, deadlines: Deadlines
+) -> list[IncidentLine]:
+    """The site's incidents opened in the period, or opened before and not closed by its
+    start, with each report's clock as at the report time: a report made after it is left
+    out, so the same day's report reads the same whenever it is made again."""
+    out = []
+    for inc in incidents:
+        if inc.site != site or inc.opened_at > period.as_of:
+            continue
+        closed_before = inc.closed_at is not None and inc.closed_at < period.start
+        if inc.opened_at < period.start and closed_before:
+            continue  # an earlier day's business
+        seen = replace(
+            inc,
+            phone_report=_by(inc.phone_report, period.as_of),
+            written_report=_by(inc.written_report, period.as_of),
+        )
+        c = clocks(seen, period.as_of, deadlines)
+        out.append(
+            IncidentLine(
+                id=inc.id, title=inc.title, alarm_id=inc.alarm_id, opened_at=inc.opened_at,
+                opened_by=inc.opened_by, closed_at=inc.closed_at, phone=c.phone,
+                phone_to=seen.phone_report.to_whom if seen.phone_report else None,
+                written=c.written,
+                follow_ups=sum(1 for f in inc.follow_ups if f.at <= period.as_of),
+            )
+        )  # fmt: skip
+    out.sort(key=lambda i: (i.opened_at, i.id))
+    return out
+
+
+_Report = TypeVar("_Report", PhoneReport, WrittenReport)
+
+
+def _by(report: _Report | None, as_of: float) -> _Report | None:
+    return report if report is not None and report.at <= as_of else None
+
+
+def self_report(
+    checks: Mapping[str, DailyCheck],
+    site: str,
+    day: date,
+    period: Period,
+    due: time,
+    items: Sequence[tuple[str, str]],
+    tz: ZoneInfo,
+) -> SelfReport:
+    """The site's standing for `day` as at the report time, judged by `gateway.duty`'s
+    board (the same rule as the bureau's 15:00 board); `items` are (id, label)."""
+    check = checks.get(site)
+    if check is not None and (check.day != day or check.first_at > period.as_of):
+        check = None  # another day's, or in after the report was made
+    as_of = datetime.fromtimestamp(period.as_of, tz)
+    # The board's phase (from the reminder time) is not the report's: `due` stands for both.
+    entry = board([site], {site: check} if check else {}, as_of, due, due, day).entries[0]
+    due_at = datetime.combine(day, due, tzinfo=tz).timestamp()
+    if entry.standing is Standing.MISSING:
+        standing = CheckStanding.MISSING if period.as_of >= due_at else CheckStanding.NOT_DUE
+    else:
+        standing = CheckStanding(entry.standing.value)
+    labels = dict(items)
+    return SelfReport(
+        day=day,
+        due_at=due_at,
+        standing=standing,
+        submitted_at=check.first_at if check else None,
+        submitted_by=check.submitted_by if check else None,
+        answers=tuple(
+            CheckLine(a.item, labels.get(a.item, a.item), a.result.value, a.note)
+            for a in (check.answers if check else ())
+        ),
+    )
+
+
+def hazard_ledger(
+    ledger: Iterable[tuple[Hazard, Sequence[HazardEvent]]], site: str, period: Period
+) -> HazardLedger:
+    """The site's hazards as they stood at the report time (each one's status replayed from
+    its timeline, so a later step does not change a past day's report), the overdue ones,
+    and every step taken in the period."""
+    by_status = dict.fromkeys((s.value for s in HazardStatus), 0)
+    by_level = dict.fromkeys((v.value for v in HazardLevel), 0)
+    late: list[int] = []
+    changes: list[HazardChange] = []
+    for h, events in ledger:
+        seen = [e for e in events if e.at <= period.as_of]
+        if h.site != site or h.found_at > period.as_of or not seen:
+            continue
+        then = replace(h, status=seen[-1].to_status)
+        by_status[then.status.value] += 1
+        by_level[h.level.value] += 1
+        if overdue(then, period.as_of):
+            late.append(h.id)
+        changes += [
+            HazardChange(
+                h.id, h.location, h.level.value, e.at, e.action.value, e.actor,
+                e.from_status.value if e.from_status else None, e.to_status.value, e.note,
+            )
+            for e in seen
+            if e.at >= period.start
+        ]  # fmt: skip
+    changes.sort(key=lambda c: (c.at, c.hazard_id))
+    return HazardLedger(
+        tuple(by_status.items()), tuple(by_level.items()), tuple(sorted(late)), tuple(changes)
+    )
+
+
 def site_report(
     site: SiteConfig,
     devices: Sequence[DeviceInfo],
@@ -386,14 +534,11 @@ def compose_report(
     status_source: Literal["engine", "alarms"],
     audit: Sequence[AuditRecord] = (),
     audit_unreadable: str | None = None,
+    loop: LoopRows = LoopRows(),
 ) -> DailyReport:
     """The whole report from rows (pure): what `build_daily_report` calls after reading."""
-    reports = tuple(
-        site_report(
-            s, [d for d in devices if d.site == s.id], alarms, commands, period, status_now, audit
-        )
-        for s in sites
-    )
+    plain = (_site(s, devices, alarms, commands, period, status_now, audit) for s in sites)
+    reports = tuple(with_loop(r, config, period, loop) for r in plain)
     return DailyReport(
         scope="county" if county else "site",
         title=report_title(config, period.day, None if county else sites[0]),
@@ -405,6 +550,50 @@ def compose_report(
         sites=reports,
         totals=totals(reports),
         audit_unreadable=audit_unreadable,
+        incidents_unreadable=loop.incidents_unreadable,
+        duty_unreadable=loop.duty_unreadable,
+        hazards_unreadable=loop.hazards_unreadable,
+    )
+
+
+def _site(
+    s: SiteConfig,
+    devices: Sequence[DeviceInfo],
+    alarms: Sequence[AlarmRow],
+    commands: Sequence[CommandRecord],
+    period: Period,
+    status_now: Mapping[tuple[str, str], str],
+    audit: Sequence[AuditRecord],
+) -> SiteReport:
+    mine = [d for d in devices if d.site == s.id]
+    return site_report(s, mine, alarms, commands, period, status_now, audit)
+
+
+def with_loop(
+    report: SiteReport, config: GatewayConfig, period: Period, loop: LoopRows
+) -> SiteReport:
+    """The site's section with its incidents, self-report and ledger; a section whose
+    database could not be read stays empty (`None`), and the report says why."""
+    tz = ZoneInfo(config.gateway.timezone)
+    due = parse_hhmm(config.daily_checks.due)
+    deadlines = Deadlines.from_minutes(
+        config.incidents.phone_report_minutes, config.incidents.written_report_minutes
+    )
+    items = [(i.id, i.label) for i in config.daily_checks.items]
+    day = loop.check_day or check_day_in_period(period, due, tz)
+    return replace(
+        report,
+        incidents=tuple(incident_lines(loop.incidents, report.site, period, deadlines)),
+        daily_check=(
+            None
+            if loop.duty_unreadable is not None
+            else self_report(loop.checks, report.site, day, period, due, items, tz)
+        ),
+        hazards=(
+            None
+            if loop.hazards_unreadable is not None
+            else hazard_ledger(loop.ledger, report.site, period)
+        ),
     )
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Literal
 
 from gateway.alarms.book import SYSTEM, Disposition
+from gateway.incidents.model import ClockState, ReportClock
 from rules.model import AlarmType, CommandKind, Severity
 
 SITE_KIND_LABELS: Mapping[str, str] = {
@@ -175,6 +177,107 @@ class HumanAction:
     detail: str | None  # the recorded detail as "key: value；..."
 
 
+# ------------------------------------------------------------------ the closed loop
+# Incidents, the daily self-report and the hazard ledger (issue 12), each read read-only
+# from its owner's database; a database that cannot be read is said, not fatal.
+CLOCK_LABELS: Mapping[str, str] = {
+    ClockState.DONE.value: "按时",
+    ClockState.DONE_LATE.value: "逾期",
+    ClockState.MISSED.value: "未报",
+    ClockState.RUNNING.value: "计时中",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLine:
+    """An incident the period has to account for, its report clocks as at the report time."""
+
+    id: str
+    title: str
+    alarm_id: str | None
+    opened_at: float
+    opened_by: str
+    closed_at: float | None
+    phone: ReportClock
+    phone_to: str | None  # whom the phone report went to
+    written: ReportClock
+    follow_ups: int
+
+    @property
+    def missed_deadline(self) -> bool:
+        """Either report not made by its deadline (made late, or not at all)."""
+        late = (ClockState.MISSED, ClockState.DONE_LATE)
+        return self.phone.state in late or self.written.state in late
+
+
+class CheckStanding(StrEnum):
+    """A site's self-report as the report sees it (`gateway.duty.model.Standing`, plus not
+    due yet for a report made before the due time)."""
+
+    SUBMITTED = "submitted"
+    LATE = "late"
+    MISSING = "missing"
+    NOT_DUE = "not_due"
+
+
+CHECK_STANDING_LABELS: Mapping[str, str] = {
+    CheckStanding.SUBMITTED.value: "已提交",
+    CheckStanding.LATE.value: "逾期提交",
+    CheckStanding.MISSING.value: "未提交",
+    CheckStanding.NOT_DUE.value: "未到时限",
+}
+CHECK_RESULT_LABELS: Mapping[str, str] = {
+    "ok": "正常",
+    "problem": "有问题",
+    "not_applicable": "不适用",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLine:
+    item: str
+    label: str
+    result: str  # ok | problem | not_applicable
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelfReport:
+    """The site's self-report due in the period (its day's `daily_checks.due`)."""
+
+    day: date
+    due_at: float
+    standing: CheckStanding
+    submitted_at: float | None  # the first submission's time (what on time is judged by)
+    submitted_by: str | None
+    answers: tuple[CheckLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HazardChange:
+    """One step on a hazard's timeline in the period."""
+
+    hazard_id: int
+    location: str
+    level: str
+    at: float
+    action: str  # found | start | rectified | verified | verification_failed
+    actor: str
+    from_status: str | None
+    to_status: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HazardLedger:
+    """The site's ledger as it stood at the report time, and what changed in the period."""
+
+    by_status: Counts
+    by_level: Counts
+    overdue: tuple[int, ...]  # hazard ids past their deadline, not rectified
+    changes: tuple[HazardChange, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class SiteReport:
     site: str
@@ -194,6 +297,9 @@ class SiteReport:
     closed: int
     false_alarms: int
     human_actions: tuple[HumanAction, ...] = ()
+    incidents: tuple[IncidentLine, ...] = ()
+    daily_check: SelfReport | None = None  # None: the duty database could not be read
+    hazards: HazardLedger | None = None  # None: the hazards database could not be read
 
     @property
     def unacked_open(self) -> int:
@@ -238,6 +344,10 @@ class DailyReport:
     totals: Totals
     # Why the people's actions are missing (the audit log could not be read); None: read.
     audit_unreadable: str | None = None
+    # Why a closed-loop section is missing (its database could not be read); None: read.
+    incidents_unreadable: str | None = None
+    duty_unreadable: str | None = None
+    hazards_unreadable: str | None = None
 
     @property
     def stem(self) -> str:

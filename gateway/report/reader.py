@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.actuate.wire import CommandRecord
@@ -19,7 +19,17 @@ from gateway.audit.query import MAX_LIMIT
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
-from gateway.report.figures import compose_report, device_key, devices_of
+from gateway.duty.model import parse_hhmm
+from gateway.duty.readonly import checks_of_readonly
+from gateway.hazards.readonly import ledger_readonly
+from gateway.incidents.readonly import incidents_touching
+from gateway.report.figures import (
+    LoopRows,
+    check_day_in_period,
+    compose_report,
+    device_key,
+    devices_of,
+)
 from gateway.report.model import (
     ACTION_COMMANDS,
     DailyReport,
@@ -34,6 +44,7 @@ from rules.engine import DeviceStatus
 from rules.model import DeviceRef
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class ReadableStore(Protocol):
@@ -88,6 +99,7 @@ async def build_daily_report(
     alarms = await store.alarm_history(ids, start, max(now, period.as_of))
     commands = await store.commands_sent(ids, ACTION_COMMANDS, start, end)
     audit, audit_unreadable = await _people_actions(config, ids, start, end)
+    loop = await _closed_loop(config, ids, period, tz)
     devices = devices_of(inventory, ids)
     status_now = (
         _status_from_alarms(devices, alarms, now)
@@ -110,6 +122,7 @@ async def build_daily_report(
         status_source="engine" if engine_status is not None else "alarms",
         audit=audit,
         audit_unreadable=audit_unreadable,
+        loop=loop,
     )
 
 
@@ -129,6 +142,47 @@ async def _people_actions(
         log.error("daily report: audit log %s unreadable: %s", path, exc)
         return [], str(exc)
     return rows, None
+
+
+async def _closed_loop(
+    config: GatewayConfig, sites: Sequence[str], period: Period, tz: ZoneInfo
+) -> LoopRows:
+    """Incidents, the self-reports and the hazard ledger of `sites`, each read read-only
+    from its owner's database (the CLI makes reports without a gateway, and opening a store
+    would migrate its file). These databases are made when the gateway starts, so a missing
+    one is said like an unreadable one: "no incidents" would be a claim the report cannot
+    make. Each is read on its own, so one bad file leaves the other sections in."""
+    data = Path(config.gateway.data_dir)
+    day = check_day_in_period(period, parse_hhmm(config.daily_checks.due), tz)
+    incidents, incidents_unreadable = await _read(
+        "incidents", incidents_touching, data / "incidents.sqlite3", sites, period.start,
+        period.as_of,
+    )  # fmt: skip
+    checks, duty_unreadable = await _read(
+        "duty", checks_of_readonly, data / "duty.sqlite3", day, sites
+    )
+    ledger, hazards_unreadable = await _read(
+        "hazards", ledger_readonly, data / "hazards.sqlite3", sites, period.as_of
+    )
+    return LoopRows(
+        incidents=incidents or [],
+        checks=checks or {},
+        check_day=day,
+        ledger=ledger or [],
+        incidents_unreadable=incidents_unreadable,
+        duty_unreadable=duty_unreadable,
+        hazards_unreadable=hazards_unreadable,
+    )
+
+
+async def _read(what: str, read: Callable[..., _T], *args: object) -> tuple[_T | None, str | None]:
+    """`read(*args)` in a worker thread: its rows, or None and why they could not be read."""
+    try:
+        return await asyncio.to_thread(read, *args), None
+    except (OSError, sqlite3.Error, ValueError, KeyError) as exc:
+        # ValueError/KeyError: a row the owner's types refuse (a status it does not know).
+        log.error("daily report: %s database unreadable: %s", what, exc)
+        return None, str(exc) or type(exc).__name__
 
 
 def _status_from_alarms(

@@ -9,8 +9,13 @@ from zoneinfo import ZoneInfo
 
 from gateway.alarms.book import AlarmState
 from gateway.audit import action_label, result_label, role_label
+from gateway.hazards.model import LEVEL_LABELS, STATUS_LABELS, HazardLevel, HazardStatus
+from gateway.incidents.model import ReportClock
 from gateway.notify.render import STATE_LABELS, alarm_label, severity_label
 from gateway.report.model import (
+    CHECK_RESULT_LABELS,
+    CHECK_STANDING_LABELS,
+    CLOCK_LABELS,
     COMMAND_LABELS,
     DEVICE_STATUS_LABELS,
     DEVICE_TYPE_LABELS,
@@ -113,6 +118,7 @@ def render_html(report: DailyReport) -> str:
         )
     if report.scope == "county":
         parts.append(_summary_html(report))
+        parts.append(_loop_summary_html(report))
     parts += [_site_html(s, report, tz) for s in report.sites]
     parts.append(
         '<p class="note">说明：在线率按统计时段内“设备离线”报警的持续时间计算；'
@@ -316,6 +322,7 @@ def _site_html(s: SiteReport, report: DailyReport, tz: ZoneInfo) -> str:
         )
     else:
         out.append(_none("本时段无人员操作记录。"))
+    out.append(_loop_html(s, report, tz))
     out.append("</section>")
     return "".join(out)
 
@@ -329,3 +336,160 @@ def open_state_label(a: OpenAlarm) -> str:
 def _result_label(a: ActionRecord) -> str:
     text = RESULT_LABELS.get(a.result, a.result) if a.result else NO_RESULT
     return f"{text}（{a.detail}）" if a.detail else text
+
+
+# ------------------------------------------------------------------ the closed loop
+_HAZARD_ACTION_LABELS: Mapping[str, str] = {
+    "found": "登记",
+    "start": "开始整改",
+    "rectified": "整改完成",
+    "verified": "核查通过",
+    "verification_failed": "核查未通过",
+}
+
+
+def hazard_action_label(action: str) -> str:
+    return _HAZARD_ACTION_LABELS.get(action, action)
+
+
+def hazard_status_label(status: str) -> str:
+    return STATUS_LABELS.get(HazardStatus(status), status)
+
+
+def hazard_level_label(level: str) -> str:
+    return LEVEL_LABELS.get(HazardLevel(level), level)
+
+
+def clock_text(c: ReportClock, tz: ZoneInfo) -> str:
+    """按时 / 逾期 / 未报 with the time it was made or was due."""
+    label = CLOCK_LABELS[c.state.value]
+    if c.done_at is not None:
+        return f"{label}（{time_text(c.done_at, tz)}报告，时限 {time_text(c.due_at, tz)}）"
+    return f"{label}（时限 {time_text(c.due_at, tz)}）"
+
+
+def _unreadable(what: str, why: str) -> str:
+    return f'<p class="warn">{_e(what)}无法读取：{_e(why)}</p>'
+
+
+def _loop_summary_html(report: DailyReport) -> str:
+    """The county's line per site: incidents with a missed deadline, the self-report, the
+    overdue hazards; what the bureau follows up first."""
+    rows = [
+        [
+            s.name,
+            len(s.incidents),
+            "无法读取"
+            if report.incidents_unreadable is not None
+            else sum(i.missed_deadline for i in s.incidents),
+            "无法读取"
+            if s.daily_check is None
+            else CHECK_STANDING_LABELS[s.daily_check.standing.value],
+            "无法读取" if s.hazards is None else len(s.hazards.overdue),
+        ]
+        for s in report.sites
+    ]
+    return (
+        '<section class="summary"><h3>闭环管理情况</h3>'
+        + _table(["机构", "事件", "报告逾期的事件", "每日自查", "逾期隐患"], rows, {1, 2, 4})
+        + "</section>"
+    )
+
+
+def _loop_html(s: SiteReport, report: DailyReport, tz: ZoneInfo) -> str:
+    out = ["<h3>七、事件</h3>"]
+    if report.incidents_unreadable is not None:
+        out.append(_unreadable("事件数据库", report.incidents_unreadable))
+    elif s.incidents:
+        out.append(
+            _table(
+                ["事件", "发生时间", "电话报告", "书面报告", "续报"],
+                [
+                    [
+                        i.title,
+                        time_text(i.opened_at, tz),
+                        clock_text(i.phone, tz)
+                        + (f" 报告对象：{i.phone_to}" if i.phone_to else ""),
+                        clock_text(i.written, tz),
+                        i.follow_ups,
+                    ]
+                    for i in s.incidents
+                ],
+                {4},
+            )
+        )
+    else:
+        out.append(_none("本时段无事件。"))
+    check = s.daily_check
+    if check is None:
+        out.append("<h3>八、每日自查</h3>")
+        out.append(_unreadable("值班与自查数据库", report.duty_unreadable or ""))
+    else:
+        out.append(f"<h3>八、每日自查（{_e(check.day.isoformat())}）</h3>")
+        standing = CHECK_STANDING_LABELS[check.standing.value]
+        if check.submitted_at is None:
+            cls = "warn" if check.standing.value == "missing" else "none"
+            out.append(
+                f'<p class="{cls}">{_e(standing)}（时限 {_e(time_text(check.due_at, tz))}）</p>'
+            )
+        else:
+            cls = "warn" if check.standing.value == "late" else "none"
+            out.append(
+                f'<p class="{cls}">{_e(standing)}：{_e(time_text(check.submitted_at, tz))}，'
+                f"{_e(check.submitted_by or '')}（时限 {_e(time_text(check.due_at, tz))}）</p>"
+            )
+            out.append(
+                _table(
+                    ["检查项目", "结果", "说明"],
+                    [
+                        [a.label, label_of(CHECK_RESULT_LABELS, a.result), a.note]
+                        for a in check.answers
+                    ],
+                    set(),
+                )
+            )
+    ledger = s.hazards
+    out.append("<h3>九、隐患</h3>")
+    if ledger is None:
+        out.append(_unreadable("隐患台账", report.hazards_unreadable or ""))
+        return "".join(out)
+    levels = dict(ledger.by_level)
+    out.append(
+        _table(
+            [*(hazard_status_label(k) for k, _ in ledger.by_status), "一般", "重大", "逾期"],
+            [
+                [
+                    *(n for _, n in ledger.by_status),
+                    levels.get("general", 0),
+                    levels.get("major", 0),
+                    len(ledger.overdue),
+                ]
+            ],
+            set(range(len(ledger.by_status) + 3)),
+        )
+    )
+    if ledger.overdue:
+        ids = "、".join(f"#{i}" for i in ledger.overdue)
+        out.append(f'<p class="warn">逾期未整改：{_e(ids)}</p>')
+    if ledger.changes:
+        out.append(
+            _table(
+                ["时间", "隐患", "部位", "等级", "变化", "人员", "说明"],
+                [
+                    [
+                        time_text(c.at, tz),
+                        f"#{c.hazard_id}",
+                        c.location,
+                        hazard_level_label(c.level),
+                        f"{hazard_action_label(c.action)}（{hazard_status_label(c.to_status)}）",
+                        c.actor,
+                        c.note or "",
+                    ]
+                    for c in ledger.changes
+                ],
+                set(),
+            )
+        )
+    else:
+        out.append(_none("本时段隐患台账无变化。"))
+    return "".join(out)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config.clockface import Clockface
+from gateway.incidents.model import ReportClock
 from gateway.report.model import DailyReport, SiteReport
 
 
@@ -49,8 +50,98 @@ def report_json(report: DailyReport) -> dict[str, Any]:
             "false_alarms": t.false_alarms,
             "false_alarm_rate": rate_rounded(t.false_alarm_rate),
         },
-        "sites": [_site_json(s, iso) for s in report.sites],
+        "sites": [{**_site_json(s, iso), **_loop_json(s, report, iso)} for s in report.sites],
         "audit_unreadable": report.audit_unreadable,  # why human_actions are empty, or null
+        "closed_loop": [_loop_summary(s) for s in report.sites],
+        # Why a closed-loop section is empty (its database could not be read), or null.
+        "closed_loop_unreadable": {
+            "incidents": report.incidents_unreadable,
+            "daily_checks": report.duty_unreadable,
+            "hazards": report.hazards_unreadable,
+        },
+    }
+
+
+def _loop_summary(s: SiteReport) -> dict[str, Any]:
+    """The county's line per site: what in the loop needs the bureau's attention."""
+    return {
+        "site": s.site,
+        "name": s.name,
+        "incidents": len(s.incidents),
+        "incidents_missed_deadline": sum(i.missed_deadline for i in s.incidents),
+        "daily_check": s.daily_check.standing.value if s.daily_check else None,
+        "hazards_overdue": len(s.hazards.overdue) if s.hazards else None,
+    }
+
+
+def _clock_json(c: ReportClock, iso: Callable[[float | None], str | None]) -> dict[str, Any]:
+    return {
+        "state": c.state.value,
+        "due_at": iso(c.due_at),
+        "done_at": iso(c.done_at),
+        "seconds_left": None if c.seconds_left is None else round(c.seconds_left),
+    }
+
+
+def _loop_json(
+    s: SiteReport, report: DailyReport, iso: Callable[[float | None], str | None]
+) -> dict[str, Any]:
+    check = s.daily_check
+    ledger = s.hazards
+    return {
+        "incidents": [
+            {
+                "id": i.id,
+                "title": i.title,
+                "alarm_id": i.alarm_id,
+                "opened_at": iso(i.opened_at),
+                "opened_by": i.opened_by,
+                "closed_at": iso(i.closed_at),
+                "phone": {**_clock_json(i.phone, iso), "to_whom": i.phone_to},
+                "written": _clock_json(i.written, iso),
+                "follow_ups": i.follow_ups,
+                "missed_deadline": i.missed_deadline,
+            }
+            for i in s.incidents
+        ],
+        "incidents_unreadable": report.incidents_unreadable is not None,
+        "daily_check": None
+        if check is None
+        else {
+            "day": check.day.isoformat(),
+            "due_at": iso(check.due_at),
+            "standing": check.standing.value,
+            "submitted_at": iso(check.submitted_at),
+            "submitted_by": check.submitted_by,
+            "items": [
+                {"item": a.item, "label": a.label, "result": a.result, "note": a.note}
+                for a in check.answers
+            ],
+        },
+        "daily_check_unreadable": report.duty_unreadable is not None,
+        "hazards": None
+        if ledger is None
+        else {
+            "by_status": dict(ledger.by_status),
+            "by_level": dict(ledger.by_level),
+            "overdue": len(ledger.overdue),
+            "overdue_ids": list(ledger.overdue),
+            "changes": [
+                {
+                    "hazard_id": c.hazard_id,
+                    "location": c.location,
+                    "level": c.level,
+                    "at": iso(c.at),
+                    "action": c.action,
+                    "actor": c.actor,
+                    "from": c.from_status,
+                    "to": c.to_status,
+                    "note": c.note,
+                }
+                for c in ledger.changes
+            ],
+        },
+        "hazards_unreadable": report.hazards_unreadable is not None,
     }
 
 

@@ -16,6 +16,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 from gateway.audit import action_label, result_label, role_label
 from gateway.notify.render import alarm_label, severity_label
 from gateway.report.model import (
+    CHECK_RESULT_LABELS,
+    CHECK_STANDING_LABELS,
+    CLOCK_LABELS,
     COMMAND_LABELS,
     DEVICE_STATUS_LABELS,
     DEVICE_TYPE_LABELS,
@@ -33,7 +36,13 @@ from gateway.report.model import (
     actor_label,
     label_of,
 )
-from gateway.report.render_html import open_state_label, time_text
+from gateway.report.render_html import (
+    hazard_action_label,
+    hazard_level_label,
+    hazard_status_label,
+    open_state_label,
+    time_text,
+)
 from gateway.report.render_json import rate_rounded
 
 _BOLD = Font(bold=True)
@@ -95,7 +104,7 @@ def write_table(
 
 def render_xlsx(report: DailyReport) -> bytes:
     """The report as a workbook: 汇总, 未关闭报警, 设备在线率, 阀门与脱扣操作, 误报率,
-    人员操作."""
+    人员操作, 事件, 每日自查, 隐患."""
     tz = ZoneInfo(report.timezone)
     wb = Workbook()
     # Fixed document times: the same report gives the same file.
@@ -208,6 +217,7 @@ def render_xlsx(report: DailyReport) -> bytes:
     )
     if report.audit_unreadable is not None:
         wb["人员操作"].append(["审计日志无法读取", report.audit_unreadable])
+    _loop_sheets(wb, report, tz)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -286,3 +296,70 @@ def _summary_row(s: SiteReport) -> list[object]:
         s.false_alarms,
         rate_rounded(s.false_alarm_rate),
     ]
+
+
+def _loop_sheets(wb: Workbook, report: DailyReport, tz: ZoneInfo) -> None:
+    """事件, 每日自查 and 隐患: one row per incident, per answered item (or one per site
+    not in), per site's ledger; a database that could not be read says so under its
+    table, as the audit trail's sheet does."""
+    write_table(
+        wb.create_sheet("事件"),
+        ["机构", "事件", "发生时间", "电话报告", "电话报告时间", "电话时限", "报告对象",
+         "书面报告", "书面报告时间", "书面时限", "续报"],
+        [
+            [
+                s.name, i.title, _local(i.opened_at, tz),
+                CLOCK_LABELS[i.phone.state.value], _local(i.phone.done_at, tz),
+                _local(i.phone.due_at, tz), i.phone_to,
+                CLOCK_LABELS[i.written.state.value], _local(i.written.done_at, tz),
+                _local(i.written.due_at, tz), i.follow_ups,
+            ]
+            for s in report.sites
+            for i in s.incidents
+        ],
+    )  # fmt: skip
+    if report.incidents_unreadable is not None:
+        wb["事件"].append(["事件数据库无法读取", report.incidents_unreadable])
+    rows: list[list[object]] = []
+    for s in report.sites:
+        c = s.daily_check
+        if c is None:
+            continue
+        head = [s.name, c.day.isoformat(), CHECK_STANDING_LABELS[c.standing.value],
+                _local(c.submitted_at, tz), c.submitted_by]  # fmt: skip
+        rows += [
+            [*head, a.label, label_of(CHECK_RESULT_LABELS, a.result), a.note] for a in c.answers
+        ] or [[*head, None, None, None]]
+    write_table(
+        wb.create_sheet("每日自查"),
+        ["机构", "日期", "状态", "提交时间", "提交人", "检查项目", "结果", "说明"],
+        rows,
+    )
+    if report.duty_unreadable is not None:
+        wb["每日自查"].append(["值班与自查数据库无法读取", report.duty_unreadable])
+    write_table(
+        wb.create_sheet("隐患"),
+        ["机构", "时间", "隐患", "部位", "等级", "变化", "状态", "人员", "说明"],
+        [
+            [
+                s.name, _local(c.at, tz), c.hazard_id, c.location, hazard_level_label(c.level),
+                hazard_action_label(c.action), hazard_status_label(c.to_status), c.actor, c.note,
+            ]
+            for s in report.sites
+            if s.hazards is not None
+            for c in s.hazards.changes
+        ],
+    )  # fmt: skip
+    ws = wb["隐患"]
+    if report.hazards_unreadable is not None:
+        ws.append(["隐患台账无法读取", report.hazards_unreadable])
+        return
+    # The ledger's standing per site under the changes: counts at the report time.
+    ws.append([])
+    statuses = [k for k, _ in report.sites[0].hazards.by_status] if report.sites[0].hazards else []
+    ws.append(["机构", *(hazard_status_label(k) for k in statuses), "一般", "重大", "逾期"])
+    for s in report.sites:
+        if s.hazards is not None:
+            levels = dict(s.hazards.by_level)
+            ws.append([s.name, *(n for _, n in s.hazards.by_status), levels.get("general", 0),
+                       levels.get("major", 0), len(s.hazards.overdue)])  # fmt: skip

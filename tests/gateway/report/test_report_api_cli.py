@@ -129,7 +129,7 @@ async def test_cli_writes_json_html_xlsx(store: AlarmStore, tmp_path: Path) -> N
     assert data["sites"][0]["alarms"]["raised"] == 6
     assert data["sites"][0]["availability"]["online_rate"] == 0.875
     assert f"<h1>{XINGFU} 安全日报 2026-11-24</h1>" in paths[1].read_text(encoding="utf-8")
-    assert openpyxl.load_workbook(paths[2]).sheetnames[-1] == "人员操作"
+    assert openpyxl.load_workbook(paths[2]).sheetnames[-1] == "隐患"
 
     county = await write_report_files(config_path, DAY, out, None)
     assert county[0].name == "daily-report-2026-11-24-county.json"

@@ -325,6 +325,7 @@ async def test_xlsx_opens_with_the_sheets_and_values(
     wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(await county_report(store, config))))
     assert wb.sheetnames == [
         "汇总", "未关闭报警", "设备在线率", "阀门与脱扣操作", "误报率", "人员操作",
+        "事件", "每日自查", "隐患",
     ]  # fmt: skip
     summary = wb["汇总"]
     headers = [c.value for c in summary[1]]
