@@ -18,9 +18,9 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 
@@ -54,6 +54,9 @@ from gateway.report.model import XLSX_MIME
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+# SQLite's integer ids: a larger one in a path or body is a 422, not an overflow in the store.
+ROW_ID_MAX: Final = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 T = TypeVar("T")
 
 _TEXT: Final = 2000
@@ -80,7 +83,9 @@ class TransitionBody(Body):
 
 class NewNotice(Body):
     site: str = Field(min_length=1, max_length=64)
-    hazard_ids: list[int] = Field(min_length=1, max_length=500)
+    hazard_ids: list[Annotated[int, Field(ge=1, le=ROW_ID_MAX)]] = Field(
+        min_length=1, max_length=500
+    )
     person_in_charge: str = Field(min_length=1, max_length=64)
     deadline: str | None = Field(None, description="ISO 8601 with offset")
     requirements: str = Field(min_length=1, max_length=_TEXT)
@@ -286,7 +291,7 @@ async def hazard_suggestions(
 
 
 @router.get("/api/hazards/{hazard_id}")
-async def hazard(gw: GatewayDep, who: PrincipalDep, hazard_id: int) -> dict[str, Any]:
+async def hazard(gw: GatewayDep, who: PrincipalDep, hazard_id: RowId) -> dict[str, Any]:
     h = await _hazard(gw, who, hazard_id)
     events = await _ledger(gw.hazards.events, hazard_id)
     return hazard_json(gw, h, gw.clock()) | {"timeline": [_event_json(gw, e) for e in events]}
@@ -294,7 +299,7 @@ async def hazard(gw: GatewayDep, who: PrincipalDep, hazard_id: int) -> dict[str,
 
 @router.post("/api/hazards/{hazard_id}/transition")
 async def transition(
-    gw: GatewayDep, who: PrincipalDep, hazard_id: int, body: TransitionBody
+    gw: GatewayDep, who: PrincipalDep, hazard_id: RowId, body: TransitionBody
 ) -> dict[str, Any]:
     async with audited(gw, who, "hazard.transition", str(hazard_id)) as trail:
         h = await _hazard(gw, who, hazard_id)
@@ -356,7 +361,7 @@ async def issue_notice(gw: GatewayDep, who: PrincipalDep, body: NewNotice) -> di
 async def notice(
     gw: GatewayDep,
     who: PrincipalDep,
-    notice_id: int,
+    notice_id: RowId,
     fmt: str = Query("json", alias="format", description="json or html"),
 ) -> Response:
     if fmt not in ("json", "html"):
@@ -370,7 +375,7 @@ async def notice(
 
 
 @router.post("/api/notices/{notice_id}/receipt")
-async def receipt(gw: GatewayDep, who: PrincipalDep, notice_id: int) -> dict[str, Any]:
+async def receipt(gw: GatewayDep, who: PrincipalDep, notice_id: RowId) -> dict[str, Any]:
     async with audited(gw, who, "notice.receipt", str(notice_id)) as trail:
         n = await _notice(gw, who, notice_id)
         trail.site = n.site
