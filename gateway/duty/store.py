@@ -8,12 +8,8 @@ is: one connection, one lock, each write one short `BEGIN IMMEDIATE` transaction
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
-from pathlib import Path
 
 from gateway.duty.model import (
     CheckAnswer,
@@ -23,7 +19,7 @@ from gateway.duty.model import (
     Handover,
     RosterEntry,
 )
-from gateway.storage import migrate
+from gateway.storage.owned import OwnedDatabase
 from gateway.storage.schemas import DUTY
 
 
@@ -54,45 +50,9 @@ def _check(row: Sequence[object]) -> DailyCheck:
     )  # fmt: skip
 
 
-class DutyStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        migrate.migrate(self.path, DUTY)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._db is None:
-                raise DutyUnavailable("duty database is not open")
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise DutyUnavailable(f"duty database: {exc}") from exc
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+class DutyStore(OwnedDatabase):
+    SCHEMA = DUTY
+    Unavailable = DutyUnavailable
 
     # ------------------------------------------------------------------- daily checks
     def submit(self, check: DailyCheck, replace_until: float) -> DailyCheck:

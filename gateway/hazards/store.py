@@ -9,10 +9,7 @@ last hazard, are written together or not at all.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Collection, Iterable
 
 from gateway.hazards.model import (
     Hazard,
@@ -25,7 +22,7 @@ from gateway.hazards.model import (
     notice_number,
     transition,
 )
-from gateway.storage import migrate
+from gateway.storage.owned import OwnedDatabase
 from gateway.storage.schemas import HAZARDS
 
 _HAZARD_COLUMNS = (
@@ -94,42 +91,8 @@ def _hazard(row: tuple[object, ...]) -> Hazard:
     )
 
 
-class HazardStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        migrate.migrate(self.path, HAZARDS)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("hazards database is not open")
-            yield self._db
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+class HazardStore(OwnedDatabase):
+    SCHEMA = HAZARDS
 
     # ------------------------------------------------------------------ hazards
     def add(self, h: Hazard) -> Hazard:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 from gateway.incidents.model import FollowUp, Incident, PhoneReport, ReportKind, WrittenReport
-from gateway.storage import migrate
+from gateway.storage.owned import OwnedDatabase
 from gateway.storage.schemas import INCIDENTS
 
 _INCIDENT_COLUMNS = "id, site, alarm_id, title, opened_at, opened_by, closed_at"
@@ -48,42 +45,8 @@ def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
 
-class IncidentStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        migrate.migrate(self.path, INCIDENTS)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("incidents database is not open")
-            yield self._db
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+class IncidentStore(OwnedDatabase):
+    SCHEMA = INCIDENTS
 
     # ------------------------------------------------------------------------ writes
     def open_incident(self, incident: Incident) -> Incident:

@@ -1,58 +1,12 @@
-"""`PeopleDatabase`: one connection to `people.sqlite3` for a table owner that is called from
-worker threads (`asyncio.to_thread`) and from the CLI. One lock serialises the connection;
-every write is one short `BEGIN IMMEDIATE` transaction; WAL and a busy timeout let a running
-gateway and the CLI write the same file."""
+"""`PeopleDatabase`: the connection to `people.sqlite3` that its two table owners share in
+shape (`gateway.people.directory`, `gateway.people.links`): an `OwnedDatabase` of the
+`PEOPLE` schema."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-from gateway.storage import migrate
+from gateway.storage.owned import OwnedDatabase
 from gateway.storage.schemas import PEOPLE
 
 
-class PeopleDatabase:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        migrate.migrate(self.path, PEOPLE)  # a no-op for the second owner to open it
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """The connection, alone, outside any transaction (reads)."""
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("people database is not open")
-            yield self._db
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _read(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._connection() as db:
-            return db.execute(sql, tuple(args)).fetchall()
+class PeopleDatabase(OwnedDatabase):
+    SCHEMA = PEOPLE
