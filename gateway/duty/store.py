@@ -19,11 +19,11 @@ from gateway.duty.model import (
     Handover,
     RosterEntry,
 )
-from gateway.storage.owned import OwnedDatabase
+from gateway.storage.owned import DatabaseUnavailable, OwnedDatabase
 from gateway.storage.schemas import DUTY
 
 
-class DutyUnavailable(Exception):
+class DutyUnavailable(DatabaseUnavailable):
     """The database is not open (it failed at start) or cannot answer."""
 
 

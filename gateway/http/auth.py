@@ -32,7 +32,7 @@ from gateway.central.edges import CENTRAL_ALARM_TYPES
 from gateway.config.checks import is_loopback
 from gateway.config.inventory import AmbiguousDevice, InstalledDevice
 from gateway.config.schema import GatewayConfig
-from gateway.http.errors import ApiError
+from gateway.http.errors import ApiError, ask_database
 from gateway.people.directory import People
 from gateway.people.model import BUREAU_ROLES, SITE_ROLES, Role
 
@@ -196,13 +196,8 @@ class Auth:
 
 
 async def ask_people(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A question to the people database, off the loop; one it cannot answer (not opened at
-    start, a broken disk) is the API's 503, not a 500: the alarms go on regardless."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except Exception:
-        log.exception("people database unavailable for sign-in")
-        raise ApiError(503, "sign-in is unavailable", "see /api/health") from None
+    """A question to the people database (see `ask_database`)."""
+    return await ask_database(fn, *args, unavailable="sign-in is unavailable", **kwargs)
 
 
 # ------------------------------------------------------------------------- dependencies

@@ -9,7 +9,6 @@ every roster. Days are the gateway's zone's. A site the caller may not read is u
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
@@ -33,9 +32,9 @@ from gateway.duty.model import (
     checked,
     parse_hhmm,
 )
-from gateway.duty.store import CheckClosed, DutyUnavailable
+from gateway.duty.store import CheckClosed
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep, ask_people
-from gateway.http.errors import ApiError
+from gateway.http.errors import ApiError, ask_database
 from gateway.http.params import Body
 from gateway.http.trail import audited
 from gateway.people.model import BUREAU_ROLES, SITE_ROLES, Person, Role
@@ -75,12 +74,7 @@ class HandoverBody(Body):
 
 # --------------------------------------------------------------------------------- helpers
 async def _ask(fn: Callable[..., T], *args: Any) -> T:
-    """A question to the duty database off the loop; one it cannot answer is 503 (alarms
-    and shut-off go on without it)."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except DutyUnavailable:
-        raise ApiError(503, "duty database unavailable", "see /api/health") from None
+    return await ask_database(fn, *args, unavailable="duty database unavailable")
 
 
 def _now(gw: Gateway) -> datetime:

@@ -7,7 +7,10 @@ FastAPI's own refusals (validation, unknown path, wrong method) the same shape.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +18,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.alarms.store import PoisonWrite
+from gateway.storage.owned import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -53,3 +60,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code)
+
+
+async def ask_database(fn: Callable[..., T], *args: Any, unavailable: str, **kwargs: Any) -> T:
+    """A call to the owner of a database beside the alarm path, off the event loop; one that
+    cannot answer (not opened at start, a broken disk) is the API's 503 with `unavailable` as
+    its error, never a 500: the alarms and shut-off go on without it."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except DatabaseUnavailable:
+        log.exception("%s", unavailable)
+        raise ApiError(503, unavailable, "see /api/health") from None

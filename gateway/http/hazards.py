@@ -13,7 +13,6 @@ unknown (404), as everywhere in the API. Every change is on the audit trail.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from gateway.hazards.store import (
 )
 from gateway.hazards.suggest import Suggestion, suggestions
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep
-from gateway.http.errors import ApiError
+from gateway.http.errors import ApiError, ask_database
 from gateway.http.hazard_documents import ledger_xlsx, notice_html
 from gateway.http.params import Body, parse_time
 from gateway.http.trail import audited
@@ -93,13 +92,7 @@ class NewNotice(Body):
 
 # ----------------------------------------------------------------------------- helpers
 async def _ledger(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A call to the ledger off the loop; a database that is not there (not opened at start,
-    a broken disk) is the API's 503: the alarms go on regardless."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except (sqlite3.Error, RuntimeError):
-        log.exception("hazards database unavailable")
-        raise ApiError(503, "the hazard ledger is unavailable", "see /api/health") from None
+    return await ask_database(fn, *args, unavailable="the hazard ledger is unavailable", **kwargs)
 
 
 def _readable_site(gw: Gateway, who: Principal, site: str, *, in_url: bool = True) -> None:

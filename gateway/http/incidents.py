@@ -11,7 +11,6 @@ on the audit trail. The clocks are computed at each read, at the gateway's wall 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
@@ -26,7 +25,7 @@ from pydantic import Field
 from gateway.alarms.book import Alarm
 from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep
-from gateway.http.errors import ApiError
+from gateway.http.errors import ApiError, ask_database
 from gateway.http.params import Body, parse_time
 from gateway.http.trail import Audited, audited
 from gateway.incidents.model import (
@@ -88,15 +87,7 @@ class FollowUpBody(Body):
 
 # --------------------------------------------------------------------------- helpers
 async def _ask(fn: Callable[..., T], *args: Any) -> T:
-    """A call to the incidents' owner, off the loop; a database that cannot answer (not
-    opened at start, a broken disk) is 503: the alarms go on regardless."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except (UnknownIncident, AlreadyOpen, AlreadyReported):
-        raise
-    except Exception:
-        log.exception("incidents database unavailable")
-        raise ApiError(503, "incidents are unavailable", "see /api/health") from None
+    return await ask_database(fn, *args, unavailable="incidents are unavailable")
 
 
 def _deadlines(gw: Gateway) -> Deadlines:

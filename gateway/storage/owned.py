@@ -17,10 +17,15 @@ from gateway.storage import migrate
 from gateway.storage.migrate import Schema
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database is not open (it failed at start) or cannot answer (a broken disk)."""
+
+
 class OwnedDatabase:
     SCHEMA: ClassVar[Schema]
-    # What a caller gets when the database is not open (it failed at start) or cannot answer.
-    Unavailable: ClassVar[type[Exception]] = RuntimeError
+    # What a caller gets when the database is not open or cannot answer (a subclass of
+    # DatabaseUnavailable, so that the API answers every owner's the same way: 503).
+    Unavailable: ClassVar[type[DatabaseUnavailable]] = DatabaseUnavailable
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -49,8 +54,6 @@ class OwnedDatabase:
             try:
                 yield self._db
             except sqlite3.Error as exc:
-                if self.Unavailable is RuntimeError:
-                    raise
                 raise self.Unavailable(f"{self.path.name}: {exc}") from exc
 
     @contextmanager
