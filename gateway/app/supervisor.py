@@ -55,6 +55,7 @@ from gateway.config.inventory import Inventory
 from gateway.config.reload import ReloadPlan
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
+from gateway.duty.oncall import OnCall
 from gateway.duty.store import DutyStore
 from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
@@ -143,6 +144,7 @@ class Gateway:
         )
         # The databases beside the alarm path (gateway.app.records): people, audit, ledger.
         self.records = Records(data_dir, clock)
+        self.oncall = OnCall(self.records.duty, self.records.people, self.clockface.zone, clock)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -187,6 +189,7 @@ class Gateway:
             current=self._current_alarm,
             clocks=self.clocks,
             links=self.records.links,
+            on_duty=self.oncall.recipients,
         )
         self.actions = AlarmActions(
             book=self.book,

@@ -381,9 +381,17 @@ ChannelConfig = Annotated[
 ]
 
 
+class Addressee(StrEnum):
+    """Who an escalation step or a reminder reaches besides the contacts' roles: whoever the
+    duty roster has on duty now (issue 12), at the alarm's site or at the bureau."""
+
+    ON_DUTY = "on_duty"
+    BUREAU_ON_DUTY = "bureau_on_duty"
+
+
 class EscalationStepConfig(_Model):
     after: Seconds = 0.0  # after the alarm is raised, if still unacknowledged
-    to: list[ContactRole] = Field(min_length=1)
+    to: list[ContactRole | Addressee] = Field(min_length=1)
     channels: list[Ident] = Field(min_length=1)  # tried in order: the next is the fallback
     repeat_every: PositiveSeconds | None = None  # reminders until acknowledged
     max_repeats: int = Field(12, ge=0, le=1000)

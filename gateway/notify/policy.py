@@ -71,7 +71,7 @@ class Step:
 
 Policy = tuple[Step, ...]
 
-BUREAU_ROLES = frozenset({"bureau_duty"})
+BUREAU_ROLES = frozenset({"bureau_duty", "bureau_on_duty"})
 
 
 @dataclass(frozen=True, slots=True)

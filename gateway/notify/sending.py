@@ -1,11 +1,8 @@
-"""Sending one batch of due escalation sends: the message, its recipients, each channel tried
-with retries (`gateway.notify.retry`), then the next channel of the step.
-
-Personal channels (SMS, voice, mail) go per recipient, in the step's order, the next channel
-being the fallback when one fails; group channels (DingTalk, WeCom, webhook) once per
-message. Each channel gets `notify.attempts` tries with exponential backoff while its failure
-is recoverable. Every attempt is on the timeline of every alarm in the message. Which batch is
-due, and what its outcome changes, is the worker's (`gateway.notify.worker`).
+"""Sending one batch of due escalation sends: the message, and its recipients — the contacts
+of the step's roles, and for `on_duty` / `bureau_on_duty` whoever the duty roster has on duty
+now. How each is reached (channels in fallback order, retries, group chats once) is
+`gateway.notify.delivery`'s; every attempt is on the timeline of every alarm in the message.
+Which batch is due, and what its outcome changes, is the worker's (`gateway.notify.worker`).
 """
 
 from __future__ import annotations
@@ -21,28 +18,31 @@ from gateway.alarms.book import AlarmState
 from gateway.alarms.event import AlarmEvent, AlarmSnapshot
 from gateway.config.clockface import Clockface
 from gateway.config.inventory import Inventory
-from gateway.config.schema import GatewayConfig
-from gateway.notify.base import Message, MessageLine, Notifier, Recipient, SendResult
+from gateway.config.schema import Addressee, GatewayConfig
+from gateway.notify.base import Message, MessageLine, Notifier, Recipient
+from gateway.notify.delivery import Attempt, Delivery, unique
 from gateway.notify.policy import Batch
 from gateway.notify.render import ALARM_LABELS, STATE_LABELS
-from gateway.notify.retry import with_backoff
 from gateway.people.links import AckLinks
 from gateway.people.model import contact_login
 
 log = logging.getLogger(__name__)
 
-GROUP_KINDS = frozenset({"dingtalk", "wecom", "webhook"})  # one message to a group, no recipient
-MAX_RETRY_WAIT_S = 60.0  # a later escalation step is the answer to a longer outage
 # The kinds whose text carries a person's acknowledgement link. Not voice: a link cannot be
 # heard (the call says what happened; the SMS of the same step carries the link).
 LINK_KINDS = frozenset({"aliyun_sms", "tencent_sms", "smtp"})
 LINK_ISSUE_TIMEOUT_S = 1.0  # a busy database must not hold back the SMS: it goes without
 
 TimelineRecorder = Callable[[str, str, dict[str, Any]], None]  # (alarm id, action, detail)
+# Who is on duty now at a site (None: at the bureau), read from the roster in a worker thread.
+OnDutyLookup = Callable[[str | None], Sequence[Recipient]]
+ON_DUTY = Addressee.ON_DUTY.value  # an escalation step's address: the site's people on duty
+BUREAU_ON_DUTY = Addressee.BUREAU_ON_DUTY.value  # the bureau's people on duty now
+ROSTER_TIMEOUT_S = 1.0  # a busy database must not hold back the call: the contacts are told
 
 
 class BatchSender:
-    """Sends batches through the configured notifiers; counts attempts and failed ones."""
+    """Sends batches through the configured notifiers (`gateway.notify.delivery`)."""
 
     def __init__(
         self,
@@ -53,23 +53,35 @@ class BatchSender:
         current: Callable[[str], AlarmEvent | None],
         links: AckLinks | None = None,
         clock: Callable[[], float] = time.time,
+        on_duty: OnDutyLookup | None = None,
     ) -> None:
         self._config = config
         self._links = links
         self._clock = clock
         self._clockface = Clockface(config.gateway.timezone)
         self._inventory = inventory
-        self.notifiers = notifiers
+        self.delivery = Delivery(config.notify, notifiers)
         self._record = record
         self._current = current  # an open alarm as it is now; None once closed
-        self.attempts = 0
-        self.failures = 0
+        self._on_duty = on_duty
+
+    @property
+    def notifiers(self) -> Mapping[str, Notifier]:
+        return self.delivery.notifiers
+
+    @property
+    def attempts(self) -> int:
+        return self.delivery.attempts
+
+    @property
+    def failures(self) -> int:
+        return self.delivery.failures
 
     def reconfigure(self, config: GatewayConfig, notifiers: Mapping[str, Notifier]) -> None:
         """A reloaded configuration: its channels and settings from the next batch on (the
         contacts are read from the inventory at each send)."""
         self._config = config
-        self.notifiers = notifiers
+        self.delivery.reconfigure(config.notify, notifiers)
 
     async def send(self, batch: Batch) -> bool:
         """True when every recipient (and every group channel) was reached."""
@@ -78,80 +90,50 @@ class BatchSender:
             return True  # closed and gone: nothing to say
         message = self._message(batch, alarms)
         step = batch.step
-        personal = [c for c in step.channels if self._kind(c) not in GROUP_KINDS]
-        group = [c for c in step.channels if self._kind(c) in GROUP_KINDS]
-        reached_all = True
-        linked = any(self._kind(c) in LINK_KINDS for c in personal)
-        for recipient in self._recipients(batch.site, step.roles):
-            mine = await self._with_link(message, recipient, batch) if linked else message
-            if personal and not await self._first_that_works(personal, mine, recipient, batch):
-                reached_all = False
+        linked = any(
+            self.delivery.kind(c) in LINK_KINDS
+            for c in step.channels
+            if not self.delivery.is_group(c)
+        )
         public_url = self._config.notify.public_url
+        group_message = message
         if public_url and message.alarm_ids:
             # The console asks for a login: a group chat is no place for a personal link.
-            message = replace(message, console_url=f"{public_url}/#alarm={message.alarm_ids[0]}")
-        for channel in group:
-            everyone = Recipient("群", "group", None, None)
-            if not await self._first_that_works([channel], message, everyone, batch):
-                reached_all = False
-        return reached_all
+            group_message = replace(
+                message, console_url=f"{public_url}/#alarm={message.alarm_ids[0]}"
+            )
 
-    async def _first_that_works(
-        self, channels: Sequence[str], message: Message, to: Recipient, batch: Batch
-    ) -> bool:
-        for name in channels:
-            notifier = self.notifiers.get(name)
-            if notifier is None or not notifier.can_reach(to):
-                continue
-            if await self._with_retries(notifier, message, to, batch):
-                return True
-        log.error(
-            "could not reach %s (%s) about %s through %s",
-            to.name,
-            to.role,
-            batch.alarm_ids,
-            channels,
-        )
-        return False
+        async def personalise(m: Message, to: Recipient) -> Message:
+            return await self._with_link(m, to, batch)
 
-    async def _with_retries(
-        self, notifier: Notifier, message: Message, to: Recipient, batch: Batch
-    ) -> bool:
-        async def once(attempt: int) -> SendResult:
-            self.attempts += 1
-            try:
-                result = await notifier.send(message, to)
-            except Exception as exc:  # an adapter must not raise; if it does, it is a bug
-                log.exception("notifier %s raised", notifier.name)
-                result = SendResult(False, True, f"internal error: {exc!r}")
-            if not result.ok:
-                self.failures += 1
+        def on_attempt(a: Attempt) -> None:
             detail = {
-                "channel": notifier.name,
-                "kind": notifier.kind,
-                "to": to.name,
-                "role": to.role,
-                "attempt": attempt,
-                "ok": result.ok,
-                "detail": result.detail,
+                "channel": a.channel,
+                "kind": a.kind,
+                "to": a.to.name,
+                "role": a.to.role,
+                "attempt": a.attempt,
+                "ok": a.result.ok,
+                "detail": a.result.detail,
                 "grouped": len(batch.alarm_ids),
                 "step": batch.sends[0].key.step,
             }
-            if result.provider_ref:
-                detail["provider_ref"] = result.provider_ref
+            if a.result.provider_ref:
+                detail["provider_ref"] = a.result.provider_ref
             for alarm_id in batch.alarm_ids:
                 self._record(alarm_id, "notify_attempt", detail)
-            return result
 
-        notify = self._config.notify
-        result = await with_backoff(
-            once,
-            again=lambda r: r.worth_retrying,
-            attempts=notify.attempts,
-            backoff_s=notify.retry_backoff,
-            max_wait_s=MAX_RETRY_WAIT_S,
+        recipients = await recipients_of(
+            self._inventory, self._config, batch.site, step.roles, self._on_duty
         )
-        return result.ok
+        return await self.delivery.deliver(
+            message,
+            recipients,
+            step.channels,
+            on_attempt,
+            personalise=personalise if linked else None,
+            group_message=group_message,
+        )
 
     async def _with_link(self, message: Message, to: Recipient, batch: Batch) -> Message:
         """The message with `to`'s own link about its first alarm (one link for a grouped
@@ -175,20 +157,6 @@ class BatchSender:
                           alarm_id)  # fmt: skip
             return message
         return replace(message, link=f"{public_url}/a/{code}", link_code=code)
-
-    def _kind(self, channel: str) -> str:
-        n = self.notifiers.get(channel)
-        return n.kind if n is not None else ""
-
-    def _recipients(self, site_id: str, roles: Sequence[str]) -> list[Recipient]:
-        site = self._inventory.sites.get(site_id)
-        contacts = list(site.contacts) if site else []
-        contacts += list(self._config.notify.bureau_contacts)
-        return [
-            Recipient(c.name, c.role.value, c.phone, c.email, contact_login(c))
-            for c in contacts
-            if c.role.value in roles
-        ]
 
     def _message(self, batch: Batch, alarms: Sequence[AlarmEvent]) -> Message:
         site = self._inventory.sites.get(batch.site)
@@ -214,6 +182,54 @@ class BatchSender:
             alarm_ids=batch.alarm_ids,
             lines=tuple(lines),
         )
+
+
+async def recipients_of(
+    inventory: Inventory,
+    config: GatewayConfig,
+    site_id: str | None,
+    roles: Sequence[str],
+    on_duty: OnDutyLookup | None,
+) -> list[Recipient]:
+    """The site's contacts and the bureau's in `roles`, each person once; for `on_duty` and
+    `bureau_on_duty`, whoever the roster has on duty now (`gateway.duty.oncall`). A roster
+    that cannot be read in time, or has nobody on it, falls back to the duty officers
+    configured as contacts: an empty roster must never mean that nobody is told."""
+    wanted = set(roles)
+    rostered: list[Recipient] = []
+    for addressee, scope, fallback in (
+        (ON_DUTY, site_id, "duty_officer"),
+        (BUREAU_ON_DUTY, None, "bureau_duty"),
+    ):
+        if addressee not in wanted:
+            continue
+        found = await _rostered(on_duty, scope) if (scope or addressee == BUREAU_ON_DUTY) else []
+        if found:
+            rostered += found
+        else:
+            wanted.add(fallback)
+    site = inventory.sites.get(site_id) if site_id else None
+    contacts = list(site.contacts) if site else []
+    contacts += list(config.notify.bureau_contacts)
+    configured = [
+        Recipient(c.name, c.role.value, c.phone, c.email, contact_login(c))
+        for c in contacts
+        if c.role.value in wanted
+    ]
+    return unique(rostered + configured)
+
+
+async def _rostered(on_duty: OnDutyLookup | None, scope: str | None) -> list[Recipient]:
+    if on_duty is None:
+        return []
+    try:
+        return list(await asyncio.wait_for(asyncio.to_thread(on_duty, scope), ROSTER_TIMEOUT_S))
+    except Exception:
+        log.exception(
+            "duty roster of %s not read: the configured duty officers are told",
+            scope or "the bureau",
+        )
+        return []
 
 
 _UNITS = {

@@ -38,7 +38,7 @@ from gateway.notify.policy import (
     Why,
     policies_from_config,
 )
-from gateway.notify.sending import BatchSender, TimelineRecorder
+from gateway.notify.sending import BatchSender, OnDutyLookup, TimelineRecorder
 from gateway.notify.sendlog import SendLog
 from gateway.people.links import AckLinks
 
@@ -63,10 +63,11 @@ class NotificationWorker:
         clocks: Clocks,
         tick_s: float = 1.0,
         links: AckLinks | None = None,
+        on_duty: OnDutyLookup | None = None,
     ) -> None:
         self.escalations = escalations
         self._sender = BatchSender(
-            config, inventory, notifiers, record, current, links, clocks.wall
+            config, inventory, notifiers, record, current, links, clocks.wall, on_duty
         )
         self._sendlog = SendLog(db_path)
         self._windows = windows  # opened and closed with the send log
