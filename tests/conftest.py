@@ -149,6 +149,9 @@ def site_config(
         "http": http or {"host": "127.0.0.1", "port": 8080},
         "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}", "topic_prefix": "safety"},
         "rules": rules or {"valve_confirm_timeout": "2 s"},
+        # Off: a gateway on the fake clock would send the day's self-report reminders beside
+        # the alarms these tests count (tests/gateway/reminders turns them on).
+        "reminders": {"enabled": False},
         "sites": [
             {
                 "id": "xingfu",

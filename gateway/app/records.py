@@ -1,7 +1,8 @@
 """`Records`: the databases beside the alarm path, opened and closed together: who did what
 (`audit.sqlite3`, gateway.audit), who may sign in and the contacts' phone links
 (`people.sqlite3`, gateway.people), the hazard ledger and notices (`hazards.sqlite3`),
-the incidents (`incidents.sqlite3`) and the self-reports and duty roster (`duty.sqlite3`).
+the incidents (`incidents.sqlite3`), the self-reports and duty roster (`duty.sqlite3`) and
+the reminders sent (`reminders.sqlite3`).
 
 Shut-off and alarms never wait on any of them: one that cannot be opened is logged, named in
 `failures` (health shows it, degraded), and the gateway runs without it; its routes answer 503.
@@ -11,17 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.audit import AuditLog
+from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
+from gateway.duty.oncall import OnCall
 from gateway.duty.store import DutyStore
 from gateway.hazards.store import HazardStore
 from gateway.incidents.store import IncidentStore
+from gateway.notify.base import Notifier
 from gateway.people.directory import People
 from gateway.people.links import LINKS_KEPT_S, AckLinks
 from gateway.people.model import contact_persons
+from gateway.reminders.sender import ReminderSender
+from gateway.reminders.store import ReminderStore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,7 @@ PEOPLE_PRUNE_S = 6 * 3600.0
 
 
 class Records:
-    def __init__(self, data_dir: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, data_dir: Path, clock: Callable[[], float], zone: ZoneInfo) -> None:
         self._clock = clock
         self.audit = AuditLog(data_dir / "audit.sqlite3")
         self.people = People(data_dir / PEOPLE_DB)
@@ -38,6 +45,9 @@ class Records:
         self.hazards = HazardStore(data_dir / "hazards.sqlite3")
         self.incidents = IncidentStore(data_dir / "incidents.sqlite3")
         self.duty = DutyStore(data_dir / "duty.sqlite3")
+        self.reminders = ReminderStore(data_dir / "reminders.sqlite3")
+        # Who is on duty now, for the escalation address `on_duty` and the reminders.
+        self.oncall = OnCall(self.duty, self.people, zone, clock)
         # Those that failed to open at start, with why (gateway.app.health: degraded).
         self.failures: dict[str, str] = {}
 
@@ -49,6 +59,7 @@ class Records:
             ("hazards", self.hazards),
             ("incidents", self.incidents),
             ("duty", self.duty),
+            ("reminders", self.reminders),
         ):
             await self._open_aside(name, partial_thread(store.open))
 
@@ -61,6 +72,7 @@ class Records:
             self.people.close,
             self.hazards.close,
             self.duty.close,
+            self.reminders.close,
         ):
             try:
                 await asyncio.to_thread(close)
@@ -107,6 +119,21 @@ class Records:
             self.failures[name] = f"{type(exc).__name__}: {exc}"
             return False
         return True
+
+
+def reminder_sender(
+    config: GatewayConfig,
+    inventory: Inventory,
+    records: Records,
+    notifiers: Mapping[str, Notifier],
+    clock: Callable[[], float],
+) -> ReminderSender:
+    """The closed loop's reminders, over the records' stores."""
+    r = records
+    return ReminderSender(
+        config, inventory, r.reminders, r.hazards, r.incidents, r.duty, r.people, notifiers,
+        r.oncall.recipients, clock,
+    )  # fmt: skip
 
 
 def partial_thread(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:

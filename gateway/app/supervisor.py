@@ -38,7 +38,7 @@ from gateway.app.health import connection_changed, health_report, watch_gauges
 from gateway.app.housekeeping import Housekeeping
 from gateway.app.loops import every, rule_tick, status_points, watch_loop_lag
 from gateway.app.modbus_buses import ModbusBuses, pending_commands
-from gateway.app.records import PEOPLE_PRUNE_S, Records
+from gateway.app.records import PEOPLE_PRUNE_S, Records, reminder_sender
 from gateway.app.reload import ReloadResult, reload_config
 from gateway.app.settings import mqtt_settings, time_series
 from gateway.app.systemd import SystemdNotifier
@@ -55,7 +55,6 @@ from gateway.config.inventory import Inventory
 from gateway.config.reload import ReloadPlan
 from gateway.config.ruleset import build_rules
 from gateway.config.schema import GatewayConfig
-from gateway.duty.oncall import OnCall
 from gateway.duty.store import DutyStore
 from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
@@ -143,8 +142,7 @@ class Gateway:
             on_poison=lambda kind: self.metrics.store_poison.labels(kind).inc(),
         )
         # The databases beside the alarm path (gateway.app.records): people, audit, ledger.
-        self.records = Records(data_dir, clock)
-        self.oncall = OnCall(self.records.duty, self.records.people, self.clockface.zone, clock)
+        self.records = Records(data_dir, clock, self.clockface.zone)
         self.live = LiveHub(self.device_view)
         self.link = MqttLink(
             mqtt_settings(config, mqtt_host, mqtt_port, durable_acks, self.authority.observed),
@@ -178,19 +176,21 @@ class Gateway:
             decides=decides,
             clocks=self.clocks,
         )
+        notifiers = build_notifiers(config.notify, self._http)
         self.notifications = NotificationWorker(
             config,
             self.inventory,
             self.escalations,
-            build_notifiers(config.notify, self._http),
+            notifiers,
             data_dir / "alarms.sqlite3",
             self.maintenance,
             record=self.dispatcher.record,
             current=self._current_alarm,
             clocks=self.clocks,
             links=self.records.links,
-            on_duty=self.oncall.recipients,
+            on_duty=self.records.oncall.recipients,
         )
+        self.reminders = reminder_sender(config, self.inventory, self.records, notifiers, clock)
         self.actions = AlarmActions(
             book=self.book,
             dispatcher=self.dispatcher,
@@ -325,6 +325,8 @@ class Gateway:
         for bus, link in self.modbus.links.items():
             self.tasks.start(f"modbus {bus}", partial(link.run, self.modbus_sink))
         self.tasks.start("storage", self.housekeeping.run)
+        if "reminders" not in self.records.failures:
+            self.tasks.start("reminders", self.reminders.run)
         if self.records.people_open:
             self.tasks.start("people-prune", self._prune_people_daily)
         if self.config_path is not None:
@@ -355,6 +357,7 @@ class Gateway:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.tasks.cancel("config-reload")
             await self.tasks.cancel("daily-report")
+            await self.tasks.cancel("reminders")
             await self.tasks.cancel("storage")
             await self.tasks.cancel("people-prune")
             await self.tasks.cancel("loop-watch")
@@ -478,6 +481,7 @@ class Gateway:
         self.engine.reconfigure(rules, now)
         self.router.forget_routes()
         self.notifications.reconfigure(config, notifiers)
+        self.reminders.reconfigure(config, self.inventory, notifiers)
         buses = self.modbus.reconfigure(config)
         if self.mailer is not None:
             self.mailer.reconfigure(config)

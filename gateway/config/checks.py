@@ -155,6 +155,7 @@ def _check_notify(config: GatewayConfig) -> Iterator[ConfigProblem]:
             ]
     refs += [(f"notify.sms_channels[{k}]", c) for k, c in enumerate(n.sms_channels)]
     refs += [(f"notify.voice_channels[{k}]", c) for k, c in enumerate(n.voice_channels)]
+    refs += [(f"reminders.channels[{k}]", c) for k, c in enumerate(config.reminders.channels)]
     for path, name in refs:
         if name not in names:
             yield ConfigProblem(path, f"undefined channel {name!r}")

@@ -499,6 +499,18 @@ class HazardsSection(_Model):
     false_alarm_window: PositiveSeconds = Field(30 * 86400.0, ge=86400, le=366 * 86400)
 
 
+class RemindersSection(_Model):
+    """The closed loop's reminders and alerts (issue 12; README "Reminders and alerts"): the
+    self-report's reminder and missing list, an incident's missed report deadlines, a hazard's
+    coming and passed deadline. Each goes out once, through `channels` in fallback order
+    (empty: the first step of the critical policy, its voice channels left out: a reminder is
+    read, not rung)."""
+
+    enabled: bool = True
+    channels: list[Ident] = []
+    hazard_before: PositiveSeconds = Field(24 * 3600.0, ge=600, le=30 * 86400)
+
+
 class StorageSection(_Model):
     """Backups and retention of the data directory's databases (README "Data, backups and
     upgrades"). Relative directories are under `gateway.data_dir`."""
@@ -540,6 +552,7 @@ class GatewayConfig(_Model):
     daily_checks: DailyChecksSection = DailyChecksSection()
     duty: DutySection = DutySection()
     hazards: HazardsSection = HazardsSection()
+    reminders: RemindersSection = RemindersSection()
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:

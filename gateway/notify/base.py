@@ -47,6 +47,9 @@ class Message:
     link: str | None = None
     link_code: str | None = None
     console_url: str | None = None  # group channels: the console at the first alarm (login)
+    # The first words of every text: an alarm's, or a reminder's (`gateway.reminders`), which
+    # rides the same channels and templates but must not read as an alarm.
+    title: str = "【安全报警】"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from gateway.notify.base import Message, MessageLine
 from rules.model import AlarmType
 
-TITLE = "【安全报警】"
 ELLIPSIS = "…"
 # Per-variable cap for SMS/voice template params. Aliyun allows 35 characters for
 # verification-code variables and different limits per variable type for notifications;
@@ -132,10 +131,10 @@ def _with_tail(body: list[str], tail: list[str], max_bytes: int | None) -> str:
 def text(msg: Message, max_bytes: int | None = None) -> str:
     """Plain text for chat robots, the webhook and the mail body; links last, never clipped."""
     if len(msg.lines) == 1:
-        body = [f"{TITLE}{msg.site_name} {line_text(msg.lines[0])}"]
+        body = [f"{msg.title}{msg.site_name} {line_text(msg.lines[0])}"]
     else:
         severity = severity_label(msg.severity)
-        body = [f"{TITLE}{msg.site_name} {len(msg.lines)}处报警（{severity}）"]
+        body = [f"{msg.title}{msg.site_name} {len(msg.lines)}处报警（{severity}）"]
         body += [f"{i}. {line_text(line)}" for i, line in enumerate(msg.lines, 1)]
     return _with_tail(body, _links(msg), max_bytes)
 
@@ -148,8 +147,8 @@ def subject(msg: Message) -> str:
     """
     alarms = "、".join(distinct_alarms(msg))
     if len(msg.lines) == 1:
-        return f"{TITLE}{msg.site_name} {alarms} {msg.lines[0].location}"
-    return f"{TITLE}{msg.site_name} {alarms} 共{len(msg.lines)}处"
+        return f"{msg.title}{msg.site_name} {alarms} {msg.lines[0].location}"
+    return f"{msg.title}{msg.site_name} {alarms} 共{len(msg.lines)}处"
 
 
 def markdown(msg: Message, max_bytes: int | None = None) -> str:
@@ -158,7 +157,7 @@ def markdown(msg: Message, max_bytes: int | None = None) -> str:
     Only headings, bold and lists: the subset both robots render.
     """
     count = f" {len(msg.lines)}处报警" if len(msg.lines) > 1 else ""
-    out = [f"### {TITLE}{msg.site_name}", "", f"**{severity_label(msg.severity)}**{count}", ""]
+    out = [f"### {msg.title}{msg.site_name}", "", f"**{severity_label(msg.severity)}**{count}", ""]
     out += [f"- {line_text(line)}" for line in msg.lines]
     tail = ["", f"[在值班台查看]({msg.console_url})"] if msg.console_url else []
     return _with_tail(out, tail, max_bytes)

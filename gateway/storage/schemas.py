@@ -347,6 +347,27 @@ CREATE INDEX handovers_scope_at ON handovers(scope, at);
 
 DUTY: Final = Schema("duty", (Step(1, _DUTY_V1),))
 
+# ------------------------------------------------------------ <data_dir>/reminders.sqlite3
+# Owner: gateway.reminders.store. One row per reminder or alert, by its key: written before it
+# is sent, so that it goes out once across restarts (a 'pending' row found at start was in
+# flight when the process died: it is sent again).
+_REMINDERS_V1: Final = """
+CREATE TABLE reminders (
+    key TEXT PRIMARY KEY,            -- e.g. 'check/2026-11-24/xingfu/remind'
+    kind TEXT NOT NULL,
+    site TEXT,                       -- NULL: the bureau's (the 15:00 missing list)
+    created_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    finished_at REAL,
+    recipients INTEGER NOT NULL DEFAULT 0,
+    tries INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT ''  -- the attempts, one per line
+);
+CREATE INDEX reminders_created ON reminders(created_at);
+"""
+
+REMINDERS: Final = Schema("reminders", (Step(1, _REMINDERS_V1),))
+
 # Every database of a data directory, by file name: what is migrated, backed up, restored.
 DATABASES: Final = {
     "alarms.sqlite3": ALARMS,
@@ -356,4 +377,5 @@ DATABASES: Final = {
     "hazards.sqlite3": HAZARDS,
     "incidents.sqlite3": INCIDENTS,
     "duty.sqlite3": DUTY,
+    "reminders.sqlite3": REMINDERS,
 }
