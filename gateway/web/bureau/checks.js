@@ -38,9 +38,13 @@ Object.assign(window.SafetyBureau, (() => {
       return;
     }
     B.showError($('checks-error'), null);
-    K.board = res.body;
     if (document.activeElement !== $('checks-date')) $('checks-date').value = res.body.date;
-    render();
+    const key = JSON.stringify(res.body); // the same again leaves the rows alone
+    if (key !== K.key) {
+      K.key = key;
+      K.board = res.body;
+      render();
+    }
     B.loaded('checks');
   }
 

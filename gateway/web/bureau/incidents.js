@@ -28,8 +28,13 @@ Object.assign(window.SafetyBureau, (() => {
       return;
     }
     B.showError($('incidents-error'), null);
-    I.incidents = res.body;
-    render();
+    // The clocks' seconds_left changes with every answer; what is drawn is the rest.
+    const key = JSON.stringify(res.body.map((i) => ({ ...i, clocks: Object.values(i.clocks).map((c) => [c.due_at, c.done_at]) })));
+    if (key !== I.key) {
+      I.key = key;
+      I.incidents = res.body;
+      render();
+    }
     B.loaded('incidents');
   }
 

@@ -56,9 +56,14 @@ Object.assign(window.SafetyBureau, (() => {
       return;
     }
     B.showError($('ledger-error'), null);
-    L.hazards = res.body.hazards;
-    L.filtered = q.toString() !== '';
-    render();
+    // The same answer again (the 10 s poll) leaves the rows, and the keyboard focus, alone.
+    const key = `${q}\n${JSON.stringify(res.body.hazards)}`;
+    if (key !== L.key) {
+      L.key = key;
+      L.hazards = res.body.hazards;
+      L.filtered = q.toString() !== '';
+      render();
+    }
     B.loaded('ledger');
   }
 

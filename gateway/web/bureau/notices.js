@@ -29,8 +29,12 @@ Object.assign(window.SafetyBureau, (() => {
       return;
     }
     B.showError($('notices-error'), null);
-    N.notices = res.body.notices;
-    render();
+    const key = JSON.stringify(res.body.notices); // the same again leaves the rows alone
+    if (key !== N.key) {
+      N.key = key;
+      N.notices = res.body.notices;
+      render();
+    }
     B.loaded('notices');
   }
 
@@ -182,6 +186,11 @@ Object.assign(window.SafetyBureau, (() => {
   }
 
   bind();
+  // Issuing is the bureau's (the gateway refuses anyone else): an institution's person
+  // reading this page is not offered it.
+  window.SafetySession.onPerson((me) => {
+    $('notice-new').hidden = me.via === 'session' && !['bureau', 'bureau_leader'].includes(me.role);
+  });
   B.registerView('notices', { load });
   return { loadNotices: load };
 })());

@@ -70,6 +70,8 @@ Object.assign(window.SafetyBureau, (() => {
   }
 
   function tick() {
+    // The sites come with the overview, which may answer after a view was first drawn.
+    fillSites($('ledger-site'));
     for (const [name, hooks] of registered) {
       if (hooks.tick && (name === current || hooks.always)) hooks.tick();
     }

@@ -87,8 +87,7 @@ async def prepare(api: Api) -> dict[str, Any]:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[tuple[FakeClock, Api, str]]:
-    data = two_sites(tmp_path / "data", 1)
-    del data["mqtt"]  # no devices here: the closed loop needs no broker
+    data = two_sites(tmp_path / "data", 1)  # port 1: no broker, the closed loop needs none
     port = free_port()
     data["http"] = {"host": "127.0.0.1", "port": port}
     clock = FakeClock(T0)
@@ -209,6 +208,21 @@ async def test_the_bureau_closes_the_loop(
         await page.locator("#notices-refresh").click()
         await expect(notice.locator(".c-nstate")).to_contain_text("已签收")
         await expect(notice.locator(".c-nstate")).to_contain_text("王值班")
+        # Its one hazard rectified and verified: the notice is closed (销账).
+        for step, who in (
+            ("rectifying", "wang"),
+            ("awaiting_verification", "wang"),
+            ("closed", "liju"),
+        ):
+            url = f"/api/hazards/{ids['h3']}/transition"
+            await api(who, "POST", url, {"to": step, "note": "通道已清理"})
+        await page.locator("#notices-refresh").click()
+        await expect(notice.locator(".c-nstate")).to_contain_text("已销账")
+        # The browser's back button goes back to the previous view.
+        await page.go_back()
+        await expect(page.locator('main > .view[data-view="ledger"]')).to_be_visible()
+        await page.go_forward()
+        await expect(page.locator('main > .view[data-view="notices"]')).to_be_visible()
 
         # ---------------------------------------------------------------- 事件
         await tab(page, "incidents")
