@@ -177,6 +177,6 @@ Object.assign(window.SafetyBureau, (() => {
     load();
   });
   $('checks-refresh').addEventListener('click', load);
-  B.registerView('checks', { load, tick });
+  B.registerView('checks', { load, tick, always: true }); // its tab's figure on every view
   return { loadChecks: load };
 })());

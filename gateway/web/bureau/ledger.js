@@ -233,6 +233,6 @@ Object.assign(window.SafetyBureau, (() => {
   }
 
   bind();
-  B.registerView('ledger', { load });
+  B.registerView('ledger', { load, always: true }); // its tab's figure on every view
   return { loadLedger: load, openHazard };
 })());

@@ -191,6 +191,6 @@ Object.assign(window.SafetyBureau, (() => {
   window.SafetySession.onPerson((me) => {
     $('notice-new').hidden = me.via === 'session' && !['bureau', 'bureau_leader'].includes(me.role);
   });
-  B.registerView('notices', { load });
+  B.registerView('notices', { load, always: true }); // its tab's figure on every view
   return { loadNotices: load };
 })());

@@ -6,8 +6,10 @@
  * A view's script registers itself with `B.registerView(name, {load, tick, always})`: `load`
  * asks the gateway again (when the view comes on the screen, every 10 s while it is there, and
  * on its 刷新 button); `tick` runs once a second while it is there (the clocks count on the
- * gateway's clock, SafetyClock); `always: true` loads and ticks whatever view is shown (the
- * incidents: their missed deadlines are a figure in the header).
+ * gateway's clock, SafetyClock); `always: true` loads and ticks whatever view is shown, so
+ * that the figures on the tabs (hazards awaiting the bureau's check, notices not signed for,
+ * open incidents, sites missing their self-report) and in the header (incidents with a missed
+ * report) are current on every view.
  *
  * Loaded after refresh.js and before the views' own scripts and bureau.js.
  */

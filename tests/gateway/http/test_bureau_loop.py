@@ -282,6 +282,7 @@ async def test_the_bureau_closes_the_loop(
         await expect(missing.locator("b")).to_have_text("15:00 未上报")
         await expect(missing.locator("li")).to_have_text(["安宁儿童福利院"])
         await expect(xingfu.locator(".c-standing")).to_have_text("已上报")
+        await expect(page.locator("#nav-checks")).to_have_text("1")
         save_screenshot(await page.screenshot(full_page=True), tmp_path, "bureau-checks.png")
 
         await page.locator("#checks-date").fill("2026-11-17")  # the day before: nobody
