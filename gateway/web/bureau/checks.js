@@ -83,7 +83,7 @@ Object.assign(window.SafetyBureau, (() => {
     $('checks-missing-list').replaceChildren(
       ...missing.map((s) => {
         const li = el('li', '', s.name);
-        li.dataset.site = s.site;
+        li.dataset.siteId = s.site;
         return li;
       }),
     );
@@ -103,7 +103,7 @@ Object.assign(window.SafetyBureau, (() => {
 
   function row(s, phase) {
     const tr = el('tr', `check standing-${s.standing}${s.standing === 'missing' ? ` phase-${phase}` : ''}`);
-    tr.dataset.site = s.site;
+    tr.dataset.siteId = s.site;
     tr.dataset.standing = s.standing;
     const standing = el('td', 'c-standing');
     standing.append(el('span', `standing standing-${s.standing}`, STANDINGS[s.standing].label));

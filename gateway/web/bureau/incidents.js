@@ -72,7 +72,7 @@ Object.assign(window.SafetyBureau, (() => {
   function row(i) {
     const tr = el('tr', 'incident');
     tr.dataset.id = i.id;
-    tr.dataset.site = i.site;
+    tr.dataset.siteId = i.site;
     const title = el('td', 'c-title');
     title.append(el('div', 'where-location', i.title), el('span', 'sub mono', i.id));
     const opened = el('td', 'c-opened');

@@ -101,7 +101,7 @@ Object.assign(window.SafetyBureau, (() => {
     const tr = el('tr', `hazard status-${h.status}${h.overdue ? ' overdue' : ''}${h.level === 'major' ? ' major' : ''}`);
     tr.dataset.id = String(h.id);
     tr.dataset.status = h.status;
-    tr.dataset.site = h.site;
+    tr.dataset.siteId = h.site;
     tr.tabIndex = 0;
     const what = el('td', 'c-what');
     what.append(el('div', 'where-location', h.location), el('span', 'sub', h.description));

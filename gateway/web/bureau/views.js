@@ -11,6 +11,8 @@
  * open incidents, sites missing their self-report) and in the header (incidents with a missed
  * report) are current on every view.
  *
+ * The views' rows name their site with `data-site-id`: `data-site` is the site table's.
+ *
  * Loaded after refresh.js and before the views' own scripts and bureau.js.
  */
 'use strict';

@@ -249,8 +249,8 @@ async def test_the_bureau_closes_the_loop(
         # ---------------------------------------------------------------- 每日自查
         await tab(page, "checks")
         view = page.locator('main > .view[data-view="checks"]')
-        xingfu = page.locator('#check-rows tr[data-site="xingfu"]')
-        anning = page.locator('#check-rows tr[data-site="anning"]')
+        xingfu = page.locator('#check-rows tr[data-site-id="xingfu"]')
+        anning = page.locator('#check-rows tr[data-site-id="anning"]')
         await expect(view).to_have_attribute("data-phase", "open")
         await expect(xingfu.locator(".c-standing")).to_have_text("已上报")
         await expect(xingfu).to_contain_text("11-18 10:00")
