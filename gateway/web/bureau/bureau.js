@@ -9,7 +9,8 @@
  * is logged in), shared/clock.js (the gateway's clock), shared/tiles.js (a device tile's
  * words); then state.js (what the page knows), sites.js (the summary and the site table),
  * detail.js (a site's detail panel), refresh.js (the overview's refreshes, the live feed and
- * the session), and this one last. All text from the gateway is written with textContent.
+ * the session), views.js (the views: 场所 and the closed loop's, in the address), ledger.js,
+ * notices.js, incidents.js, checks.js (the closed loop's views), and this one last. All text from the gateway is written with textContent.
  */
 'use strict';
 
@@ -62,6 +63,7 @@
     tick();
     setInterval(tick, 1000);
     B.startRefreshing();
+    B.startViews();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

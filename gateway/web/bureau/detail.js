@@ -224,5 +224,5 @@ Object.assign(window.SafetyBureau, (() => {
     });
   }
 
-  return { openDetail, loadDetail, tickDetail, bindDetail };
+  return { openDetail, closeDetail, loadDetail, tickDetail, bindDetail };
 })());

@@ -345,6 +345,12 @@ def test_bureau_assets_are_all_local() -> None:
         "detail.js",
         "refresh.js",
         "bureau.js",
+        "views.js",
+        "ledger.js",
+        "notices.js",
+        "incidents.js",
+        "checks.js",
+        "loop.css",
     }
     for path in BUREAU_DIR.iterdir():
         text = path.read_text(encoding="utf-8")
