@@ -193,6 +193,8 @@ def _board_json(gw: Gateway, b: Board, changes: HazardChanges) -> dict[str, Any]
         "due": b.due_at.isoformat(),
         "remind_at": b.remind_at.isoformat(),
         "phase": b.phase.value,
+        # The gateway's clock when it answered: the page counts down to `due` on it.
+        "now": gw.clockface.iso(gw.clock()),
         "items": [{"id": i.id, "label": i.label} for i in gw.config.daily_checks.items],
         "sites": sites,
     }

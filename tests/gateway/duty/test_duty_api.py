@@ -109,6 +109,7 @@ async def test_a_site_reports_and_the_bureau_sees_the_board(api: Api) -> None:
 
     board = (await api.call("ju", "GET", f"/api/daily-checks?date={DAY}")).json()
     assert board["phase"] == "overdue" and board["due"] == "2026-11-24T15:00:00+08:00"
+    assert board["now"] == "2026-11-24T15:00:00.000+08:00"
     assert [(s["site"], s["standing"]) for s in board["sites"]] == [
         ("xingfu", "submitted"), ("anning", "missing"),
     ]  # fmt: skip
