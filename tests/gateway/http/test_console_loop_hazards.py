@@ -2,11 +2,11 @@
 
 One walk through, as an institution's duty officer of two homes does it: registers a hazard
 from the form and one the gateway suggests from a device offline for a day (the alarm
-linked), moves the first to 整改中 and 待核查 (the bureau's check of a major hazard is not
-offered), moves its deadline and reads the step on its timeline, downloads the ledger; then
-submits one home's self-report with a problem item (a note is required) and sees 已上报 and
-the day's hazard changes under it, while the countdown for the other home turns amber at the
-14:30 reminder and red at 15:00.
+linked), signs for the bureau's rectification notice, moves the first hazard to 整改中 and
+待核查 (the bureau's check of a major hazard is not offered), moves its deadline and reads
+the step on its timeline, downloads the ledger; then submits one home's self-report with a
+problem item (a note is required) and sees 已上报 and the day's hazard changes under it,
+while the countdown for the other home turns amber at the 14:30 reminder and red at 15:00.
 
 Time: the gateway's wall clock is a FakeClock the test steps; the browser's is Playwright's,
 installed at the same instant and fast-forwarded alike (no sleeps).
@@ -101,6 +101,13 @@ async def test_hazard_ledger_and_daily_self_report(
             await expect(first.locator(".hz-c-status")).to_have_text("待整改")
             await expect(first.locator(".hz-c-deadline")).to_have_text("2026-11-30 18:00")
 
+            # The bureau issues a notice about it (its own page is not this test's).
+            gw.hazards.issue(
+                site="xingfu", hazard_ids=[1], year=2026, issued_at=clock.now,
+                issued_by="局值班员 (ju)", person_in_charge="张杰荣", deadline=None,
+                requirements="限期清理配电室杂物",
+            )  # fmt: skip
+
             # ----------------------------------------- 登记 from the gateway's suggestion
             suggestion = page.locator("#hz-suggestions li.hz-suggestion")
             await expect(suggestion).to_have_count(1)
@@ -122,6 +129,18 @@ async def test_hazard_ledger_and_daily_self_report(
             linked = gw.hazards.get(2)
             assert linked is not None
             assert (linked.source, linked.alarm_id) == (HazardSource.DEVICE_OFFLINE, offline.id)
+
+            # The notice (loaded again with the ledger): printable, and signed for here.
+            notice = page.locator("#hz-notices li.hz-notice")
+            await expect(notice).to_contain_text(
+                "整改〔2026〕第1号 · 城区幸福养老服务中心 · 待签收"
+            )
+            print_link = notice.locator("a", has_text="打印")
+            await expect(print_link).to_have_attribute("href", "/api/notices/1?format=html")
+            await notice.locator("button[data-action=receipt]").click()
+            await expect(notice).to_contain_text("已签收")
+            await expect(notice).to_contain_text("周值班 (zhoufz)")
+            await expect(notice.locator("button[data-action=receipt]")).to_have_count(0)
 
             # ------------------------------------ the loop's steps, the edit, the timeline
             detail = page.locator("#hz-detail")
