@@ -5,7 +5,7 @@
 The board carries what the page needs to draw the form: the configured checklist, and per
 site the day's hazard changes (found, moved, closed or corrected that day, from the hazard
 ledger's timelines) filled in automatically; `hazard_changes` is null when the ledger cannot
-be read (the self-report goes on without it).
+be read (the self-report goes on without it). An item answered as a problem needs a note.
 
 An institution's people submit their own sites' reports and keep their own sites' roster;
 the bureau keeps the bureau's roster and reads every readable site's board; an admin keeps
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.app.supervisor import Gateway
 from gateway.duty.model import (
@@ -54,6 +54,13 @@ class CheckAnswerBody(Body):
     item: str = Field(max_length=64)
     result: Literal["ok", "problem", "not_applicable"]
     note: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _problem_said(self) -> Self:
+        # A problem without words tells the bureau nothing it can follow up.
+        if self.result == "problem" and not self.note.strip():
+            raise ValueError(f"item {self.item!r}: a problem needs a note saying what it is")
+        return self
 
 
 class DailyCheckBody(Body):

@@ -147,6 +147,8 @@ async def test_who_may_report_and_what_is_a_report(api: Api) -> None:
     r = await api.call("wang", "PUT", url, extra)
     assert r.status_code == 422 and "unknown item 'boiler'" in r.json()["detail"]
     assert (await api.call("wang", "PUT", url, checklist(gas="fine"))).status_code == 422
+    r = await api.call("wang", "PUT", url, checklist(kitchen="problem"))  # and no note
+    assert r.status_code == 422 and "a problem needs a note" in r.text
     r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/2026-11-25", checklist())
     assert r.status_code == 422  # a day to come
     assert (
