@@ -36,6 +36,7 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "token.revoke": "吊销令牌",
     "hazard.add": "登记隐患",
     "hazard.transition": "隐患整改状态变更",
+    "hazard.edit": "修改隐患",
     "notice.issue": "签发整改通知书",
     "notice.receipt": "签收整改通知书",
     "daily_check.submit": "提交每日自查",

@@ -7,6 +7,7 @@ institution may close a general one itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -49,6 +50,7 @@ class HazardAction(StrEnum):
     RECTIFIED = "rectified"  # rectifying → awaiting_verification
     VERIFIED = "verified"  # awaiting_verification → closed
     VERIFICATION_FAILED = "verification_failed"  # awaiting_verification → rectifying
+    EDITED = "edited"  # fields corrected; the status stays where it was
 
 
 # Every step the loop allows, and what it is called on the timeline.
@@ -102,6 +104,8 @@ class Refusal(StrEnum):
     NOT_IN_LOOP = "not_in_loop"
     BUREAU_VERIFIES = "bureau_verifies"  # a major hazard's on-site check
     INSTITUTION_RECTIFIES = "institution_rectifies"  # the bureau checks, it does not rectify
+    CLOSED = "closed"  # a closed hazard is off the ledger's work: its record stands (409)
+    BUREAU_SETS_LEVEL = "bureau_sets_level"  # the level decides who verifies (403)
 
 
 class TransitionRefused(Exception):
@@ -148,6 +152,81 @@ def transition(
     if to is HazardStatus.CLOSED:
         changed = replace(changed, closed_at=now)
     return changed, HazardEvent(now, action, actor, h.status, to, note)
+
+
+@dataclass(frozen=True, slots=True)
+class HazardEdit:
+    """The fields a person corrects after the finding; None: left as it is. A deadline is
+    moved, never removed (the rectification has a 整改期限)."""
+
+    location: str | None = None
+    description: str | None = None
+    responsible: str | None = None
+    measure: str | None = None
+    deadline: float | None = None
+    level: HazardLevel | None = None
+
+
+# The timeline's words for each field, in the order a note lists them.
+EDIT_LABELS = {
+    "location": "位置",
+    "description": "隐患描述",
+    "responsible": "责任人",
+    "measure": "整改措施",
+    "deadline": "整改期限",
+    "level": "隐患等级",
+}
+
+
+class EditRefused(Exception):
+    """An edit the hazard's state or the caller's role does not allow (`reason`, `detail`).
+    Retrying the same edit never helps."""
+
+    def __init__(self, hazard: Hazard, reason: Refusal, detail: str) -> None:
+        super().__init__(f"hazard {hazard.id}: edit refused: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def edit(
+    h: Hazard,
+    changes: HazardEdit,
+    actor_role_is_bureau: bool,
+    *,
+    actor: str,
+    now: float,
+    time_text: Callable[[float | None], str],
+) -> tuple[Hazard, HazardEvent | None]:
+    """The hazard with `changes` and the timeline entry that records them (`field: old → new`
+    per changed field, `time_text` writing a deadline), or `EditRefused`. Nothing that
+    differs: the hazard as it was and no entry. The level is the bureau's alone: a major
+    hazard is verified by the bureau, so an institution lowering it would verify it itself."""
+    if h.status is HazardStatus.CLOSED:
+        raise EditRefused(h, Refusal.CLOSED, "the hazard is closed: its record is not edited")
+    if changes.level is not None and changes.level is not h.level and not actor_role_is_bureau:
+        raise EditRefused(
+            h,
+            Refusal.BUREAU_SETS_LEVEL,
+            "only the bureau changes a hazard's level (a major hazard is verified by the bureau)",
+        )
+    lines: list[str] = []
+    changed = h
+    for field, label in EDIT_LABELS.items():
+        new = getattr(changes, field)
+        old = getattr(h, field)
+        if new is None or new == old:
+            continue
+        changed = replace(changed, **{field: new})
+        if field == "deadline":
+            lines.append(f"{label}: {time_text(old)} → {time_text(new)}")
+        elif field == "level":
+            lines.append(f"{label}: {LEVEL_LABELS[old]} → {LEVEL_LABELS[new]}")
+        else:
+            lines.append(f"{label}: {old} → {new}")
+    if not lines:
+        return h, None
+    note = "\n".join(lines)
+    return changed, HazardEvent(now, HazardAction.EDITED, actor, h.status, h.status, note)
 
 
 def overdue(h: Hazard, now: float) -> bool:

@@ -9,16 +9,18 @@ last hazard, are written together or not at all.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from gateway.hazards.model import (
     Hazard,
     HazardAction,
+    HazardEdit,
     HazardEvent,
     HazardLevel,
     HazardSource,
     HazardStatus,
     Notice,
+    edit,
     notice_number,
     transition,
 )
@@ -88,6 +90,18 @@ def _hazard(row: tuple[object, ...]) -> Hazard:
         verified_by=_s(verified_by),
         verified_at=_f(verified_at),
         verification_note=_s(note),
+    )
+
+
+def _event(row: tuple[object, ...]) -> HazardEvent:
+    at, action, actor, frm, to, note = row
+    return HazardEvent(
+        float(str(at)),
+        HazardAction(str(action)),
+        str(actor),
+        HazardStatus(str(frm)) if frm is not None else None,
+        HazardStatus(str(to)),
+        _s(note),
     )
 
 
@@ -178,6 +192,52 @@ class HazardStore(OwnedDatabase):
             if changed.status is HazardStatus.CLOSED:
                 _close_done_notices(db, hazard_id, now)
             return changed
+
+    def edit(
+        self,
+        hazard_id: int,
+        changes: HazardEdit,
+        actor_role_is_bureau: bool,
+        *,
+        actor: str,
+        now: float,
+        time_text: Callable[[float | None], str],
+    ) -> tuple[Hazard, HazardEvent | None]:
+        """The edit (see `model.edit`, whose `EditRefused` it raises) and its timeline entry,
+        written together; nothing when no field differs."""
+        with self._tx() as db:
+            changed, event = edit(
+                self._get(db, hazard_id), changes, actor_role_is_bureau,
+                actor=actor, now=now, time_text=time_text,
+            )  # fmt: skip
+            if event is not None:
+                db.execute(
+                    "UPDATE hazards SET location = ?, description = ?, responsible = ?, "
+                    "measure = ?, deadline = ?, level = ? WHERE id = ?",
+                    (changed.location, changed.description, changed.responsible,
+                     changed.measure, changed.deadline, changed.level.value, hazard_id),
+                )  # fmt: skip
+                self._append(db, hazard_id, event)
+            return changed, event
+
+    def steps_between(
+        self, sites: Collection[str], start: float, end: float
+    ) -> list[tuple[Hazard, HazardEvent]]:
+        """Every timeline entry of `sites`' hazards in [start, end) with its hazard as it is
+        now, in the order they were taken: a day's findings, steps, closings and edits."""
+        if not sites:
+            return []
+        marks = ",".join("?" * len(sites))
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT e.hazard_id, e.at, e.action, e.actor, e.from_status, e.to_status, "
+                f"e.note FROM hazard_events e JOIN hazards h ON h.id = e.hazard_id "
+                f"WHERE h.site IN ({marks}) AND e.at >= ? AND e.at < ? "
+                "ORDER BY e.at, e.hazard_id, e.seq",
+                (*sorted(sites), start, end),
+            ).fetchall()
+            hazards = {i: self._get(db, i) for i in {int(r[0]) for r in rows}}
+        return [(hazards[int(r[0])], _event(r[1:])) for r in rows]
 
     @staticmethod
     def _get(db: sqlite3.Connection, hazard_id: int) -> Hazard:

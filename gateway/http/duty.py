@@ -2,6 +2,11 @@
 /api/sites/{id}/daily-checks/{date}`, `GET /api/daily-checks?date=`, `GET`/`PUT /api/duty`,
 `POST /api/duty/handover`.
 
+The board carries what the page needs to draw the form: the configured checklist, and per
+site the day's hazard changes (found, moved, closed or corrected that day, from the hazard
+ledger's timelines) filled in automatically; `hazard_changes` is null when the ledger cannot
+be read (the self-report goes on without it). An item answered as a problem needs a note.
+
 An institution's people submit their own sites' reports and keep their own sites' roster;
 the bureau keeps the bureau's roster and reads every readable site's board; an admin keeps
 every roster. Days are the gateway's zone's. A site the caller may not read is unknown (404).
@@ -9,12 +14,12 @@ every roster. Days are the gateway's zone's. A site the caller may not read is u
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Self, TypeVar
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.app.supervisor import Gateway
 from gateway.duty.model import (
@@ -33,6 +38,7 @@ from gateway.duty.model import (
     parse_hhmm,
 )
 from gateway.duty.store import CheckClosed
+from gateway.hazards.model import LEVEL_LABELS, STATUS_LABELS, Hazard, HazardEvent
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep, ask_people
 from gateway.http.errors import ApiError, ask_database
 from gateway.http.params import Body
@@ -48,6 +54,13 @@ class CheckAnswerBody(Body):
     item: str = Field(max_length=64)
     result: Literal["ok", "problem", "not_applicable"]
     note: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _problem_said(self) -> Self:
+        # A problem without words tells the bureau nothing it can follow up.
+        if self.result == "problem" and not self.note.strip():
+            raise ValueError(f"item {self.item!r}: a problem needs a note saying what it is")
+        return self
 
 
 class DailyCheckBody(Body):
@@ -133,13 +146,52 @@ def _check_json(gw: Gateway, c: DailyCheck) -> dict[str, Any]:
     }
 
 
-def _board_json(gw: Gateway, b: Board) -> dict[str, Any]:
+HazardChanges = Mapping[str, list[dict[str, Any]]] | None
+
+
+async def _hazard_changes(gw: Gateway, sites: list[str], day: date) -> HazardChanges:
+    """Per site, every step its hazards took on `day` (the gateway's zone), oldest first;
+    None when the ledger cannot answer: the self-report never waits on it."""
+    zone = gw.clockface.zone
+    start = datetime.combine(day, datetime.min.time(), zone).timestamp()
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone).timestamp()
+    try:
+        steps = await ask_database(
+            gw.hazards.steps_between, set(sites), start, end, unavailable="hazard ledger"
+        )
+    except ApiError:
+        return None
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in sites}
+    for h, e in steps:
+        out[h.site].append(_hazard_change_json(gw, h, e))
+    return out
+
+
+def _hazard_change_json(gw: Gateway, h: Hazard, e: HazardEvent) -> dict[str, Any]:
+    return {
+        "hazard_id": h.id,
+        "location": h.location,
+        "description": h.description,
+        "level": h.level.value,
+        "level_label": LEVEL_LABELS[h.level],
+        "at": gw.clockface.iso(e.at),
+        "action": e.action.value,
+        "actor": e.actor,
+        "from": e.from_status.value if e.from_status is not None else None,
+        "to": e.to_status.value,
+        "to_label": STATUS_LABELS[e.to_status],
+        "note": e.note,
+    }
+
+
+def _board_json(gw: Gateway, b: Board, changes: HazardChanges) -> dict[str, Any]:
     sites = []
     for e in b.entries:
         entry: dict[str, Any] = {
             "site": e.site,
             "name": gw.inventory.sites[e.site].name,
             "standing": e.standing.value,
+            "hazard_changes": None if changes is None else changes.get(e.site, []),
         }
         entry.update(_check_json(gw, e.check) if e.check is not None else {})
         sites.append(entry)
@@ -148,6 +200,8 @@ def _board_json(gw: Gateway, b: Board) -> dict[str, Any]:
         "due": b.due_at.isoformat(),
         "remind_at": b.remind_at.isoformat(),
         "phase": b.phase.value,
+        # The gateway's clock when it answered: the page counts down to `due` on it.
+        "now": gw.clockface.iso(gw.clock()),
         "items": [{"id": i.id, "label": i.label} for i in gw.config.daily_checks.items],
         "sites": sites,
     }
@@ -193,7 +247,8 @@ async def submit_daily_check(
             "problems": sum(1 for a in answers if a.result is CheckResult.PROBLEM),
             "resubmitted": stored.first_at != stored.submitted_at,
         }
-    return _board_json(gw, _board(gw, [site_id], {site_id: stored}, when))
+    changes = await _hazard_changes(gw, [site_id], when)
+    return _board_json(gw, _board(gw, [site_id], {site_id: stored}, when), changes)
 
 
 @router.get("/api/daily-checks")
@@ -203,7 +258,8 @@ async def daily_checks(
     day = _day(date, gw)
     sites = [s for s in gw.inventory.sites if who.may_read(s)]
     checks = await _ask(gw.duty.checks_of, day, set(sites))
-    return _board_json(gw, _board(gw, sites, checks, day))
+    changes = await _hazard_changes(gw, sites, day)
+    return _board_json(gw, _board(gw, sites, checks, day), changes)
 
 
 # ------------------------------------------------------------------------------- roster

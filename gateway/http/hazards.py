@@ -2,6 +2,7 @@
 `GET/POST /api/hazards` (`?format=xlsx`: 《重大事故隐患清单》), `GET /api/hazards/suggestions`
 (what the gateway's own alarms suggest; accepted by a `POST /api/hazards` with its `source`
 and `alarm_id`), `GET /api/hazards/{id}`,
+`PATCH /api/hazards/{id}` (correcting its fields; the level is the bureau's),
 `POST /api/hazards/{id}/transition`, `GET/POST /api/notices`, `GET /api/notices/{id}`
 (`?format=html`: the printable notice), `POST /api/notices/{id}/receipt`.
 
@@ -17,17 +18,19 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Self, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.app.supervisor import Gateway
 from gateway.hazards.model import (
     LEVEL_LABELS,
     STATUS_LABELS,
+    EditRefused,
     Hazard,
+    HazardEdit,
     HazardEvent,
     HazardLevel,
     HazardSource,
@@ -73,6 +76,23 @@ class NewHazard(Body):
     responsible: str = Field(min_length=1, max_length=64)
     measure: str = Field(min_length=1, max_length=_TEXT)
     deadline: str | None = Field(None, description="ISO 8601 with offset")
+
+
+class HazardChanges(Body):
+    """PATCH: the fields to correct, at least one; a deadline is moved, not removed."""
+
+    location: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, min_length=1, max_length=_TEXT)
+    responsible: str | None = Field(None, min_length=1, max_length=64)
+    measure: str | None = Field(None, min_length=1, max_length=_TEXT)
+    deadline: str | None = Field(None, description="ISO 8601 with offset")
+    level: HazardLevel | None = Field(None, description="the bureau's alone")
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if all(v is None for v in self.__dict__.values()):
+            raise ValueError("give at least one field to change")
+        return self
 
 
 class TransitionBody(Body):
@@ -288,6 +308,46 @@ async def hazard(gw: GatewayDep, who: PrincipalDep, hazard_id: RowId) -> dict[st
     h = await _hazard(gw, who, hazard_id)
     events = await _ledger(gw.hazards.events, hazard_id)
     return hazard_json(gw, h, gw.clock()) | {"timeline": [_event_json(gw, e) for e in events]}
+
+
+@router.patch("/api/hazards/{hazard_id}")
+async def edit_hazard(
+    gw: GatewayDep, who: PrincipalDep, hazard_id: RowId, body: HazardChanges
+) -> dict[str, Any]:
+    async with audited(gw, who, "hazard.edit", str(hazard_id)) as trail:
+        h = await _hazard(gw, who, hazard_id)
+        trail.site = h.site
+        trail.detail = {"fields": ",".join(k for k, v in body.__dict__.items() if v is not None)}
+        if not _may_enter(who, h.site):
+            raise ApiError(403, "not allowed", f"{who.login} may not act on site {h.site}")
+        changes = HazardEdit(
+            body.location, body.description, body.responsible, body.measure,
+            _deadline(body.deadline), body.level,
+        )  # fmt: skip
+        now = gw.clock()
+        try:
+            changed, event = await _ledger(
+                gw.hazards.edit, hazard_id, changes, who.role in BUREAU_ROLES,
+                actor=who.actor, now=now, time_text=_time_text(gw),
+            )  # fmt: skip
+        except EditRefused as exc:
+            status = 409 if exc.reason is Refusal.CLOSED else 403
+            raise ApiError(status, "edit refused", exc.detail) from None
+        except UnknownHazard:
+            raise ApiError(404, "unknown hazard", str(hazard_id)) from None
+        trail.detail["changes"] = event.note if event is not None else None
+    return hazard_json(gw, changed, now)
+
+
+def _time_text(gw: Gateway) -> Callable[[float | None], str]:
+    """A deadline as the timeline's note writes it: the gateway's local minute."""
+
+    def text(ts: float | None) -> str:
+        if ts is None:
+            return "未设"
+        return datetime.fromtimestamp(ts, gw.clockface.zone).strftime("%Y-%m-%d %H:%M")
+
+    return text
 
 
 @router.post("/api/hazards/{hazard_id}/transition")

@@ -345,6 +345,7 @@ _HAZARD_ACTION_LABELS: Mapping[str, str] = {
     "rectified": "整改完成",
     "verified": "核查通过",
     "verification_failed": "核查未通过",
+    "edited": "修改",
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.app.supervisor import Gateway
 from gateway.config.loading import parse_config
+from gateway.hazards.model import Hazard, HazardLevel, HazardSource, HazardStatus
 from gateway.http.app import create_api
 from gateway.people.model import Person, Role
 from tests.conftest import free_port
@@ -108,6 +109,7 @@ async def test_a_site_reports_and_the_bureau_sees_the_board(api: Api) -> None:
 
     board = (await api.call("ju", "GET", f"/api/daily-checks?date={DAY}")).json()
     assert board["phase"] == "overdue" and board["due"] == "2026-11-24T15:00:00+08:00"
+    assert board["now"] == "2026-11-24T15:00:00.000+08:00"
     assert [(s["site"], s["standing"]) for s in board["sites"]] == [
         ("xingfu", "submitted"), ("anning", "missing"),
     ]  # fmt: skip
@@ -145,6 +147,8 @@ async def test_who_may_report_and_what_is_a_report(api: Api) -> None:
     r = await api.call("wang", "PUT", url, extra)
     assert r.status_code == 422 and "unknown item 'boiler'" in r.json()["detail"]
     assert (await api.call("wang", "PUT", url, checklist(gas="fine"))).status_code == 422
+    r = await api.call("wang", "PUT", url, checklist(kitchen="problem"))  # and no note
+    assert r.status_code == 422 and "a problem needs a note" in r.text
     r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/2026-11-25", checklist())
     assert r.status_code == 422  # a day to come
     assert (
@@ -198,3 +202,45 @@ async def test_the_roster_by_role_and_the_handover(api: Api) -> None:
         ("ju", "duty.set", None, "ok"),
         ("wang", "duty.handover", "xingfu", "ok"),
     ]
+
+
+async def test_the_board_carries_the_days_hazard_changes(api: Api) -> None:
+    # The ledger not open (a broken disk): the self-report goes on, the changes are unknown.
+    r = await api.call("wang", "GET", f"/api/daily-checks?date={DAY}")
+    assert r.status_code == 200 and r.json()["sites"][0]["hazard_changes"] is None
+    hazards = api.gw.hazards
+    hazards.open()
+    try:
+        yesterday, today = T0 - 86400, datetime(2026, 11, 24, 0, 0, tzinfo=SH).timestamp()
+
+        def found(site: str, at: float, location: str) -> int:
+            h = Hazard(
+                0, site, location, "燃气软管老化", HazardLevel.MAJOR, HazardSource.INSPECTION,
+                at, "王值班 (wang)", "李四应", "更换", None,
+            )  # fmt: skip
+            return hazards.add(h).id
+
+        old = found("xingfu", yesterday, "厨房")
+        hazards.transition(old, HazardStatus.RECTIFYING, False, actor="李四应 (li)",
+                           now=today + 60, note="已安排")  # fmt: skip
+        found("xingfu", today + 120, "锅炉房")
+        found("anning", today + 180, "食堂")
+        found("xingfu", today + 86400, "明天")  # the next day's
+
+        r = await api.call("wang", "PUT", f"/api/sites/xingfu/daily-checks/{DAY}", checklist())
+        mine = r.json()["sites"][0]["hazard_changes"]
+        assert [(c["hazard_id"], c["location"], c["action"], c["to"], c["actor"], c["at"])
+                for c in mine] == [
+            (1, "厨房", "start", "rectifying", "李四应 (li)", "2026-11-24T00:01:00.000+08:00"),
+            (2, "锅炉房", "found", "open", "王值班 (wang)", "2026-11-24T00:02:00.000+08:00"),
+        ]  # fmt: skip
+        assert (mine[0]["note"], mine[0]["to_label"], mine[0]["level_label"]) == (
+            "已安排", "整改中", "重大",
+        )  # fmt: skip
+        board = (await api.call("ju", "GET", f"/api/daily-checks?date={DAY}")).json()
+        where = {s["site"]: [c["location"] for c in s["hazard_changes"]] for s in board["sites"]}
+        assert where == {"xingfu": ["厨房", "锅炉房"], "anning": ["食堂"]}
+        before = (await api.call("wang", "GET", "/api/daily-checks?date=2026-11-23")).json()
+        assert [c["action"] for c in before["sites"][0]["hazard_changes"]] == ["found"]
+    finally:
+        hazards.close()

@@ -319,3 +319,99 @@ async def test_ids_beyond_sqlite_integers_are_refused_not_a_server_error(api: Ap
     ):  # fmt: skip
         r = await api.call(who, method, url, body)
         assert r.status_code == 422, (url, r.status_code, r.text)
+
+
+async def test_edit_fields_and_the_timeline_says_what_changed(api: Api) -> None:
+    await api.add()  # deadline 2026-11-25 18:00
+    api.now[0] = T0 + 60
+    r = await api.call("manager", "PATCH", "/api/hazards/1", {
+        "deadline": "2026-11-30T18:00+08:00", "measure": "更换软管并加装卡箍",
+        "location": "厨房",  # as it was: not a change
+    })  # fmt: skip
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert (h["deadline"], h["measure"], h["location"], h["status"]) == (
+        "2026-11-30T18:00:00.000+08:00", "更换软管并加装卡箍", "厨房", "open",
+    )  # fmt: skip
+    # The institution edits while rectifying too; the status stays where it was.
+    await api.step("duty", 1, "rectifying")
+    api.now[0] = T0 + 120
+    r = await api.call("duty", "PATCH", "/api/hazards/1", {"responsible": "王值班"})
+    assert (r.status_code, r.json()["status"]) == (200, "rectifying")
+    got = (await api.call("duty", "GET", "/api/hazards/1")).json()
+    assert [(e["action"], e["actor"], e["from"], e["to"], e["note"]) for e in got["timeline"]] == [
+        ("found", "王值班 (wang)", None, "open", None),
+        ("edited", "李四应 (li)", "open", "open",
+         "整改措施: 更换软管 → 更换软管并加装卡箍\n整改期限: 2026-11-25 18:00 → 2026-11-30 18:00"),
+        ("start", "王值班 (wang)", "open", "rectifying", None),
+        ("edited", "王值班 (wang)", "rectifying", "rectifying", "责任人: 李四应 → 王值班"),
+    ]  # fmt: skip
+    assert got["timeline"][1]["at"] == "2026-11-18T19:07:40.000+08:00"
+    # Nothing that differs: the hazard as it was, and no entry.
+    r = await api.call("duty", "PATCH", "/api/hazards/1", {"responsible": "王值班"})
+    assert r.status_code == 200
+    assert len((await api.call("duty", "GET", "/api/hazards/1")).json()["timeline"]) == 4
+    # Bodies: at least one field, no unknown one, bounded text, a deadline with its offset.
+    for body in ({}, {"status": "closed"}, {"location": ""}, {"location": "x" * 201},
+                 {"deadline": "2026-11-30 18:00"}, {"level": "huge"}):  # fmt: skip
+        r = await api.call("duty", "PATCH", "/api/hazards/1", body)
+        assert r.status_code == 422, (body, r.text)
+
+
+async def test_only_the_bureau_changes_the_level(api: Api) -> None:
+    await api.add(level="major")
+    for who in ("duty", "manager", "admin"):
+        r = await api.call(who, "PATCH", "/api/hazards/1", {"level": "general"})
+        assert (r.status_code, r.json()) == (403, {
+            "error": "edit refused",
+            "detail": "only the bureau changes a hazard's level "
+            "(a major hazard is verified by the bureau)",
+        }), who  # fmt: skip
+    # Nothing of a refused edit is written, the other fields neither.
+    r = await api.call("duty", "PATCH", "/api/hazards/1", {"level": "general", "measure": "改"})
+    assert r.status_code == 403
+    got = (await api.call("duty", "GET", "/api/hazards/1")).json()
+    assert (got["level"], got["measure"], len(got["timeline"])) == ("major", "更换软管", 1)
+    # The level as it is is no change, for anyone.
+    assert (
+        await api.call("duty", "PATCH", "/api/hazards/1", {"level": "major"})
+    ).status_code == 200
+    r = await api.call("leader", "PATCH", "/api/hazards/1", {"level": "general"})
+    assert (r.status_code, r.json()["level"], r.json()["level_label"]) == (200, "general", "一般")
+    got = (await api.call("duty", "GET", "/api/hazards/1")).json()
+    assert got["timeline"][-1]["note"] == "隐患等级: 重大 → 一般"
+    assert got["timeline"][-1]["actor"] == "带班领导 (juzhang)"
+
+
+async def test_a_closed_hazard_and_another_sites_are_not_edited(api: Api) -> None:
+    await api.add()
+    await api.add("anning", site="anning")
+    for to in ("rectifying", "awaiting_verification", "closed"):
+        await api.step("duty", 1, to)
+    for who in ("duty", "bureau"):
+        r = await api.call(who, "PATCH", "/api/hazards/1", {"measure": "补记"})
+        assert (r.status_code, r.json()) == (409, {
+            "error": "edit refused", "detail": "the hazard is closed: its record is not edited",
+        })  # fmt: skip
+    for who, hazard in (("anning", 1), ("bureau_anning", 1), ("duty", 2), ("duty", 99)):
+        r = await api.call(who, "PATCH", f"/api/hazards/{hazard}", {"measure": "改"})
+        assert (r.status_code, r.json()["error"]) == (404, "unknown hazard"), (who, hazard)
+    assert (await api.call("anon", "PATCH", "/api/hazards/2", {"measure": "改"})).status_code == 401
+    r = await api.call("bureau_anning", "PATCH", "/api/hazards/2", {"measure": "加装报警器"})
+    assert r.status_code == 200  # the bureau corrects the hazards of the sites it reads
+
+
+async def test_edits_are_on_the_audit_trail(api: Api) -> None:
+    await api.add(level="major")
+    await api.call("duty", "PATCH", "/api/hazards/1", {"location": "二楼厨房"})
+    await api.call("duty", "PATCH", "/api/hazards/1", {"level": "general"})
+    await api.call("anning", "PATCH", "/api/hazards/1", {"location": "x"})
+    rows = await api.gw.audit.query(since=None, until=None, sites=None, actor=None,
+                                    action="hazard.edit", limit=100)  # fmt: skip
+    got = [(r.actor, r.site, r.target, r.result, r.detail) for r in reversed(rows)]
+    assert got == [
+        ("wang", "xingfu", "1", "ok", {"fields": "location", "changes": "位置: 厨房 → 二楼厨房"}),
+        ("wang", "xingfu", "1", "refused", {"fields": "level", "status": 403,
+                                            "error": "edit refused"}),
+        ("zhao", None, "1", "refused", {"status": 404, "error": "unknown hazard"}),
+    ]  # fmt: skip

@@ -8,14 +8,17 @@ from dataclasses import replace
 import pytest
 
 from gateway.hazards.model import (
+    EditRefused,
     Hazard,
     HazardAction,
+    HazardEdit,
     HazardEvent,
     HazardLevel,
     HazardSource,
     HazardStatus,
     Refusal,
     TransitionRefused,
+    edit,
     overdue,
     transition,
 )
@@ -104,3 +107,38 @@ def test_overdue() -> None:
     assert not overdue(replace(H, status=S.AWAITING_VERIFICATION), due + 1)
     assert not overdue(replace(H, status=S.CLOSED), due + 1)
     assert not overdue(replace(H, deadline=None), due + 1)
+
+
+def _text(ts: float | None) -> str:
+    return "none" if ts is None else f"t+{ts - T0:.0f}"
+
+
+@pytest.mark.parametrize("status", [S.OPEN, S.RECTIFYING, S.AWAITING_VERIFICATION])
+def test_an_edit_changes_the_fields_and_says_so_on_the_timeline(status: HazardStatus) -> None:
+    h = replace(H, status=status, deadline=None)
+    changes = HazardEdit(location="二楼厨房", measure="更换软管", deadline=T0 + 60)
+    edited, event = edit(h, changes, False, actor="王值班", now=T0 + 5, time_text=_text)
+    assert edited == replace(h, location="二楼厨房", deadline=T0 + 60)
+    assert event == HazardEvent(
+        T0 + 5, HazardAction.EDITED, "王值班", status, status,
+        "位置: 厨房 → 二楼厨房\n整改期限: none → t+60",
+    )  # fmt: skip
+    assert edit(h, HazardEdit(measure="更换软管"), False, actor="x", now=T0, time_text=_text) == (
+        h, None,
+    )  # fmt: skip
+
+
+def test_the_level_is_the_bureaus_and_a_closed_hazard_is_not_edited() -> None:
+    major = replace(H, level=HazardLevel.MAJOR)
+    down = HazardEdit(level=HazardLevel.GENERAL)
+    with pytest.raises(EditRefused) as refused:
+        edit(major, down, False, actor="王值班", now=T0, time_text=_text)
+    assert refused.value.reason is Refusal.BUREAU_SETS_LEVEL
+    lowered, event = edit(major, down, True, actor="局", now=T0, time_text=_text)
+    assert lowered.level is HazardLevel.GENERAL
+    assert event is not None and event.note == "隐患等级: 重大 → 一般"
+    for bureau in (False, True):
+        with pytest.raises(EditRefused) as refused:
+            edit(replace(H, status=S.CLOSED), HazardEdit(measure="x"), bureau, actor="a", now=T0,
+                 time_text=_text)  # fmt: skip
+        assert refused.value.reason is Refusal.CLOSED

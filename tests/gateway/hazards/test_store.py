@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from gateway.hazards.model import (
+    EditRefused,
     Hazard,
     HazardAction,
+    HazardEdit,
     HazardLevel,
     HazardSource,
     HazardStatus,
@@ -121,3 +123,37 @@ def test_reopened_file_keeps_everything(tmp_path: Path) -> None:
         assert s.get(1) == replace(H, id=1)
     finally:
         s.close()
+
+
+def test_an_edit_and_its_entry_are_written_together(store: HazardStore) -> None:
+    store.add(H)
+    text = lambda ts: "none" if ts is None else f"t+{ts - T0:.0f}"  # noqa: E731
+    edited, event = store.edit(
+        1, HazardEdit(location="二楼厨房", deadline=T0 + 100), False, actor="李四应", now=T0 + 5,
+        time_text=text,
+    )  # fmt: skip
+    assert store.get(1) == edited == replace(H, id=1, location="二楼厨房", deadline=T0 + 100)
+    assert event is not None and store.events(1)[-1] == event
+    assert event.note == "位置: 厨房 → 二楼厨房\n整改期限: t+86400 → t+100"
+    # Refused (the level is the bureau's) or no change: nothing is written.
+    with pytest.raises(EditRefused):
+        store.edit(1, HazardEdit(level=HazardLevel.GENERAL, measure="x"), False, actor="a",
+                   now=T0 + 6, time_text=text)  # fmt: skip
+    assert store.edit(1, HazardEdit(location="二楼厨房"), False, actor="a", now=T0 + 7,
+                      time_text=text) == (edited, None)  # fmt: skip
+    assert store.get(1) == edited and len(store.events(1)) == 2
+
+
+def test_the_steps_of_a_day(store: HazardStore) -> None:
+    store.add(H)  # found at T0
+    store.add(replace(H, site="anning", found_at=T0 + 50))
+    store.transition(1, S.RECTIFYING, False, actor="李四应", now=T0 + 100)
+    store.transition(1, S.AWAITING_VERIFICATION, False, actor="李四应", now=T0 + 200)
+    got = store.steps_between({"xingfu", "anning"}, T0, T0 + 200)  # the end is not in
+    assert [(h.id, e.action, e.at) for h, e in got] == [
+        (1, HazardAction.FOUND, T0), (2, HazardAction.FOUND, T0 + 50),
+        (1, HazardAction.START, T0 + 100),
+    ]  # fmt: skip
+    assert got[0][0].status is S.AWAITING_VERIFICATION  # the hazard as it is now
+    assert [h.id for h, _ in store.steps_between({"anning"}, T0, T0 + 200)] == [2]
+    assert store.steps_between(set(), T0, T0 + 200) == []

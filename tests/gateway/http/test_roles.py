@@ -161,6 +161,10 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     # only verifies.
     ("POST", "/api/hazards/1/transition", {"to": "rectifying"}, ACT_OWN),
     ("POST", "/api/hazards/7/transition", {"to": "rectifying"}, ACT_FOREIGN),
+    # Correcting a hazard: the institution its own, the bureau those it reads (the level
+    # would be the bureau's alone).
+    ("PATCH", "/api/hazards/1", {"measure": "更换 {caller}"}, row(401, OK, OK, OK)),
+    ("PATCH", "/api/hazards/7", {"measure": "更换 {caller}"}, row(401, 404, OK, OK)),
     ("POST", "/api/notices", dict(NOTICE, site="xingfu", hazard_ids=[1]), row(401, 403, OK, 403)),
     ("POST", "/api/notices", dict(NOTICE, site="anning", hazard_ids=[7]), row(401, 404, OK, 403)),
     ("GET", "/api/notices", None, SIGNED_IN),
