@@ -75,7 +75,7 @@
     const card = el('article', 'duty-scope');
     card.dataset.scope = s.scope;
     const head = el('div', 'incident-head');
-    head.append(el('h3', 'duty-name', s.scope === BUREAU ? `${s.name}（民政局）` : s.name));
+    head.append(el('h3', 'duty-name', s.name));
     card.append(head);
     const roster = el('div', 'duty-roster');
     if (!s.shifts.length) roster.append(el('p', 'muted', '今日未排班'));

@@ -230,6 +230,9 @@ Object.assign(window.SafetyConsole, (() => {
         V.open = open.body;
         V.closed = closed.body;
         V.loadedOnce = true;
+        // The gateway's zone, for the page's clock, when no alarm has told it yet.
+        const any = V.open[0] || V.closed[0];
+        if (any) window.SafetyClock.learnZone(any.opened_at);
       }
     } finally {
       V.loading = false;
