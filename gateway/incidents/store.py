@@ -183,9 +183,12 @@ class IncidentStore(OwnedDatabase):
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
+        # A file at schema version 1 (read without migrating: `readonly`, from the CLI before
+        # a newer gateway opened it) has no closings' columns: its closings name nobody.
+        columns = {str(r[1]) for r in db.execute("PRAGMA table_info(incidents)")}
+        closing = _CLOSING_COLUMNS if "close_note" in columns else "NULL, NULL"
         rows = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS}, {_CLOSING_COLUMNS} FROM incidents WHERE id IN ({marks})",
-            ids,
+            f"SELECT {_INCIDENT_COLUMNS}, {closing} FROM incidents WHERE id IN ({marks})", ids
         ).fetchall()
         reports: dict[str, list[tuple[str, dict[str, str], float, str]]] = {}
         for incident_id, kind, fields, at, by in db.execute(

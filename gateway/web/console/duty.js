@@ -153,6 +153,7 @@
       intro: `${s.name} · ${V.board.date}`,
       fields,
       submitLabel: '保存排班',
+      asksName: false,
       submit: async (v) => {
         const people = logins(v.people).map((login) => ({ login, role: 'on_duty' }));
         if (v.leader) people.push({ login: v.leader, role: 'leader' });
@@ -176,6 +177,7 @@
         { name: 'note', label: '交接事项', kind: 'textarea', max: 2000, hint: '如：未关闭报警、待办事项、设备情况' },
       ],
       submitLabel: '交班',
+      asksName: false,
       submit: async (v) => {
         const res = await api('/api/duty/handover', { method: 'POST', body: { scope: s.scope, to: v.to, note: v.note } });
         if (res.ok) {

@@ -72,7 +72,8 @@ Object.assign(window.SafetyConsole, (() => {
   // value, options: [[value, label]], hint}]; submit(values) -> the api() answer: the dialog
   // closes on success and shows the refusal in words otherwise.
   let formDialog = null;
-  function loopForm({ title, intro, fields, submitLabel, submit, dialogId }) {
+  // asksName: the local operator (no accounts) types who acts, sent as `by`.
+  function loopForm({ title, intro, fields, submitLabel, submit, dialogId, asksName = true }) {
     if (!formDialog) {
       formDialog = el('dialog', 'loop-dialog');
       document.body.append(formDialog);
@@ -85,7 +86,7 @@ Object.assign(window.SafetyConsole, (() => {
     const parts = [h];
     if (intro) parts.push(el('div', 'dialog-alarm', intro));
     if (window.SafetySession.isLocal()) {
-      fields = [...fields, { name: 'by', label: '操作人姓名', kind: 'text', max: 64, required: true }];
+      if (asksName) fields = [...fields, { name: 'by', label: '操作人姓名', kind: 'text', max: 64, required: true }];
     } else {
       const p = window.SafetySession.person();
       parts.push(el('p', 'dialog-actor', `操作人：${p.name}（${p.role_label || p.role}）`));

@@ -18,6 +18,7 @@ from gateway.incidents.model import (
     ReportKind,
     WrittenReport,
 )
+from gateway.incidents.readonly import incidents_touching
 from gateway.incidents.store import (
     AlreadyOpen,
     AlreadyReported,
@@ -132,6 +133,9 @@ def test_a_version_1_file_is_brought_to_closings(tmp_path: Path) -> None:
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
+    # Read as it is (the daily report from the CLI), then brought to version 2.
+    (unmigrated,) = incidents_touching(path, {"xingfu"}, T0 - 60, T0 + 60)
+    assert (unmigrated.closed_at, unmigrated.closed_by) == (T0 + 5, None)
     store = IncidentStore(path)
     store.open()
     old = store.get("inc-1")
