@@ -209,6 +209,7 @@ Object.assign(window.SafetyConsole, (() => {
     closedCards: new Map(),
     shown: false,
     loading: false,
+    again: false,
     loadedOnce: false,
     error: '',
     ticker: null,
@@ -216,8 +217,14 @@ Object.assign(window.SafetyConsole, (() => {
   };
 
   async function load() {
-    if (V.loading) return;
+    // One request at a time; one asked for meanwhile (after an action) runs when it is done,
+    // so that the answer shown is never older than the action.
+    if (V.loading) {
+      V.again = true;
+      return;
+    }
     V.loading = true;
+    V.again = false;
     try {
       const [open, closed] = await Promise.all([
         api('/api/incidents?open=true&limit=1000'),
@@ -240,6 +247,7 @@ Object.assign(window.SafetyConsole, (() => {
     }
     renderBadge();
     if (V.shown) render();
+    if (V.again) load();
   }
 
   function renderBadge() {
