@@ -167,13 +167,23 @@
     });
   }
 
+  // The people on the scope's roster today, but the person handing over: whom one hands to.
+  function rostered(s) {
+    const me = (window.SafetySession.person() || {}).login;
+    const seen = new Map();
+    for (const shift of s.shifts) {
+      for (const x of shift.on_duty) if (x.login !== me) seen.set(x.login, names([x]));
+    }
+    return [...seen];
+  }
+
   function openHandover(s) {
     C.loopForm({
       title: '交接班',
       dialogId: 'duty-handover-dialog',
       intro: s.name,
       fields: [
-        { name: 'to', label: '接班人登录名', kind: 'text', max: 64, required: true },
+        { name: 'to', label: '接班人登录名', kind: 'text', max: 64, required: true, suggest: rostered(s) },
         { name: 'note', label: '交接事项', kind: 'textarea', max: 2000, hint: '如：未关闭报警、待办事项、设备情况' },
       ],
       submitLabel: '交班',

@@ -69,7 +69,8 @@ Object.assign(window.SafetyConsole, (() => {
 
   // ------------------------------------------------------------------ a form in a dialog
   // fields: [{name, label, kind: 'text'|'textarea'|'datetime'|'select', max, required,
-  // value, options: [[value, label]], hint}]; submit(values) -> the api() answer: the dialog
+  // value, options: [[value, label]], suggest: [[value, label]] (a text input's choices),
+  // hint}]; submit(values) -> the api() answer: the dialog
   // closes on success and shows the refusal in words otherwise.
   let formDialog = null;
   // asksName: the local operator (no accounts) types who acts, sent as `by`.
@@ -123,6 +124,17 @@ Object.assign(window.SafetyConsole, (() => {
       });
       inputs[f.name] = input;
       parts.push(label, input);
+      if (f.suggest && f.suggest.length) {
+        const list = el('datalist');
+        list.id = `${id}-list`;
+        for (const [value, text] of f.suggest) {
+          const o = el('option', '', text);
+          o.value = value;
+          list.append(o);
+        }
+        input.setAttribute('list', list.id);
+        parts.push(list);
+      }
       if (f.hint) parts.push(el('span', 'sub', f.hint));
     }
     const error = el('p', 'dialog-error');

@@ -204,6 +204,9 @@ async def test_incident_and_duty_views(tmp_path: Path, chromium: Chromium) -> No
 
         # A refusal is said in words, in the dialog; then the handover, with its note.
         await xingfu.locator('button[data-action="handover"]').click()
+        # the rostered are offered, but the one handing over
+        await expect(page.locator("#loop-f-to-list option")).to_have_count(1)
+        await expect(page.locator('#loop-f-to-list option[value="liduty"]')).to_have_count(1)
         await submit_form(page, to="nobody", note="x")
         await expect(page.locator("#loop-error")).to_contain_text("输入无效")
         await submit_form(page, to="liduty", note="三号楼燃气表待检修，已报物业")
