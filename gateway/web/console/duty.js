@@ -2,8 +2,8 @@
  * the person sees (each of their sites and the bureau: who is on duty per shift, the bureau's
  * 带班领导 leader on call), editing a scope's shift for those who keep it (PUT /api/duty: the
  * bureau its own, an institution its sites, an admin all), and the shift handover (交接班: to
- * whom, a note) with the day's handovers. Read from GET /api/duty when the view is shown and
- * after every change. The form dialog and the refusal words are incidents.js's.
+ * whom, a note) with the recent handovers (yesterday's and today's). Read from GET /api/duty
+ * when the view is shown and after every change. The form dialog and the refusal words are incidents.js's.
  */
 'use strict';
 
@@ -15,6 +15,7 @@
   const BUREAU_ROLES = ['bureau', 'bureau_leader'];
   const SHIFTS = { day: '白班', night: '夜班', '24h': '全天' };
   const shiftLabel = (id) => SHIFTS[id] || id;
+  const RECENT = 10; // handovers shown per scope
 
   const V = { board: null, error: '', shown: false };
 
@@ -32,10 +33,25 @@
   const names = (people) => people.map((x) => (x.name === x.login ? x.login : `${x.name}（${x.login}）`)).join('、');
   const logins = (text) => text.split(/[\s,，、]+/).filter(Boolean);
 
+  // The day before `date` (YYYY-MM-DD), as the gateway writes days.
+  function dayBefore(date) {
+    const t = new Date(`${date}T12:00:00Z`);
+    t.setUTCDate(t.getUTCDate() - 1);
+    return t.toISOString().slice(0, 10);
+  }
+
+  // Today's board, with yesterday's handovers too (a night shift is handed over across
+  // midnight): the recent ones, newest first.
   async function load() {
     const res = await api('/api/duty');
     if (res.ok && res.body) {
-      V.board = res.body;
+      const board = res.body;
+      const before = await api(`/api/duty?date=${dayBefore(board.date)}`);
+      const earlier = new Map(before.ok && before.body ? before.body.scopes.map((x) => [x.scope, x.handovers]) : []);
+      for (const scope of board.scopes) {
+        scope.recent = [...(earlier.get(scope.scope) || []), ...scope.handovers].reverse().slice(0, RECENT);
+      }
+      V.board = board;
       V.error = '';
     } else {
       V.error = `值班表读取失败：${C.loopErrorText(res)}`;
@@ -89,9 +105,9 @@
     }
     card.append(roster);
     const handovers = el('div', 'duty-handovers');
-    handovers.append(el('h4', '', '今日交接班'));
-    if (!s.handovers.length) handovers.append(el('p', 'muted small', '暂无交接记录'));
-    for (const h of [...s.handovers].reverse()) {
+    handovers.append(el('h4', '', '近两日交接班'));
+    if (!s.recent.length) handovers.append(el('p', 'muted small', '暂无交接记录'));
+    for (const h of s.recent) {
       const line = el('div', 'duty-handover');
       line.append(
         el('span', 'mono', fmtWallClock(h.at)),
