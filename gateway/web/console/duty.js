@@ -3,7 +3,8 @@
  * 带班领导 leader on call), editing a scope's shift for those who keep it (PUT /api/duty: the
  * bureau its own, an institution its sites, an admin all), and the shift handover (交接班: to
  * whom, a note) with the recent handovers (yesterday's and today's). Read from GET /api/duty
- * when the view is shown and after every change. The form dialog and the refusal words are incidents.js's.
+ * when the view is shown and after every change. The form dialog and the refusal words are
+ * incidents.js's.
  */
 'use strict';
 
