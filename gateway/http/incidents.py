@@ -1,12 +1,13 @@
-"""`GET/POST /api/incidents`, `GET /api/incidents/{id}` (`?format=html`: the written report,
-printable), `POST /api/incidents/{id}/phone-report`, `/written-report` and `/follow-ups`
-(DESIGN section 11, seed 003).
+"""`GET/POST /api/incidents` (`?open=true|false`), `GET /api/incidents/{id}` (`?format=html`:
+the written report, printable), `POST /api/incidents/{id}/phone-report`, `/written-report`,
+`/follow-ups` and `/close` (DESIGN section 11, seed 003).
 
 An institution's people open and report incidents of their own sites; the bureau reads every
 site it may read. Another site's incident is unknown (404), as a missing one. Every change is
 on the audit trail. The clocks are computed at each read, at the gateway's wall time, by
 `gateway.incidents.model.clocks`. Closing a critical alarm as real opens an incident
-(`open_for_closed_alarm`, called by the close route).
+(`open_for_closed_alarm`, called by the close route). An incident is closed (结案) once its
+written report is in; a closed one takes follow-ups only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gateway.http.params import Body, parse_time
 from gateway.http.trail import Audited, audited
 from gateway.incidents.model import (
     ClockState,
+    CloseRefusal,
     Deadlines,
     FollowUp,
     Incident,
@@ -42,6 +44,8 @@ from gateway.incidents.model import (
 from gateway.incidents.store import (
     AlreadyOpen,
     AlreadyReported,
+    IncidentClosed,
+    NotClosable,
     UnknownIncident,
     new_incident_id,
 )
@@ -85,6 +89,11 @@ class FollowUpBody(Body):
     by: str | None = Field(None, max_length=64)
 
 
+class CloseBody(Body):
+    note: str = Field(min_length=1, max_length=2000)
+    by: str | None = Field(None, max_length=64)
+
+
 # --------------------------------------------------------------------------- helpers
 async def _ask(fn: Callable[..., T], *args: Any) -> T:
     return await ask_database(fn, *args, unavailable="incidents are unavailable")
@@ -116,6 +125,8 @@ def incident_json(gw: Gateway, incident: Incident, now: float) -> dict[str, Any]
         "opened_at": iso(incident.opened_at),
         "opened_by": incident.opened_by,
         "closed_at": iso(incident.closed_at),
+        "closed_by": incident.closed_by,
+        "close_note": incident.close_note,
         "phone_report": {**asdict(phone), "at": iso(phone.at)} if phone else None,
         "written_report": {**asdict(written), "at": iso(written.at)} if written else None,
         "follow_ups": [{**asdict(f), "at": iso(f.at)} for f in incident.follow_ups],
@@ -151,11 +162,12 @@ async def incidents(
     who: PrincipalDep,
     site: str | None = None,
     limit: int = Query(200, ge=1, le=MAX_LIMIT),
+    is_open: bool | None = Query(None, alias="open", description="only the open (or closed)"),
 ) -> list[dict[str, Any]]:
     if site is not None:
         _known_site(gw, who, site, site)
     sites = {site} if site is not None else who.sites
-    found = await _ask(gw.incidents.query, sites, limit)
+    found = await _ask(gw.incidents.query, sites, limit, is_open)
     now = gw.clock()
     return [incident_json(gw, i, now) for i in found]
 
@@ -245,6 +257,38 @@ async def follow_up(
     return incident_json(gw, stored, gw.clock())
 
 
+_CLOSE_REFUSALS = {
+    CloseRefusal.ALREADY_CLOSED: "the incident is already closed",
+    CloseRefusal.NO_WRITTEN_REPORT: "the written report is not in yet",
+}
+
+
+@router.post("/api/incidents/{incident_id}/close")
+async def close_incident(
+    gw: GatewayDep, who: PrincipalDep, incident_id: str, body: CloseBody
+) -> dict[str, Any]:
+    async with audited(gw, who, "incident.close", incident_id) as trail:
+        await _actable(gw, who, incident_id, trail)
+        note = body.note.strip()
+        if not note:
+            raise ApiError(422, "invalid request", "note: say how the incident ended")
+        actor, _ = who.acting(body.by, "")
+        trail.detail = {"note": note}
+        try:
+            stored = await _ask(gw.incidents.close_incident, incident_id, gw.clock(), actor, note)
+        except UnknownIncident:
+            raise ApiError(404, "unknown incident", incident_id) from None
+        except NotClosable as exc:
+            found = exc.incident
+            detail = (
+                {"closed_at": gw.clockface.iso(found.closed_at), "closed_by": found.closed_by}
+                if exc.reason is CloseRefusal.ALREADY_CLOSED
+                else "submit the written report first"
+            )
+            raise ApiError(409, _CLOSE_REFUSALS[exc.reason], detail) from None
+    return incident_json(gw, stored, gw.clock())
+
+
 async def _report(fn: Callable[[str, T], Incident], incident_id: str, report: T) -> Incident:
     try:
         return await _ask(fn, incident_id, report)
@@ -252,6 +296,8 @@ async def _report(fn: Callable[[str, T], Incident], incident_id: str, report: T)
         raise ApiError(404, "unknown incident", incident_id) from None
     except AlreadyReported as exc:
         raise ApiError(409, str(exc), "append a follow-up instead") from None
+    except IncidentClosed:
+        raise ApiError(409, "the incident is closed", "append a follow-up instead") from None
 
 
 async def open_for_closed_alarm(gw: Gateway, who: Principal, alarm: Alarm) -> None:
@@ -355,6 +401,12 @@ def render_written_report(gw: Gateway, incident: Incident, now: float) -> str:
     rows.append(row("书面报告时限", timing(c.written), "late" if c.written.state in late else ""))
     for i, f in enumerate(incident.follow_ups, 1):
         rows.append(row(f"续报 {i}", f"{when(f.at)} {f.by}：{f.text}"))
+    if incident.closed_at is not None:
+        rows.append(row("结案时间", when(incident.closed_at)))
+        rows.append(row("结案人", incident.closed_by or "—"))
+        rows.append(row("结案说明", incident.close_note or "—"))
+    else:
+        rows.append(row("结案", "尚未结案"))
     return (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         f"<title>{escape(site_name)} 突发事件书面报告 {escape(incident.id)}</title>"

@@ -99,6 +99,36 @@ class Incident:
     written_report: WrittenReport | None = None
     follow_ups: tuple[FollowUp, ...] = ()
     closed_at: float | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class CloseRefusal(StrEnum):
+    """Why an incident cannot be closed (the reason, not a bool)."""
+
+    ALREADY_CLOSED = "already_closed"
+    # The written report is what the bureau files; an incident closed without it would
+    # leave the bureau's record with nothing in it.
+    NO_WRITTEN_REPORT = "no_written_report"
+
+
+def close_refusal(incident: Incident) -> CloseRefusal | None:
+    """None when `incident` may be closed now."""
+    if not incident.is_open:
+        return CloseRefusal.ALREADY_CLOSED
+    if incident.written_report is None:
+        return CloseRefusal.NO_WRITTEN_REPORT
+    return None
+
+
+def takes_report(incident: Incident, kind: ReportKind) -> bool:
+    """A closed incident takes no phone or written report (its clocks are settled); a
+    follow-up may still come after (what the investigation found, a repair done)."""
+    return incident.is_open or kind is ReportKind.FOLLOW_UP
 
 
 @dataclass(frozen=True, slots=True)

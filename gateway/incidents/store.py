@@ -14,11 +14,21 @@ from collections.abc import Collection
 from dataclasses import asdict, replace
 from typing import Any
 
-from gateway.incidents.model import FollowUp, Incident, PhoneReport, ReportKind, WrittenReport
+from gateway.incidents.model import (
+    CloseRefusal,
+    FollowUp,
+    Incident,
+    PhoneReport,
+    ReportKind,
+    WrittenReport,
+    close_refusal,
+    takes_report,
+)
 from gateway.storage.owned import OwnedDatabase
 from gateway.storage.schemas import INCIDENTS
 
 _INCIDENT_COLUMNS = "id, site, alarm_id, title, opened_at, opened_by, closed_at"
+_CLOSING_COLUMNS = "closed_by, close_note"  # schema version 2
 
 
 class UnknownIncident(Exception):
@@ -39,6 +49,17 @@ class AlreadyReported(Exception):
     def __init__(self, kind: ReportKind) -> None:
         super().__init__(f"the {kind.value} report is already recorded")
         self.kind = kind
+
+
+class IncidentClosed(Exception):
+    """A closed incident takes no phone or written report."""
+
+
+class NotClosable(Exception):
+    def __init__(self, reason: CloseRefusal, incident: Incident) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.incident = incident
 
 
 def new_incident_id() -> str:
@@ -78,15 +99,30 @@ class IncidentStore(OwnedDatabase):
         fields = {"text": follow_up.text}
         return self._add(incident_id, ReportKind.FOLLOW_UP, fields, follow_up.at, follow_up.by)
 
+    def close_incident(self, incident_id: str, at: float, by: str, note: str) -> Incident:
+        """Closes an open incident whose written report is in; NotClosable says why not."""
+        with self._tx() as db:
+            found = self._load(db, [incident_id])
+            if not found:
+                raise UnknownIncident(incident_id)
+            refusal = close_refusal(found[0])
+            if refusal is not None:
+                raise NotClosable(refusal, found[0])
+            db.execute(
+                "UPDATE incidents SET closed_at = ?, closed_by = ?, close_note = ? WHERE id = ?",
+                (at, by, note, incident_id),
+            )
+            return self._load(db, [incident_id])[0]
+
     def _add(
         self, incident_id: str, kind: ReportKind, fields: dict[str, str], at: float, by: str
     ) -> Incident:
         with self._tx() as db:
-            if (
-                db.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-                is None
-            ):
+            found = self._load(db, [incident_id])
+            if not found:
                 raise UnknownIncident(incident_id)
+            if not takes_report(found[0], kind):
+                raise IncidentClosed(incident_id)
             if (
                 kind is not ReportKind.FOLLOW_UP
                 and db.execute(
@@ -113,13 +149,21 @@ class IncidentStore(OwnedDatabase):
             found = self._load(db, [incident_id])
         return found[0] if found else None
 
-    def query(self, sites: Collection[str] | None = None, limit: int = 200) -> list[Incident]:
-        """The newest incidents first, of `sites` (None: every site)."""
-        sql = "SELECT id FROM incidents"
+    def query(
+        self, sites: Collection[str] | None = None, limit: int = 200, is_open: bool | None = None
+    ) -> list[Incident]:
+        """The newest incidents first, of `sites` (None: every site), the open or the closed
+        ones only when `is_open` says which."""
+        where: list[str] = []
         args: list[Any] = []
         if sites is not None:
-            sql += f" WHERE site IN ({', '.join('?' * len(sites))})"
+            where.append(f"site IN ({', '.join('?' * len(sites))})")
             args += sorted(sites)
+        if is_open is not None:
+            where.append("closed_at IS NULL" if is_open else "closed_at IS NOT NULL")
+        sql = "SELECT id FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY opened_at DESC, id LIMIT ?"
         args.append(limit)
         with self._connection() as db:
@@ -139,8 +183,12 @@ class IncidentStore(OwnedDatabase):
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
+        # A file at schema version 1 (read without migrating: `readonly`, from the CLI before
+        # a newer gateway opened it) has no closings' columns: its closings name nobody.
+        columns = {str(r[1]) for r in db.execute("PRAGMA table_info(incidents)")}
+        closing = _CLOSING_COLUMNS if "close_note" in columns else "NULL, NULL"
         rows = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN ({marks})", ids
+            f"SELECT {_INCIDENT_COLUMNS}, {closing} FROM incidents WHERE id IN ({marks})", ids
         ).fetchall()
         reports: dict[str, list[tuple[str, dict[str, str], float, str]]] = {}
         for incident_id, kind, fields, at, by in db.execute(
@@ -150,7 +198,7 @@ class IncidentStore(OwnedDatabase):
         ):
             reports.setdefault(incident_id, []).append((kind, json.loads(fields), at, by))
         found = {}
-        for id_, site, alarm_id, title, opened_at, opened_by, closed_at in rows:
+        for id_, site, alarm_id, title, opened_at, opened_by, closed_at, closed_by, note in rows:
             phone: PhoneReport | None = None
             written: WrittenReport | None = None
             follow_ups: list[FollowUp] = []
@@ -163,6 +211,6 @@ class IncidentStore(OwnedDatabase):
                     follow_ups.append(FollowUp(at, by, fields["text"]))
             found[id_] = Incident(
                 id_, site, alarm_id, title, opened_at, opened_by,
-                phone, written, tuple(follow_ups), closed_at,
+                phone, written, tuple(follow_ups), closed_at, closed_by, note,
             )  # fmt: skip
         return [found[i] for i in ids if i in found]

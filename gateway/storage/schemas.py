@@ -312,7 +312,16 @@ CREATE UNIQUE INDEX incident_reports_once ON incident_reports(incident_id, kind)
     WHERE kind != 'follow_up';
 """
 
-INCIDENTS: Final = Schema("incidents", (Step(1, _INCIDENTS_V1),))
+INCIDENTS: Final = (
+    Schema("incidents", (Step(1, _INCIDENTS_V1),))
+    # 2: closing an incident (结案) says who closed it and why, as an alarm's close does.
+    .then(
+        """
+        ALTER TABLE incidents ADD COLUMN closed_by TEXT;
+        ALTER TABLE incidents ADD COLUMN close_note TEXT;
+        """
+    )
+)
 # ----------------------------------------------------------------- <data_dir>/duty.sqlite3
 # Owner: gateway.duty.store.
 _DUTY_V1: Final = """

@@ -136,6 +136,9 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("POST", "/api/incidents/{foreign_incident}/written-report", INCIDENT_REPORT, ACT_FOREIGN),
     ("POST", "/api/incidents/{own_incident}/follow-ups", {"text": "续报"}, ACT_OWN),
     ("POST", "/api/incidents/{foreign_incident}/follow-ups", {"text": "续报"}, ACT_FOREIGN),
+    # The written report is in (the rows above): the first caller closes it, then 409.
+    ("POST", "/api/incidents/{own_incident}/close", {"note": "结案"}, ACT_OWN),
+    ("POST", "/api/incidents/{foreign_incident}/close", {"note": "结案"}, ACT_FOREIGN),
     # A past day: the first caller's report is in (late), later ones are 409 (it stands).
     ("PUT", "/api/sites/xingfu/daily-checks/2025-01-06", CHECKLIST, row(401, OK, 403, 403)),
     ("PUT", "/api/sites/anning/daily-checks/2025-01-06", CHECKLIST, row(401, 404, 403, 403)),

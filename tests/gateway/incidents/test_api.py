@@ -243,3 +243,66 @@ async def test_a_broken_incidents_database_is_503_and_the_close_stands(rig: Rig)
     gas = rig.raise_and_clear("xingfu", "gas-kitchen", Severity.CRITICAL)
     r = await rig.call("duty", "POST", f"/api/alarms/{gas}/close", {"disposition": "real"})
     assert r.status_code == 200 and r.json()["state"] == "closed"
+
+
+async def test_closing_an_incident(rig: Rig) -> None:
+    own = await rig.open()
+    foreign = await rig.open("anning", "anning")
+    url = f"/api/incidents/{own}"
+    close = {"note": "软管已更换，全院排查完毕"}
+    # Not before the written report is in: 409, in words.
+    r = await rig.call("duty", "POST", f"{url}/close", close)
+    assert (r.status_code, r.json()["error"]) == (409, "the written report is not in yet")
+    await rig.call("duty", "POST", f"{url}/phone-report", {"to_whom": "局"})
+    await rig.call("duty", "POST", f"{url}/written-report", WRITTEN)
+    # The institution closes its own; another's is unknown; the bureau reads, it does not close.
+    for who, incident, body, status in (
+        ("duty", foreign, close, 404),
+        ("bureau", own, close, 403),
+        ("anon", own, close, 401),
+        ("duty", own, {"note": ""}, 422),
+        ("duty", own, {"note": "   "}, 422),
+        ("duty", own, {"note": "x" * 2001}, 422),
+        ("duty", own, {**close, "x": 1}, 422),
+        ("duty", "inc-nope", close, 404),
+    ):
+        r = await rig.call(who, "POST", f"/api/incidents/{incident}/close", body)
+        assert r.status_code == status, (who, incident, r.text)
+        assert "anning" not in r.text or who != "duty"
+    rig.clock.advance(90 * MIN)
+    r = await rig.call("duty", "POST", f"{url}/close", close)
+    assert r.status_code == 200, r.text
+    closed = r.json()
+    assert (closed["closed_at"], closed["closed_by"], closed["close_note"]) == (
+        "2026-11-18T20:36:40.000+08:00", "王值班 (wang)", "软管已更换，全院排查完毕",
+    )  # fmt: skip
+    assert (await rig.call("bureau", "GET", url)).json() == closed
+    # Once: the second close says when and by whom it was.
+    r = await rig.call("duty", "POST", f"{url}/close", {"note": "again"})
+    assert (r.status_code, r.json()["error"]) == (409, "the incident is already closed")
+    assert r.json()["detail"]["closed_by"] == "王值班 (wang)"
+    # Closed: no phone or written report any more, a follow-up still.
+    other = await rig.open()
+    await rig.call("duty", "POST", f"/api/incidents/{other}/written-report", WRITTEN)
+    await rig.call("duty", "POST", f"/api/incidents/{other}/close", close)
+    r = await rig.call("duty", "POST", f"/api/incidents/{other}/phone-report", {"to_whom": "局"})
+    assert (r.status_code, r.json()["error"]) == (409, "the incident is closed")
+    r = await rig.call("duty", "POST", f"{url}/follow-ups", {"text": "复检正常"})
+    assert r.status_code == 200 and r.json()["closed_at"] == closed["closed_at"]
+    # The printable report shows the closing.
+    text = re.sub(r"<[^>]+>", " ", (await rig.call("duty", "GET", f"{url}?format=html")).text)
+    for shown in ("结案时间", "2026-11-18 20:36", "结案人", "结案说明", "软管已更换，全院排查完毕"):
+        assert shown in text, shown
+    # The open and the closed, apart.
+    opened = await rig.open()
+    assert ids(await rig.call("duty", "GET", "/api/incidents?open=true")) == [opened]
+    assert ids(await rig.call("duty", "GET", "/api/incidents?open=false")) == [other, own]
+    assert len(ids(await rig.call("duty", "GET", "/api/incidents"))) == 3
+    assert (await rig.call("duty", "GET", "/api/incidents?open=maybe")).status_code == 422
+    # On the audit trail: refused, refused (the bureau), done, refused (twice).
+    r = await rig.call("admin", "GET", "/api/audit?action=incident.close")
+    entries = [e for e in reversed(r.json()["entries"]) if e["target"] == own]
+    rows = [(e["actor"], e["site"], e["result"]) for e in entries]
+    assert rows[0] == ("wang", "xingfu", "refused") and ("ju", "xingfu", "refused") in rows
+    assert rows[-2:] == [("wang", "xingfu", "ok"), ("wang", "xingfu", "refused")]
+    assert entries[-2]["detail"] == {"note": "软管已更换，全院排查完毕"}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,17 @@ from gateway.config.errors import ConfigError
 from gateway.config.loading import parse_config
 from gateway.incidents.model import (
     ClockState,
+    CloseRefusal,
     Deadlines,
     Incident,
     Opening,
     PhoneReport,
+    ReportKind,
     WrittenReport,
     clocks,
+    close_refusal,
     should_open,
+    takes_report,
 )
 from rules.model import AlarmType, Severity
 from tests.conftest import site_config
@@ -134,3 +139,14 @@ def test_configured_deadlines(tmp_path: Path) -> None:
     data = site_config(tmp_path, 1883)
     data["incidents"] = {"phone_report_minutes": 15, "written_report_minutes": 120}
     assert parse_config(data).incidents.written_report_minutes == 120
+
+
+def test_closing_asks_for_the_written_report_and_happens_once() -> None:
+    assert close_refusal(_incident()) is CloseRefusal.NO_WRITTEN_REPORT
+    assert close_refusal(_incident(phone_at=T0 + MIN)) is CloseRefusal.NO_WRITTEN_REPORT
+    written = _incident(written_at=T0 + 20 * MIN)  # without the phone report: it may close
+    assert close_refusal(written) is None
+    closed = replace(written, closed_at=T0 + 2 * 60 * MIN, closed_by="wang", close_note="结案")
+    assert close_refusal(closed) is CloseRefusal.ALREADY_CLOSED
+    assert [k for k in ReportKind if takes_report(closed, k)] == [ReportKind.FOLLOW_UP]
+    assert [k for k in ReportKind if takes_report(written, k)] == list(ReportKind)
