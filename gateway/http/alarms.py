@@ -15,7 +15,7 @@ from gateway.alarms.book import AlarmNotFound, AlarmState, Disposition, Transiti
 from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, Principal, PrincipalDep, require_authority
 from gateway.http.errors import ApiError
-from gateway.http.incidents import open_for_closed_alarm
+from gateway.http.incidents import open_for_closed_alarm, open_for_confirmed_alarm
 from gateway.http.params import Body, parse_time, split_list
 from gateway.http.trail import Audited, audited
 
@@ -28,6 +28,9 @@ class AckBody(Body):
     # The actor is the caller; a typed name is kept only in the note (older clients send it).
     by: str | None = Field(None, max_length=64)
     note: str = Field("", max_length=2000)
+    # The person confirms it is a real emergency (seed 003): a critical alarm of a hazard
+    # opens its incident now, and the report clocks run from this acknowledgement.
+    real: bool = False
 
 
 class CloseBody(Body):
@@ -117,14 +120,18 @@ async def ack(gw: GatewayDep, who: PrincipalDep, alarm_id: str, body: AckBody) -
     async with audited(gw, who, "alarm.ack", alarm_id) as trail:
         await _act(gw, who, alarm_id, trail)
         actor, note = who.acting(body.by, body.note)
-        trail.detail = {"actor": actor, "note": note}
+        trail.detail = {"actor": actor, "note": note, "real": body.real}
         try:
             a = await gw.actions.ack(alarm_id, actor, note)
         except TransitionRefused as exc:
             raise ApiError(409, str(exc)) from None
         except AlarmNotFound:
             raise ApiError(404, "unknown alarm", alarm_id) from None
-    return gw.alarm_view(a)
+    view = gw.alarm_view(a)
+    if body.real:
+        at = a.acked_at if a.acked_at is not None else gw.clock()
+        view["incident"] = await open_for_confirmed_alarm(gw, who, a, "real", at, actor)
+    return view
 
 
 @router.post("/api/alarms/{alarm_id}/close")

@@ -300,34 +300,43 @@ async def _report(fn: Callable[[str, T], Incident], incident_id: str, report: T)
         raise ApiError(409, "the incident is closed", "append a follow-up instead") from None
 
 
-async def open_for_closed_alarm(gw: Gateway, who: Principal, alarm: Alarm) -> None:
-    """The incident a just-closed alarm opens, if it is a confirmed emergency and has none.
-    A failure here is logged and audited, never the close's: the alarm is closed already."""
-    disposition = alarm.disposition.value if alarm.disposition else ""
+async def open_for_confirmed_alarm(
+    gw: Gateway, who: Principal, alarm: Alarm, disposition: str, at: float, by: str
+) -> str | None:
+    """The incident an alarm a person just confirmed as real opens (seed 003: a critical alarm
+    of a hazard), at `at` — the acknowledgement that said "real", or the close — unless it
+    has one already; its id, or None. A failure here is logged and audited, never the
+    acknowledgement's or the close's: the alarm has moved already."""
     opening = should_open(alarm.type, alarm.severity, disposition)
     if not opening.opens:
-        return
+        return None
     incident_id = new_incident_id()
     try:
-        if await _ask(gw.incidents.open_for_alarm, alarm.id) is not None:
-            return
+        found = await _ask(gw.incidents.open_for_alarm, alarm.id)
+        if found is not None:
+            return found.id
         location = gw.alarm_view(alarm, timeline=False).get("location") or alarm.device
         incident = Incident(
-            incident_id,
-            alarm.site,
-            alarm.id,
-            f"{alarm_label(alarm.type.value)} {location}",
-            alarm.closed_at if alarm.closed_at is not None else gw.clock(),
-            alarm.closed_by or who.actor,
-        )
+            incident_id, alarm.site, alarm.id, f"{alarm_label(alarm.type.value)} {location}",
+            at, by,
+        )  # fmt: skip
         async with audited(gw, who, "incident.open", incident_id) as trail:
             trail.site = alarm.site
             trail.detail = {"alarm_id": alarm.id, "reason": opening.value}
             await _ask(gw.incidents.open_incident, incident)
     except AlreadyOpen:
-        return  # a close at the same moment opened it
+        return None  # another confirmation at the same moment opened it
     except Exception:
-        log.exception("no incident opened for alarm %s closed as real", alarm.id)
+        log.exception("no incident opened for alarm %s confirmed as real", alarm.id)
+        return None
+    return incident_id
+
+
+async def open_for_closed_alarm(gw: Gateway, who: Principal, alarm: Alarm) -> None:
+    """A just-closed alarm, closed as real: its incident, from the close."""
+    disposition = alarm.disposition.value if alarm.disposition else ""
+    at = alarm.closed_at if alarm.closed_at is not None else gw.clock()
+    await open_for_confirmed_alarm(gw, who, alarm, disposition, at, alarm.closed_by or who.actor)
 
 
 # ------------------------------------------------------------------------------- HTML

@@ -102,6 +102,11 @@ Object.assign(window.SafetyConsole, (() => {
     $(`${kind}-submit`).disabled = false;
     showDialogError(kind, '');
     $(`${kind}-summary`).replaceChildren(...summaryNodes(S.alarms.get(alarmId)));
+    if (kind === 'ack') {
+      // Only a critical alarm opens an incident (seed 003); the box says so by being there.
+      const a = S.alarms.get(alarmId);
+      $('ack-real-row').hidden = !a || a.severity !== 'critical';
+    }
     d.dialog.showModal();
     const by = $(`${kind}-by`);
     (!asks || by.value ? (kind === 'ack' ? $('ack-submit') : $('close-disposition')) : by).focus();
@@ -126,6 +131,7 @@ Object.assign(window.SafetyConsole, (() => {
       return;
     }
     const body = asks ? { by, note } : { note };
+    if (kind === 'ack' && !$('ack-real-row').hidden && $('ack-real').checked) body.real = true;
     if (kind === 'close') {
       const disposition = $('close-disposition').value;
       if (!disposition) {
@@ -148,7 +154,8 @@ Object.assign(window.SafetyConsole, (() => {
     d.dialog.close();
     if (res.body && res.body.id) C.applyAlarm(res.body);
     const a = res.body || {};
-    toast(`${kind === 'ack' ? '已确认' : '已关闭'}：${typeLabel(a.type)} ${a.location || a.device || ''}`);
+    const opened = a.incident ? '，已开启事件（见“事件”）' : '';
+    toast(`${kind === 'ack' ? '已确认' : '已关闭'}：${typeLabel(a.type)} ${a.location || a.device || ''}${opened}`);
     C.render();
   }
 

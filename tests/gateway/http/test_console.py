@@ -188,8 +188,13 @@ async def test_console_alarm_lifecycle(
         await expect(dialog.locator("#ack-error")).to_contain_text("请填写值班人员姓名")
         await dialog.locator("#ack-by").fill("王值班")
         await dialog.locator("#ack-note").fill("已通知后勤")
+        # A critical alarm can be confirmed real here: its incident opens now (seed 003).
+        await dialog.locator("#ack-real").check()
         await dialog.locator("#ack-submit").click()
         await expect(dialog).to_be_hidden()
+        await expect(page.locator("#toast")).to_contain_text("已开启事件")
+        [incident] = (await rg.api.get("/api/incidents")).json()
+        assert incident["alarm_id"] == alarm_id and incident["phone_report"] is None
         await expect(row.locator(".c-state")).to_contain_text("已确认")
         await wait_state(page, "silent after ack", unackedCritical=0, sounding=False)
         await expect(page.locator("#critical-flash")).to_be_hidden()

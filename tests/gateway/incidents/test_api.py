@@ -237,6 +237,32 @@ async def test_a_real_close_of_a_critical_alarm_opens_one(rig: Rig) -> None:
     assert r.status_code == 422 and "anning" not in r.text
 
 
+async def test_an_acknowledgement_that_confirms_it_real_opens_one_at_once(rig: Rig) -> None:
+    gas = rig.raise_and_clear("xingfu", "gas-kitchen", Severity.CRITICAL)
+    rig.clock.advance(2 * MIN)
+    r = await rig.call("duty", "POST", f"/api/alarms/{gas}/ack", {"note": "现场确认", "real": True})
+    assert r.status_code == 200, r.text
+    [found] = (await rig.call("duty", "GET", "/api/incidents")).json()
+    assert r.json()["incident"] == found["id"] and found["alarm_id"] == gas
+    # The clocks run from the acknowledgement, not from a close hours later.
+    assert found["opened_at"] == "2026-11-18T19:08:40.000+08:00"
+    assert found["opened_by"] == "王值班 (wang)"
+    rig.clock.advance(60 * MIN)
+    r = await rig.call("duty", "POST", f"/api/alarms/{gas}/close", {"disposition": "real"})
+    assert r.status_code == 200
+    assert len((await rig.call("duty", "GET", "/api/incidents")).json()) == 1, "not a second one"
+    r = await rig.call("admin", "GET", "/api/audit?action=alarm.ack")
+    assert r.json()["entries"][0]["detail"]["real"] is True
+    # A plain acknowledgement, or a non-critical alarm confirmed real, opens none.
+    plain = rig.raise_and_clear("anning", "gas-1", Severity.CRITICAL)
+    r = await rig.call("anning", "POST", f"/api/alarms/{plain}/ack", {})
+    assert r.status_code == 200 and "incident" not in r.json()
+    major = rig.raise_and_clear("xingfu", "gas-kitchen", Severity.MAJOR)
+    r = await rig.call("duty", "POST", f"/api/alarms/{major}/ack", {"real": True})
+    assert r.status_code == 200 and r.json()["incident"] is None
+    assert len((await rig.call("admin", "GET", "/api/incidents")).json()) == 1
+
+
 async def test_a_broken_incidents_database_is_503_and_the_close_stands(rig: Rig) -> None:
     rig.gw.incidents.close()
     assert (await rig.call("duty", "GET", "/api/incidents")).status_code == 503
