@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+
+import httpx
 
 from tests.conftest import GatewayProcess, Mosquitto, Probe, write_config
 from tests.faults.rig import ADMIN_TOKEN, health, process_config, wait
@@ -28,13 +31,27 @@ async def test_no_request_gets_a_server_error(
         await probe.event("btn-lobby", "pressed")
         await probe.telemetry("gas-kitchen", {"lel": 28.0})
         gas = await probe.wait_for("xingfu/alarms", lambda m: m["type"] == "gas_leak")
-        # Path parameters that exist, so that requests reach more than the 404 of a lookup.
+        # Path parameters that exist, so that requests reach more than the 404 of a lookup:
+        # the closed loop's too (an incident and a hazard of the site, today's self-report).
+        auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        incident = httpx.post(
+            f"{base}/api/incidents", json={"site": "xingfu", "title": "fuzz"}, headers=auth
+        ).json()
+        hazard = httpx.post(
+            f"{base}/api/hazards",
+            json={"site": "xingfu", "location": "厨房", "description": "软管老化",
+                  "level": "general", "responsible": "李", "measure": "更换"},
+            headers=auth,
+        ).json()  # fmt: skip
         config = tmp_path / "schemathesis.toml"
         config.write_text(
             "[parameters]\n"
             f'"path.alarm_id" = "{gas["id"]}"\n'
             '"path.device_id" = "valve-kitchen"\n'
             '"path.site_id" = "xingfu"\n'
+            f'"path.incident_id" = "{incident["id"]}"\n'
+            f'"path.hazard_id" = {hazard["id"]}\n'
+            f'"path.day" = "{date.today().isoformat()}"\n'
         )
         run = subprocess.run(
             [
