@@ -7,6 +7,7 @@ writes the figures as `gateway.overview.queries` computes and words them.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -60,8 +61,10 @@ async def overview(
     totals."""
     now = gw.clock()
     sites = [s for s in gw.config.sites if who.may_read(s.id) and (kind is None or s.kind is kind)]
-    rows = sort_sites(await site_rows(_sources(gw), sites, now), sort, reverse)
-    loop = await _loop(gw, [s.id for s in sites], now)
+    found, loop = await asyncio.gather(
+        site_rows(_sources(gw), sites, now), _loop(gw, [s.id for s in sites], now)
+    )
+    rows = sort_sites(found, sort, reverse)
     clock = gw.clockface
     return {
         "county": gw.config.report.county,
@@ -90,8 +93,9 @@ async def overview_site(gw: GatewayDep, who: PrincipalDep, site_id: str) -> dict
     if site is None or not who.may_read(site_id):
         raise ApiError(404, "unknown site", site_id)
     now = gw.clock()
-    (row,) = await site_rows(_sources(gw), [site], now)
-    loop = await _loop(gw, [site_id], now)
+    (row,), loop = await asyncio.gather(
+        site_rows(_sources(gw), [site], now), _loop(gw, [site_id], now)
+    )
     mine = loop.sites[site_id]
     open_alarms = sorted(
         (a for a in gw.book.open_alarms() if a.site == site_id),
