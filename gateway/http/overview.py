@@ -7,6 +7,8 @@ writes the figures as `gateway.overview.queries` computes and words them.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -14,11 +16,15 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from gateway.app.supervisor import Gateway
 from gateway.config.schema import SiteKind
+from gateway.duty.model import parse_hhmm
 from gateway.http.auth import GatewayDep, PrincipalDep
 from gateway.http.errors import ApiError
+from gateway.http.incidents import incident_json
 from gateway.http.sites import contacts_json
 from gateway.http.static import BUREAU_DIR, NoCacheFiles, page
-from gateway.overview.gather import OverviewSources, site_rows
+from gateway.incidents.model import Deadlines
+from gateway.overview.gather import LoopSources, OverviewSources, read_loop, site_rows
+from gateway.overview.loop import LoopFigures, loop_figures, site_loop_json, totals_loop_json
 from gateway.overview.queries import (
     RECENT_LIMIT,
     WINDOW_S,
@@ -50,10 +56,15 @@ async def overview(
     kind: Annotated[SiteKind | None, Query(description="only sites of this kind")] = None,
 ) -> dict[str, Any]:
     """Per site: devices by status, open alarms by severity, the oldest unacknowledged
-    alarm, last contact, online rate over 24 h, a status; plus the totals."""
+    alarm, last contact, online rate over 24 h, a status, and its closed loop (open
+    incidents and their late reports, overdue hazards, today's self-report); plus the
+    totals."""
     now = gw.clock()
     sites = [s for s in gw.config.sites if who.may_read(s.id) and (kind is None or s.kind is kind)]
-    rows = sort_sites(await site_rows(_sources(gw), sites, now), sort, reverse)
+    found, loop = await asyncio.gather(
+        site_rows(_sources(gw), sites, now), _loop(gw, [s.id for s in sites], now)
+    )
+    rows = sort_sites(found, sort, reverse)
     clock = gw.clockface
     return {
         "county": gw.config.report.county,
@@ -63,20 +74,29 @@ async def overview(
         "sort": sort.value,
         "reverse": reverse,
         "kind": kind.value if kind else None,
-        "totals": totals_json(rows, now, clock),
-        "sites": [row_json(r, now, clock) for r in rows],
+        "totals": totals_json(rows, now, clock)
+        | {"closed_loop": totals_loop_json(loop, [r.id for r in rows], clock)},
+        "sites": [
+            row_json(r, now, clock) | {"closed_loop": site_loop_json(loop, r.id, clock)}
+            for r in rows
+        ],
     }
 
 
 @router.get("/api/overview/sites/{site_id}", tags=["overview"])
 async def overview_site(gw: GatewayDep, who: PrincipalDep, site_id: str) -> dict[str, Any]:
     """One site: its figures, contacts, devices, open alarms and the alarms raised in
-    the last 24 h (newest first; open ones raised earlier are in `open_alarms`)."""
+    the last 24 h (newest first; open ones raised earlier are in `open_alarms`); its closed
+    loop, with its open incidents (as `GET /api/incidents/{id}` has them, clocks included,
+    oldest first) and the ids of its overdue hazards."""
     site = gw.inventory.sites.get(site_id)
     if site is None or not who.may_read(site_id):
         raise ApiError(404, "unknown site", site_id)
     now = gw.clock()
-    (row,) = await site_rows(_sources(gw), [site], now)
+    (row,), loop = await asyncio.gather(
+        site_rows(_sources(gw), [site], now), _loop(gw, [site_id], now)
+    )
+    mine = loop.sites[site_id]
     open_alarms = sorted(
         (a for a in gw.book.open_alarms() if a.site == site_id),
         key=lambda a: (-a.severity.rank, a.acked, a.raised_at, a.id),
@@ -96,7 +116,17 @@ async def overview_site(gw: GatewayDep, who: PrincipalDep, site_id: str) -> dict
         "generated_at": clock.iso(now),
         "window_s": int(WINDOW_S),
         "site": row_json(row, now, clock)
-        | {"address": site.address, "contacts": contacts_json(site)},
+        | {
+            "address": site.address,
+            "contacts": contacts_json(site),
+            "closed_loop": site_loop_json(loop, site_id, clock),
+        },
+        "open_incidents": (
+            None
+            if mine.incidents is None
+            else [incident_json(gw, i.incident, now) for i in mine.incidents]
+        ),
+        "overdue_hazards": (None if mine.overdue_hazards is None else list(mine.overdue_hazards)),
         "devices": devices,
         "open_alarms": [gw.alarm_view(a, timeline=False) for a in open_alarms],
         "recent_alarms": [
@@ -119,3 +149,20 @@ async def bureau_slash(request: Request) -> RedirectResponse:
 
 def _sources(gw: Gateway) -> OverviewSources:
     return OverviewSources(gw.store, gw.book, gw.engine, gw.central.edges)
+
+
+async def _loop(gw: Gateway, sites: list[str], now: float) -> LoopFigures:
+    """The closed loop of `sites` at `now`, "today" being the gateway's zone's."""
+    zone_now = datetime.fromtimestamp(now, gw.clockface.zone)
+    src = LoopSources(gw.incidents, gw.hazards, gw.duty)
+    reads = await read_loop(src, sites, now, zone_now.date())
+    section, checks = gw.config.incidents, gw.config.daily_checks
+    return loop_figures(
+        reads,
+        sites,
+        now,
+        Deadlines.from_minutes(section.phone_report_minutes, section.written_report_minutes),
+        zone_now,
+        parse_hhmm(checks.due),
+        parse_hhmm(checks.remind_at),
+    )

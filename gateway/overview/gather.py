@@ -5,19 +5,35 @@ pure functions; the HTTP routes that serve them are `gateway.http.overview`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import math
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
 
 from gateway.alarms.book import Alarm, AlarmBook
 from gateway.alarms.history import HistoryReads
 from gateway.alarms.rows import AlarmRow
 from gateway.central.edges import EdgeWatch
 from gateway.config.schema import SiteConfig
+from gateway.duty.store import DutyStore
+from gateway.hazards.model import Hazard, HazardStatus
+from gateway.hazards.store import HazardStore
+from gateway.incidents.readonly import incidents_touching
+from gateway.incidents.store import IncidentStore
+from gateway.overview.loop import LoopReads
 from gateway.overview.queries import WINDOW_S, DeviceSnapshot, SiteRow, summarize_site
 from gateway.status.availability import Interval, availability, intervals_by_device
 from gateway.status.device import device_state
+from gateway.storage.owned import DatabaseUnavailable
 from rules.engine import RuleEngine
 from rules.model import AlarmType, DeviceRef
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +85,54 @@ async def site_rows(src: OverviewSources, sites: Sequence[SiteConfig], now: floa
         edge = src.edges.get(site.id)
         rows.append(summarize_site(site, devices, alarms_by_site.get(site.id, []), avail, edge))
     return rows
+
+
+# ------------------------------------------------------------------------ the closed loop
+@dataclass(frozen=True, slots=True)
+class LoopSources:
+    """The closed loop's three owners, as the running gateway holds them."""
+
+    incidents: IncidentStore
+    hazards: HazardStore
+    duty: DutyStore
+
+
+def _hazards_to_rectify(store: HazardStore, sites: Sequence[str]) -> list[Hazard]:
+    # Only open and rectifying hazards can be overdue: the closed history is not read.
+    waiting = (HazardStatus.OPEN, HazardStatus.RECTIFYING)
+    return [h for status in waiting for h in store.hazards(sites, status)]
+
+
+async def read_loop(src: LoopSources, sites: Sequence[str], now: float, today: date) -> LoopReads:
+    """The loop's rows for `sites`: one read per owner for all of them (the overview is
+    polled by every bureau page), each bounded by what is still open (open incidents, hazards
+    not yet rectified, today's self-reports). The open incidents come from the owner's
+    read-only reader (its store has no read of the open ones); the others from the stores."""
+    if not sites:
+        return LoopReads((), (), {})
+    # Since and until `now`: the incidents not closed by now (and any opened in the same
+    # instant, hence the next float).
+    until = math.nextafter(now, math.inf)
+    (incidents, why_i), (hazards, why_h), (checks, why_d) = await asyncio.gather(
+        _read("incidents", incidents_touching, src.incidents.path, sites, now, until),
+        _read("hazards", _hazards_to_rectify, src.hazards, sites),
+        _read("duty", src.duty.checks_of, today, set(sites)),
+    )
+    unreadable = {
+        what: why
+        for what, why in (("incidents", why_i), ("hazards", why_h), ("duty", why_d))
+        if why is not None
+    }
+    return LoopReads(incidents, hazards, checks, unreadable)
+
+
+async def _read(what: str, read: Callable[..., _T], *args: object) -> tuple[_T | None, str | None]:
+    """`read(*args)` in a worker thread: its rows, or None and why they could not be read.
+    Never raises for a database: the alarm figures beside it still go out."""
+    try:
+        return await asyncio.to_thread(read, *args), None
+    except (OSError, sqlite3.Error, DatabaseUnavailable, ValueError, KeyError) as exc:
+        # ValueError/KeyError: a row the owner's types refuse. Debug, not warning: every
+        # bureau page asks every 10 s, and /api/health says a store is down already.
+        log.debug("overview: %s unreadable: %s", what, exc)
+        return None, str(exc) or type(exc).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from gateway.alarms.book import (
     TimelineEntry,
 )
 from gateway.alarms.store import AlarmStore
+from gateway.duty.model import CheckAnswer, CheckResult, DailyCheck
+from gateway.hazards.model import Hazard, HazardLevel, HazardSource
 from rules.model import AlarmType, Severity
 from tests.conftest import site_config
 
@@ -83,3 +86,18 @@ async def seed_history(data_dir: Path, t0: float) -> None:
         store.stop()
         await writer
         await store.close()
+
+
+# ----------------------------------------------------------------- the closed loop
+def hazard(site: str, found_at: float, deadline: float | None, level: str = "general") -> Hazard:
+    """A hazard to enter with `HazardStore.add` (its id is the store's)."""
+    return Hazard(
+        id=0, site=site, location="厨房", description="燃气软管老化", level=HazardLevel(level),
+        source=HazardSource.INSPECTION, found_at=found_at, found_by="局检查组",
+        responsible="李主任", measure="更换软管", deadline=deadline,
+    )  # fmt: skip
+
+
+def daily_check(site: str, day: date, at: float, items: list[str]) -> DailyCheck:
+    answers = tuple(CheckAnswer(i, CheckResult.OK) for i in items)
+    return DailyCheck(site, day, answers, at, "王值班 (wang)")

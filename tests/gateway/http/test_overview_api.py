@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,22 +19,28 @@ import pytest
 from gateway.alarms.book import Alarm
 from gateway.app.supervisor import Gateway
 from gateway.config.loading import parse_config
+from gateway.hazards.model import HazardStatus
 from gateway.http.app import create_api
 from gateway.http.overview import register_overview_routes
 from gateway.http.static import BUREAU_DIR
+from gateway.incidents.model import Incident, PhoneReport
+from gateway.incidents.readonly import incidents_touching
+from gateway.incidents.store import new_incident_id
 from gateway.overview.queries import (
     WINDOW_S,
 )
+from gateway.people.model import Person, Role
 from rules.model import AlarmType, DeviceRef
 from tests.conftest import (
     REPO_ROOT,
+    FakeClock,
     Mosquitto,
     Probe,
     answer_valve,
     running_gateway,
     until,
 )
-from tests.support.overview import seed_history, two_sites
+from tests.support.overview import daily_check, hazard, seed_history, two_sites
 
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "safety-gateway.json"
 H = 3600.0
@@ -108,6 +117,8 @@ async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe)
             raised = _ts(s["oldest_unacknowledged"]["raised_at"])
             assert abs(waited - (now - raised)) <= 1.001, s["id"]
         x = sites["xingfu"]
+        # The closed loop's figures: test_overview_closed_loop; here nothing is open.
+        assert x.pop("closed_loop")["open_incidents"] == 0
         assert x == {
             "id": "xingfu",
             "name": "城区幸福养老服务中心",
@@ -142,6 +153,7 @@ async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe)
         expected_rate = (2 * WINDOW_S - offline_s) / (2 * WINDOW_S)
         assert a.pop("online_rate_24h") == pytest.approx(expected_rate, abs=1.5e-4)
         assert 0.91 < expected_rate < 0.92  # about 4 h of 48 device-hours
+        assert a.pop("closed_loop")["overdue_hazards"] == 0
         assert a == {
             "id": "anning",
             "name": "安宁儿童福利院",
@@ -173,6 +185,7 @@ async def test_overview_figures(tmp_path: Path, broker: Mosquitto, probe: Probe)
         county_waited = totals["oldest_unacknowledged"].pop("age_s")
         assert abs(county_waited - (now - gas.raised_at)) <= 1.001
         assert county_rate == pytest.approx((4 * WINDOW_S - offline_s) / (4 * WINDOW_S), abs=1.5e-4)
+        assert totals.pop("closed_loop")["daily_checks"]["missing"] == 2
         assert totals == {
             "sites": 2,
             "by_status": {"alarm": 1, "warning": 1, "ok": 0},
@@ -356,3 +369,186 @@ def test_bureau_assets_are_all_local() -> None:
         text = path.read_text(encoding="utf-8")
         external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)
         assert not external, f"{path.name} refers to {external}"
+
+
+# ==================================================== the closed loop (no broker, fake clock)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MORNING = datetime(2026, 11, 19, 10, 0, tzinfo=SHANGHAI).timestamp()
+MIN = 60.0
+LOOP_PEOPLE = {
+    "bureau": Person("ju", "局值班员", Role.BUREAU, frozenset()),
+    "duty": Person("wang", "王值班", Role.DUTY, frozenset({"xingfu"})),
+}
+
+
+@dataclass
+class LoopRig:
+    gw: Gateway
+    api: httpx.AsyncClient
+    clock: FakeClock
+    headers: dict[str, dict[str, str]]
+
+    async def get(self, url: str, who: str = "bureau", **params: str) -> dict[str, Any]:
+        r = await self.api.get(url, headers=self.headers[who], params=params)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def totals(self, who: str = "bureau", **params: str) -> dict[str, Any]:
+        return dict((await self.get("/api/overview", who, **params))["totals"]["closed_loop"])
+
+    async def rows(self) -> dict[str, dict[str, Any]]:
+        body = await self.get("/api/overview")
+        return {s["id"]: s["closed_loop"] for s in body["sites"]}
+
+
+@pytest.fixture
+async def loop_rig(tmp_path: Path) -> AsyncIterator[LoopRig]:
+    data = two_sites(tmp_path / "data", 1)
+    del data["mqtt"]  # no broker: the owners' stores are written directly
+    clock = FakeClock(MORNING)
+    async with Gateway(parse_config(data), clock=clock, monotonic=clock.monotonic) as gw:
+        headers: dict[str, dict[str, str]] = {}
+        for caller, person in LOOP_PEOPLE.items():
+            gw.people.add(person, None, clock())
+            _, secret = gw.people.issue_token(person.login, "t", "test", clock())
+            headers[caller] = {"authorization": f"Bearer {secret}"}
+        async with overview_api(gw) as api:
+            yield LoopRig(gw, api, clock, headers)
+
+
+def _counting(fn: Callable[..., Any], calls: list[str], name: str) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return fn(*args, **kwargs)
+
+    return counted
+
+
+async def test_overview_closed_loop(loop_rig: LoopRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig, gw = loop_rig, loop_rig.gw
+    nothing = {
+        "open_incidents": 0,
+        "incidents_deadline_missed": 0,
+        "incidents_report_overdue": 0,
+        "hazards_to_rectify": 0,
+        "overdue_hazards": 0,
+        "overdue_major_hazards": 0,
+    }
+    assert await rig.totals() == nothing | {
+        "daily_checks": {
+            "date": "2026-11-19",
+            "due": "2026-11-19T15:00:00.000+08:00",
+            "phase": "open",
+            "submitted": 0,
+            "late": 0,
+            "missing": 2,
+            "missing_after_due": 0,  # not due yet: not missing
+        },
+        "unreadable": {},
+    }
+    assert (await rig.rows())["xingfu"] == nothing | {
+        "daily_check": {"standing": "missing", "missing_after_due": False, "submitted_at": None},
+        "unreadable": {},
+    }
+
+    # xingfu: an incident opened now (phone by 10:30, written by 11:00); anning: one closed.
+    incident = Incident(new_incident_id(), "xingfu", None, "厨房起火", MORNING, "王值班")
+    gw.incidents.open_incident(incident)
+    closed = Incident(new_incident_id(), "anning", None, "旧事", MORNING - 90 * MIN, "x")
+    gw.incidents.open_incident(replace(closed, closed_at=MORNING - MIN))
+    # anning: a general hazard due 10:30, a major one due 12:00, one past due but awaiting
+    # the bureau's check (not the institution's delay); xingfu: one without a deadline.
+    general = gw.hazards.add(hazard("anning", MORNING, MORNING + 30 * MIN))
+    major = gw.hazards.add(hazard("anning", MORNING, MORNING + 120 * MIN, "major"))
+    waiting = gw.hazards.add(hazard("anning", MORNING, MORNING + 10 * MIN))
+    for step in (HazardStatus.RECTIFYING, HazardStatus.AWAITING_VERIFICATION):
+        gw.hazards.transition(waiting.id, step, False, actor="赵院长", now=MORNING)
+    gw.hazards.add(hazard("xingfu", MORNING, None))
+
+    # 10:30:00, both deadlines to the second: still in time.
+    rig.clock.advance(30 * MIN)
+    t = await rig.totals()
+    assert (t["open_incidents"], t["incidents_report_overdue"], t["overdue_hazards"]) == (1, 0, 0)
+    assert t["hazards_to_rectify"] == 3
+    # 10:30:01: the call is owed, the general hazard overdue.
+    rig.clock.advance(1)
+    t = await rig.totals()
+    assert (t["incidents_report_overdue"], t["incidents_deadline_missed"]) == (1, 1)
+    assert (t["overdue_hazards"], t["overdue_major_hazards"]) == (1, 0)
+    rows = await rig.rows()
+    assert (rows["xingfu"]["incidents_report_overdue"], rows["xingfu"]["overdue_hazards"]) == (1, 0)
+    assert (rows["anning"]["open_incidents"], rows["anning"]["overdue_hazards"]) == (0, 1)
+    # The call made late: nothing owed now, but the deadline was missed.
+    gw.incidents.add_phone_report(incident.id, PhoneReport("县民政局", rig.clock(), "王值班"))
+    t = await rig.totals()
+    assert (t["incidents_report_overdue"], t["incidents_deadline_missed"]) == (0, 1)
+    detail = await rig.get("/api/overview/sites/xingfu")
+    (shown,) = detail["open_incidents"]
+    assert shown["id"] == incident.id
+    assert shown["clocks"]["phone"]["state"] == "done_late"
+    assert shown["clocks"]["written"]["state"] == "running"
+    assert shown == (await rig.get(f"/api/incidents/{incident.id}")) | {"clocks": shown["clocks"]}
+    assert detail["overdue_hazards"] == []
+    assert detail["site"]["closed_loop"]["incidents_deadline_missed"] == 1
+    anning = await rig.get("/api/overview/sites/anning")
+    assert (anning["open_incidents"], anning["overdue_hazards"]) == ([], [general.id])
+
+    # xingfu reports at 14:59:59; at 15:00 anning's report is missing, the written report
+    # (due 11:00) is owed and the major hazard overdue.
+    rig.clock.now = datetime(2026, 11, 19, 14, 59, 59, tzinfo=SHANGHAI).timestamp()
+    items = [i.id for i in gw.config.daily_checks.items]
+    gw.duty.submit(daily_check("xingfu", date(2026, 11, 19), rig.clock(), items), 1e12)
+    t = await rig.totals()
+    assert (t["daily_checks"]["phase"], t["daily_checks"]["missing_after_due"]) == ("remind", 0)
+    rig.clock.advance(1)
+    t = await rig.totals()
+    assert t["daily_checks"] | {"due": None} == {
+        "date": "2026-11-19", "due": None, "phase": "overdue",
+        "submitted": 1, "late": 0, "missing": 1, "missing_after_due": 1,
+    }  # fmt: skip
+    assert (t["overdue_hazards"], t["overdue_major_hazards"]) == (2, 1)
+    assert t["incidents_report_overdue"] == 1
+    anning = await rig.get("/api/overview/sites/anning")
+    assert anning["overdue_hazards"] == [general.id, major.id]
+    rows = await rig.rows()
+    assert rows["anning"]["daily_check"] == {
+        "standing": "missing", "missing_after_due": True, "submitted_at": None,
+    }  # fmt: skip
+    assert rows["xingfu"]["daily_check"] == {
+        "standing": "submitted", "missing_after_due": False,
+        "submitted_at": "2026-11-19T14:59:59.000+08:00",
+    }  # fmt: skip
+
+    # Another institution's figures are not its own: xingfu's duty officer sees xingfu's.
+    own = await rig.totals("duty")
+    assert (own["open_incidents"], own["hazards_to_rectify"], own["overdue_hazards"]) == (1, 1, 0)
+    assert own["daily_checks"]["missing_after_due"] == 0
+    welfare = await rig.totals(kind="child_welfare")
+    assert (welfare["open_incidents"], welfare["overdue_hazards"]) == (0, 2)
+
+    # One read per owner whatever the number of sites (the page polls every 10 s): the
+    # hazards twice (open, rectifying), the incidents and the day's reports once.
+    calls: list[str] = []
+    monkeypatch.setattr(gw.hazards, "hazards", _counting(gw.hazards.hazards, calls, "hazards"))
+    monkeypatch.setattr(gw.duty, "checks_of", _counting(gw.duty.checks_of, calls, "checks"))
+    monkeypatch.setattr(
+        "gateway.overview.gather.incidents_touching",
+        _counting(incidents_touching, calls, "incidents"),
+    )
+    await rig.totals()
+    assert sorted(calls) == ["checks", "hazards", "hazards", "incidents"]
+
+    # An owner that cannot be read: its figures are null and say why; the rest still stand.
+    gw.hazards.close()
+    body = await rig.get("/api/overview")
+    t = body["totals"]["closed_loop"]
+    assert t["unreadable"] == {"hazards": "hazards.sqlite3 is not open"}
+    assert (t["hazards_to_rectify"], t["overdue_hazards"], t["overdue_major_hazards"]) == (
+        None, None, None,
+    )  # fmt: skip
+    assert t["open_incidents"] == 1
+    assert body["totals"]["devices"]["unknown"] == 8  # the alarm figures are unaffected
+    assert body["sites"][0]["closed_loop"]["overdue_hazards"] is None
+    detail = await rig.get("/api/overview/sites/anning")
+    assert detail["overdue_hazards"] is None
+    assert detail["site"]["closed_loop"]["unreadable"] == t["unreadable"]
