@@ -11,19 +11,9 @@ Object.assign(window.SafetyBureau, (() => {
   const { $, el } = window.SafetyUi;
   const { api } = window.SafetyLive;
   const B = window.SafetyBureau;
-  const STATUS = {
-    open: { label: '待整改', rank: 2 },
-    rectifying: { label: '整改中', rank: 2 },
-    awaiting_verification: { label: '待核查', rank: 0 },
-    closed: { label: '已销号', rank: 3 },
-  };
-  const ACTIONS = {
-    found: '发现登记',
-    start: '开始整改',
-    rectified: '整改完成，申请核查',
-    verified: '现场核查通过，销号',
-    verification_failed: '现场核查不通过，退回整改',
-  };
+  const { HAZARD_ACTIONS: ACTIONS, HAZARD_STATUS } = window.SafetyUi;
+  // The bureau's work first: what awaits its check, then what is being rectified.
+  const RANK = { awaiting_verification: 0, open: 2, rectifying: 2, closed: 3 };
   const BUREAU_ROLES = ['bureau', 'bureau_leader'];
   const L = { hazards: [], seq: 0, applied: 0, openId: null, busy: false };
 
@@ -69,7 +59,7 @@ Object.assign(window.SafetyBureau, (() => {
 
   // The bureau's work first (awaiting its check), then the overdue, the others, the closed.
   function order(a, b) {
-    const rank = (h) => (h.status === 'awaiting_verification' ? 0 : h.overdue ? 1 : STATUS[h.status] ? STATUS[h.status].rank : 9);
+    const rank = (h) => (h.status === 'awaiting_verification' ? 0 : h.overdue ? 1 : RANK[h.status] ?? 9);
     const ra = rank(a);
     const rb = rank(b);
     if (ra !== rb) return ra - rb;
@@ -108,7 +98,7 @@ Object.assign(window.SafetyBureau, (() => {
     const level = el('td', 'c-level');
     level.append(el('span', `level-badge level-${h.level}`, h.level_label || h.level));
     const status = el('td', 'c-status');
-    status.append(el('span', `hstatus hstatus-${h.status}`, h.status_label || (STATUS[h.status] || {}).label || h.status));
+    status.append(el('span', `hstatus hstatus-${h.status}`, h.status_label || HAZARD_STATUS[h.status] || h.status));
     const deadline = el('td', 'c-deadline', B.when(h.deadline));
     if (h.overdue) deadline.append(el('span', 'overdue-mark', '逾期'));
     const found = el('td', 'c-found');

@@ -24,14 +24,7 @@
     ['not_applicable', '不适用'],
   ];
   const STANDING = { submitted: '已上报', late: '迟报', missing: '未上报' };
-  const ACTIONS = {
-    found: '发现登记',
-    start: '开始整改',
-    rectified: '整改完成',
-    verified: '核查销号',
-    verification_failed: '核查未通过',
-    edited: '修改',
-  };
+  const ACTIONS = window.SafetyUi.HAZARD_ACTIONS;
   const POLL_MS = 30000;
   const BADGE_EVERY_MS = 60000;
 

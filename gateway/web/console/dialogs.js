@@ -9,7 +9,7 @@
 
 Object.assign(window.SafetyConsole, (() => {
   const { $, el, fmtWallClock, typeLabel, severityLabel, stateLabel, alarmValue } = window.SafetyUi;
-  const { api, unreachableText } = window.SafetyLive;
+  const { api, unreachableText, describeDetail } = window.SafetyLive;
   const C = window.SafetyConsole;
   const { S, siteName } = C;
   const HTTP_STATUS = {
@@ -21,15 +21,6 @@ Object.assign(window.SafetyConsole, (() => {
     422: '输入无效',
   };
   const OPERATOR_KEY = 'safety-console.operator';
-
-  function describeDetail(detail) {
-    if (detail === null || detail === undefined || detail === '') return '';
-    if (typeof detail === 'string') return detail;
-    if (Array.isArray(detail)) {
-      return detail.map((d) => (d && d.msg ? `${d.loc || ''} ${d.msg}`.trim() : JSON.stringify(d))).join('；');
-    }
-    return JSON.stringify(detail);
-  }
 
   // What went wrong, in words a duty officer can act on, with the gateway's own message.
   function errorText(res) {

@@ -26,16 +26,7 @@
     electrical_alarm: '电气报警',
     other: '其他',
   };
-  const ACTIONS = {
-    found: '登记',
-    start: '开始整改',
-    rectified: '整改完成',
-    verified: '核查通过',
-    verification_failed: '核查未通过',
-    edited: '修改',
-  };
-  const STATUS = { open: '待整改', rectifying: '整改中', awaiting_verification: '待核查', closed: '已销号' };
-  const NOTICE_STATES = { issued: '待签收', received: '已签收', closed: '已销账' };
+  const { HAZARD_ACTIONS: ACTIONS, HAZARD_STATUS: STATUS, NOTICE_STATES } = window.SafetyUi;
   const BADGE_EVERY_MS = 60000;
 
   let shown = false;

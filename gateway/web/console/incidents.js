@@ -14,7 +14,7 @@
 
 Object.assign(window.SafetyConsole, (() => {
   const { $, el, fmtWallClock, parseTime, pad2, zoneOffsetOf, syncChildren } = window.SafetyUi;
-  const { api, unreachableText } = window.SafetyLive;
+  const { api, unreachableText, describeDetail } = window.SafetyLive;
   const C = window.SafetyConsole;
   const { siteName } = C;
   const SHOWN_EVERY_MS = 15000;
@@ -46,15 +46,6 @@ Object.assign(window.SafetyConsole, (() => {
     'incidents are unavailable': '事件数据库暂不可用',
     'duty database unavailable': '值班数据库暂不可用',
   };
-
-  function describeDetail(detail) {
-    if (detail === null || detail === undefined || detail === '') return '';
-    if (typeof detail === 'string') return detail;
-    if (Array.isArray(detail)) {
-      return detail.map((d) => (d && d.msg ? `${d.loc || ''} ${d.msg}`.trim() : JSON.stringify(d))).join('；');
-    }
-    return JSON.stringify(detail);
-  }
 
   // What went wrong, in words, with the gateway's own message after them.
   function loopErrorText(res) {

@@ -194,7 +194,28 @@ window.SafetyUi = (() => {
     return `${pad2(t.getUTCHours())}:${pad2(t.getUTCMinutes())}:${pad2(t.getUTCSeconds())}`;
   }
 
+  // The hazard ledger's words (gateway.hazards), one list for the console and the bureau
+  // page: a step on a hazard's timeline, a hazard's status, a notice's state.
+  const HAZARD_ACTIONS = {
+    found: '发现登记',
+    start: '开始整改',
+    rectified: '整改完成，申请核查',
+    verified: '现场核查通过，销号',
+    verification_failed: '现场核查不通过，退回整改',
+    edited: '修改',
+  };
+  const HAZARD_STATUS = {
+    open: '待整改',
+    rectifying: '整改中',
+    awaiting_verification: '待核查',
+    closed: '已销号',
+  };
+  const NOTICE_STATES = { issued: '待签收', received: '已签收', closed: '已销账' };
+
   return Object.freeze({
+    HAZARD_ACTIONS,
+    HAZARD_STATUS,
+    NOTICE_STATES,
     ALARM_TYPES,
     SEVERITIES,
     DEVICE_TYPES,

@@ -185,5 +185,15 @@ window.SafetyLive = (() => {
     }
   }
 
-  return Object.freeze({ api, onRefused, unreachableText, backoffMs, LiveFeed });
+  // A refusal's `detail` in words: a string as it is, pydantic's list as "where message".
+  function describeDetail(detail) {
+    if (detail === null || detail === undefined || detail === '') return '';
+    if (typeof detail === 'string') return detail;
+    if (Array.isArray(detail)) {
+      return detail.map((d) => (d && d.msg ? `${d.loc || ''} ${d.msg}`.trim() : JSON.stringify(d))).join('；');
+    }
+    return JSON.stringify(detail);
+  }
+
+  return Object.freeze({ api, onRefused, unreachableText, describeDetail, backoffMs, LiveFeed });
 })();
