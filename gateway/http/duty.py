@@ -47,6 +47,7 @@ from gateway.people.model import BUREAU_ROLES, SITE_ROLES, Person, Role
 
 router = APIRouter()
 T = TypeVar("T")
+LATE_REPORT_DAYS = timedelta(days=1)
 SHIFT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"  # "day", "night", "24h"
 
 
@@ -227,6 +228,10 @@ async def submit_daily_check(
         now = _now(gw)
         if when > now.date():
             raise ApiError(422, "invalid request", f"date: {day} has not come yet")
+        if when < now.date() - LATE_REPORT_DAYS:
+            # Yesterday's may still come in late (a night shift reports after midnight); a
+            # report about an older day is no inspection of it.
+            raise ApiError(422, "invalid request", f"date: {day} is too long ago to report")
         items = [i.id for i in gw.config.daily_checks.items]
         try:
             answers = checked(

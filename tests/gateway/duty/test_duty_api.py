@@ -151,12 +151,18 @@ async def test_who_may_report_and_what_is_a_report(api: Api) -> None:
     assert r.status_code == 422 and "a problem needs a note" in r.text
     r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/2026-11-25", checklist())
     assert r.status_code == 422  # a day to come
+    r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/2026-11-22", checklist())
+    assert r.status_code == 422 and "too long ago" in r.text  # yesterday's is the oldest
+    r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/0001-01-01", checklist())
+    assert r.status_code == 422
     assert (
         await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/x", checklist())
     ).status_code == 422
     trail = await api.trail()
     assert trail[0] == ("wang", "daily_check.submit", None, "refused")  # no foreign site named
     assert all(row[3] == "refused" for row in trail)
+    r = await api.call("wang", "PUT", "/api/sites/xingfu/daily-checks/2026-11-23", checklist())
+    assert r.status_code == 200, "yesterday's may come in late"
 
 
 async def test_the_roster_by_role_and_the_handover(api: Api) -> None:
