@@ -1,7 +1,7 @@
 """How a Modbus request fails, typed, each saying whether a retry can help.
 
-`DeviceTimeout` and `ConnectionLost` count towards `device_offline`; an `ExceptionResponse`
-means the device answered but refused, which is a `device_fault`.
+`DeviceTimeout`, `CorruptAnswer` and `ConnectionLost` count towards `device_offline`; an
+`ExceptionResponse` means the device answered but refused, which is a `device_fault`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ class DeviceTimeout(ModbusFailure):
 
 class ConnectionLost(ModbusFailure):
     """The TCP connection (or serial port) is down: nothing on the bus can answer."""
+
+
+class CorruptAnswer(ModbusFailure):
+    """An answer came back but its CRC did not match (noise or a bad termination on an RS-485
+    line): counted apart, and retried like a timeout."""
 
 
 class ExceptionResponse(ModbusFailure):

@@ -16,8 +16,9 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-from drivers.modbus.poller import ModbusBus, jitter_p99
-from drivers.modbus.target import CommandJob, PollSink, PollTarget
+from drivers.modbus.client import frame_gap_s
+from drivers.modbus.poller import DEAD_SHARE, ModbusBus, jitter_p99
+from drivers.modbus.target import CommandJob, PollSink, PollTarget, RawRegisters
 from rules.model import CommandKind, DeviceRef
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,15 @@ class BusEndpoint:
     port: int = 502
     serial: str | None = None
     baudrate: int = 9600
+    parity: str = "N"  # N, E or O
+    stopbits: int = 1
     timeout: float = 1.0  # per request
+    dead_share: float = DEAD_SHARE  # of the bus's time, for the devices not answering
+
+    @property
+    def gap_s(self) -> float:
+        """Silence kept between requests: the RTU inter-frame gap on a serial bus."""
+        return frame_gap_s(self.baudrate) if self.serial is not None else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,14 @@ class ModbusLink:
         self._bus_of: dict[DeviceRef, ModbusBus] = {}
         self.buses: list[ModbusBus] = []
         for plan in sorted(buses, key=lambda b: b.endpoint.name):
-            bus = ModbusBus(plan.endpoint.name, _client_factory(plan.endpoint), plan.targets)
+            ep = plan.endpoint
+            bus = ModbusBus(
+                ep.name,
+                _client_factory(ep),
+                plan.targets,
+                gap_s=ep.gap_s,
+                dead_share=ep.dead_share,
+            )
             self.buses.append(bus)
             for t in plan.targets:
                 self._targets[t.ref] = t
@@ -72,6 +88,11 @@ class ModbusLink:
         self._bus_of[ref].submit(CommandJob(target, cmd, actuation, command_id))
         return True
 
+    def last_registers(self, ref: DeviceRef) -> RawRegisters | None:
+        """The raw registers of the device's last answered poll (None before one)."""
+        bus = self._bus_of.get(ref)
+        return bus.last_registers(ref) if bus is not None else None
+
     def stop(self) -> None:
         for bus in self.buses:
             bus.stopping = True
@@ -89,6 +110,7 @@ class ModbusLink:
             "offline": sum(1 for t in targets if t.offline),
             "reads": sum(b.stats.reads for b in self.buses),
             "failed_reads": sum(b.stats.failed_reads for b in self.buses),
+            "crc_errors": sum(b.stats.crc_errors for b in self.buses),
             "writes": sum(b.stats.writes for b in self.buses),
             "jitter_p99_ms": round(jitter_p99(targets) * 1000, 1),
         }
@@ -102,8 +124,14 @@ def _client_factory(ep: BusEndpoint) -> Callable[[], Any]:
         return lambda: AsyncModbusTcpClient(
             host, port=port, timeout=timeout, retries=0, reconnect_delay=0
         )
-    serial, baudrate = ep.serial, ep.baudrate
+    serial, baudrate, parity, stopbits = ep.serial, ep.baudrate, ep.parity, ep.stopbits
     assert serial is not None
     return lambda: AsyncModbusSerialClient(
-        serial, baudrate=baudrate, timeout=timeout, retries=0, reconnect_delay=0
+        serial,
+        baudrate=baudrate,
+        parity=parity,
+        stopbits=stopbits,
+        timeout=timeout,
+        retries=0,
+        reconnect_delay=0,
     )

@@ -11,9 +11,14 @@ engine never learns which transport a reading came from.
 
 `DeviceTimeout` and `ConnectionLost` count towards `device_offline` after
 `offline_after_failures` consecutive failed polls; an `ExceptionResponse` means the device
-answered but refused, which is a `device_fault`. Each change of state is logged once; a
-device that is offline is polled less often, so that on a shared bus it takes as little
-time as possible from the devices that still answer.
+answered but refused, which is a `device_fault`. Each change of state is logged once.
+
+An offline device is polled less often (`next_poll`): the offline devices of a bus together
+take at most `dead_share` of its time (each failed poll's measured cost, timeouts and
+retries included, spaces out the next), and at least `OFFLINE_POLL_INTERVAL_S` apart, so
+the devices that still answer keep their interval on a shared RS-485 line. Until it is
+offline a failing device keeps its interval: detection and a flaky detector's readings are
+not slowed down.
 """
 
 from __future__ import annotations
@@ -27,15 +32,51 @@ from drivers.modbus import actuation
 from drivers.modbus.client import BusClient, ClientFactory
 from drivers.modbus.codec import Decoded, ReadBlock, decode
 from drivers.modbus.errors import ExceptionResponse, ModbusFailure
-from drivers.modbus.target import CommandJob, PollSink, PollTarget
+from drivers.modbus.target import CommandJob, PollSink, PollTarget, RawRegisters
 from rules.model import DeviceRef
 
-__all__ = ["CommandJob", "ModbusBus", "PollSink", "PollTarget", "jitter_p99"]
+__all__ = ["CommandJob", "ModbusBus", "PollSink", "PollTarget", "jitter_p99", "next_poll"]
 
 log = logging.getLogger(__name__)
 
 OFFLINE_POLL_INTERVAL_S = 10.0  # how often a device that stopped answering is retried
 CONFIRM_POLL_INTERVAL_S = 0.5  # while a command waits for its confirmation
+DEAD_SHARE = 0.10  # of a bus's time, at most, for the devices on it that do not answer
+
+
+def next_poll(
+    *,
+    due: float,
+    started: float,
+    now: float,
+    interval_s: float,
+    offline: bool,
+    failed_cost: float | None,
+    offline_on_bus: int,
+    confirm_by: float | None,
+    dead_share: float = DEAD_SHARE,
+) -> float:
+    """When to poll a device next, given its poll that was due at `due`, started at
+    `started` and ended at `now`. `failed_cost` is how long that poll held the bus if it
+    failed (None if the device answered), `offline_on_bus` how many devices of the bus are
+    offline (this one included), `confirm_by` the earliest deadline of a command waiting
+    for its read-back."""
+    if offline and failed_cost is not None:
+        # Space its polls (start to start) so that the offline devices of the bus together
+        # hold it at most `dead_share` of the time.
+        interval = max(
+            interval_s,
+            OFFLINE_POLL_INTERVAL_S,
+            failed_cost * max(1, offline_on_bus) / dead_share,
+        )
+        nxt = started + interval
+        if confirm_by is not None:
+            nxt = min(nxt, confirm_by)  # a command's verdict is not held back by the back-off
+        return max(nxt, now)
+    # Answering, or failing but not offline yet: detection keeps the device's own rhythm.
+    interval = interval_s if confirm_by is None else min(interval_s, CONFIRM_POLL_INTERVAL_S)
+    # Keep the rhythm (due + interval) unless we fell behind; never catch up in a burst.
+    return max(due + interval, started + interval * 0.5, now)
 
 
 class _NoSink:
@@ -59,9 +100,13 @@ class ModbusBus:
         client_factory: ClientFactory,
         targets: Sequence[PollTarget],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        gap_s: float = 0.0,
+        dead_share: float = DEAD_SHARE,
     ) -> None:
         self.name = name
-        self._client = BusClient(name, client_factory)
+        self._client = BusClient(name, client_factory, gap_s=gap_s, clock=clock)
+        self.dead_share = dead_share
         self.targets = list(targets)
         self._sink: PollSink = _NO_SINK
         self._clock = clock
@@ -80,6 +125,13 @@ class ModbusBus:
     @property
     def pending_commands(self) -> int:
         return self._commands.qsize()
+
+    def last_registers(self, ref: DeviceRef) -> RawRegisters | None:
+        """The raw registers (or bits) of the device's last answered poll, read-only."""
+        for t in self.targets:
+            if t.ref == ref:
+                return t.last_registers
+        return None
 
     async def run(self, sink: PollSink) -> None:
         """Poll until stopped; results go to `sink` (given here: what it decides may send
@@ -118,6 +170,7 @@ class ModbusBus:
             t.jitter.append(started - t.due)
         t.polls += 1
         results: dict[ReadBlock, list[int]] = {}
+        failed = False
         try:
             for block in t.blocks:
                 results[block] = await self._client.read(t.unit, block, t.retries)
@@ -125,22 +178,27 @@ class ModbusBus:
             self._refused(t, exc)
             actuation.expire(t, f"device refuses: {exc}", self._sink, self._clock)
         except ModbusFailure as exc:
+            failed = True
             self._failed(t, exc)
             actuation.expire(t, f"device not answering: {exc}", self._sink, self._clock)
         else:
+            t.last_registers = RawRegisters(
+                self._clock(), tuple((b, tuple(v)) for b, v in results.items())
+            )
             self._answered(t, decode(t.profile, results))
-        self._schedule(t, started)
-
-    def _schedule(self, t: PollTarget, started: float) -> None:
-        if t.offline:
-            interval = max(t.interval_s, OFFLINE_POLL_INTERVAL_S)
-        elif t.awaiting:
-            interval = min(t.interval_s, CONFIRM_POLL_INTERVAL_S)
-        else:
-            interval = t.interval_s
-        # Keep the rhythm (due + interval) unless we fell behind; never catch up in a burst.
-        t.due = max(t.due + interval, started + interval * 0.5)
-        t.due = max(t.due, self._clock())
+        now = self._clock()
+        t.busy_s += now - started
+        t.due = next_poll(
+            due=t.due,
+            started=started,
+            now=now,
+            interval_s=t.interval_s,
+            offline=t.offline,
+            failed_cost=(now - started) if failed else None,
+            offline_on_bus=sum(1 for x in self.targets if x.offline),
+            confirm_by=min((j.deadline for j in t.awaiting), default=None),
+            dead_share=self.dead_share,
+        )
 
     def _answered(self, t: PollTarget, decoded: Decoded) -> None:
         if t.offline:

@@ -24,6 +24,14 @@ class PollSink(Protocol):
     def poll_command_result(self, job: CommandJob, ok: bool, detail: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RawRegisters:
+    """A device's last answered poll as read: each block with its registers (or bits)."""
+
+    at: float  # the bus clock (monotonic) when it was read
+    blocks: tuple[tuple[ReadBlock, tuple[int, ...]], ...]
+
+
 @dataclass(slots=True)
 class PollTarget:
     """One polled device (a controller counts once; its channels fan out)."""
@@ -45,6 +53,8 @@ class PollTarget:
     awaiting: list[CommandJob] = field(default_factory=list)
     polls: int = 0
     jitter: list[float] = field(default_factory=list)
+    busy_s: float = 0.0  # bus time its polls took, failed ones included
+    last_registers: RawRegisters | None = None
 
     def __post_init__(self) -> None:
         if not self.blocks:

@@ -13,6 +13,7 @@ from typing import Any
 
 from drivers.modbus.link import BusPlan, ModbusLink
 from drivers.modbus.poller import ModbusBus, jitter_p99
+from drivers.modbus.target import RawRegisters
 from gateway.config.schema import GatewayConfig
 from gateway.ingest.modbus_plan import modbus_plan
 from rules.model import CommandKind, DeviceRef
@@ -90,6 +91,11 @@ class ModbusBuses:
         link = self._link_of.get(ref)
         return link is not None and link.submit(ref, cmd, command_id)
 
+    def last_registers(self, ref: DeviceRef) -> RawRegisters | None:
+        """The raw registers of a polled device's last answered poll (commissioning)."""
+        link = self._link_of.get(ref)
+        return link.last_registers(ref) if link is not None else None
+
     def stats(self) -> dict[str, Any]:
         buses = self.buses
         targets = [t for bus in buses for t in bus.targets]
@@ -99,6 +105,7 @@ class ModbusBuses:
             "offline": sum(1 for t in targets if t.offline),
             "reads": sum(b.stats.reads for b in buses),
             "failed_reads": sum(b.stats.failed_reads for b in buses),
+            "crc_errors": sum(b.stats.crc_errors for b in buses),
             "writes": sum(b.stats.writes for b in buses),
             "jitter_p99_ms": round(jitter_p99(targets) * 1000, 1),
         }

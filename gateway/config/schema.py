@@ -221,7 +221,11 @@ class ModbusEndpoint(_Model):
     host: str | None = None
     port: int = Field(502, ge=1, le=65535)
     serial: str | None = None  # RS-485 port, e.g. /dev/ttyUSB0 (RTU)
-    baudrate: int = 9600
+    baudrate: int = Field(9600, ge=1200, le=115200)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    # Serial: the devices not answering on a bus take at most this share of its time.
+    dead_share: float = Field(0.10, gt=0, le=1)
     unit: int = Field(1, ge=0, le=247)
     profile: str
     timeout: PositiveSeconds = 1.0  # per request

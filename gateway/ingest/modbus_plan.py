@@ -14,6 +14,7 @@ def modbus_plan(config: GatewayConfig) -> list[BusPlan]:
     targets: dict[str, list[PollTarget]] = {}
     endpoints: dict[str, ModbusEndpoint] = {}
     timeouts: dict[str, float] = {}
+    shares: dict[str, float] = {}
     for site in config.sites:
         for dev in site.devices:
             ep = dev.modbus
@@ -33,6 +34,7 @@ def modbus_plan(config: GatewayConfig) -> list[BusPlan]:
             endpoints.setdefault(ep.bus, ep)
             # One bus, one timeout: the shortest any of its devices asks for.
             timeouts[ep.bus] = min(timeouts.get(ep.bus, ep.timeout), ep.timeout)
+            shares[ep.bus] = min(shares.get(ep.bus, ep.dead_share), ep.dead_share)
     return [
         BusPlan(
             BusEndpoint(
@@ -41,7 +43,10 @@ def modbus_plan(config: GatewayConfig) -> list[BusPlan]:
                 port=endpoints[name].port,
                 serial=endpoints[name].serial,
                 baudrate=endpoints[name].baudrate,
+                parity=endpoints[name].parity,
+                stopbits=endpoints[name].stopbits,
                 timeout=timeouts[name],
+                dead_share=shares[name],
             ),
             tuple(found),
         )
