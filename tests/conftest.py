@@ -71,6 +71,7 @@ SERVER_FIXTURES: dict[str, tuple[str, ...]] = {
     "vm": ("tsdb",),
     "smtp_server": ("smtp",),
     "modbus_server": ("modbus",),
+    "serial_bus": ("modbus",),  # tests/support/serial_bus: socat ptys and an RTU server
     "chromium": ("browser",),
     "run_cli": ("process",),
     "cli_process": ("process",),

@@ -194,7 +194,8 @@ class ModbusBus:
             now=now,
             interval_s=t.interval_s,
             offline=t.offline,
-            failed_cost=(now - started) if failed else None,
+            # the silence owed after it (the RTU gap) is the failed poll's cost too
+            failed_cost=(now - started + self._client.gap_s) if failed else None,
             offline_on_bus=sum(1 for x in self.targets if x.offline),
             confirm_by=min((j.deadline for j in t.awaiting), default=None),
             dead_share=self.dead_share,
