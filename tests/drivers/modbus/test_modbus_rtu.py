@@ -23,11 +23,10 @@ import pytest
 
 from drivers.modbus import poller
 from drivers.modbus.client import frame_gap_s
-from drivers.modbus.link import ModbusLink
 from drivers.modbus.profile import builtin_profiles
 from drivers.modbus.target import CommandJob
+from gateway.app.modbus_buses import ModbusBuses
 from gateway.config.loading import parse_config
-from gateway.ingest.modbus_plan import modbus_plan
 from rules.model import CommandKind, DeviceRef
 from simulator.modbus_device import DeviceMode, SimModbusDevice
 from tests.conftest import until
@@ -96,8 +95,8 @@ def serial_config(port: str) -> Any:
 
 
 @pytest.fixture
-async def serial_bus(tmp_path: Path) -> AsyncIterator[tuple[SerialBus, ModbusLink, Recorder]]:
-    """The line with its three devices, and the gateway's link polling it into a recorder."""
+async def serial_bus(tmp_path: Path) -> AsyncIterator[tuple[SerialBus, ModbusBuses, Recorder]]:
+    """The line with its three devices, and the gateway's bus polling it into a recorder."""
     profiles = builtin_profiles()
     efm = SimModbusDevice(profiles["acrel_arcm300t_z"], EFM)
     gac = SimModbusDevice(profiles["igd_toc_635_plus"], GAC)
@@ -106,12 +105,12 @@ async def serial_bus(tmp_path: Path) -> AsyncIterator[tuple[SerialBus, ModbusLin
     gac.set_quantity("lel", 0.0, channel=1)
     valve.set_quantity("open", 1)
     async with SerialBus(tmp_path, [efm, gac, valve], baudrate=BAUD) as bus:
-        (plan,) = modbus_plan(serial_config(bus.port))
-        link = ModbusLink([plan])
+        buses = ModbusBuses(serial_config(bus.port))  # as the gateway builds its buses
+        (link,) = buses.links.values()
         sink = Recorder()
         task = asyncio.create_task(link.run(sink))
         try:
-            yield bus, link, sink
+            yield bus, buses, sink
         finally:
             link.stop()
             task.cancel()
@@ -139,9 +138,9 @@ def short_offline_floor(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_rtu_line_end_to_end(
-    serial_bus: tuple[SerialBus, ModbusLink, Recorder],
+    serial_bus: tuple[SerialBus, ModbusBuses, Recorder],
 ) -> None:
-    bus, link, sink = serial_bus
+    bus, buses, sink = serial_bus
     # Polling: every device's values arrive over the serial line.
     await until(
         lambda: (
@@ -151,17 +150,17 @@ async def test_rtu_line_end_to_end(
         ),
         what="first polls over RTU",
     )
-    raw = link.last_registers(ref("efm-1"))
+    raw = buses.last_registers(ref("efm-1"))
     assert raw is not None and any(35 in regs for _, regs in raw.blocks)
 
     # A command with read-back: written, then confirmed by polling the valve's limit.
-    assert link.submit(ref("valve-1"), CommandKind.CLOSE_VALVE, "c-1")
+    assert buses.submit(ref("valve-1"), CommandKind.CLOSE_VALVE, "c-1")
     await until(lambda: sink.results, what="the close_valve verdict")
     assert sink.results == [("c-1", True, "valve_open = 0")]
     assert bus.devices[VALVE].value("valve_open") == 0
 
     # A CRC-corrupted answer: counted, retried, and the device stays online.
-    (bus_,) = link.buses
+    (bus_,) = buses.buses
     failed_before = bus_.stats.failed_reads
     bus.devices[EFM].set_quantity("residual_ma", 77)
     bus.relay.corrupt_next_answers(EFM)
@@ -169,7 +168,7 @@ async def test_rtu_line_end_to_end(
     assert bus.relay.corrupted == 1
     assert bus_.stats.crc_errors == 1
     assert bus_.stats.failed_reads == failed_before + 1
-    assert link.stats()["crc_errors"] == 1
+    assert buses.stats()["crc_errors"] == 1  # as /api/health shows it
     assert not any(t.offline for t in bus_.targets) and not sink.unreachable
 
     # The inter-frame gap: no request followed an answer sooner than 3.5 characters.
