@@ -101,6 +101,7 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
                 f"{site.edge_gateway!r} is this gateway's own id: the edge is another gateway",
             )
     yield from _check_modbus(config)
+    yield from _check_modbus_buses(config)
     yield from _check_notify(config)
     yield from _check_report(config)
     for device_type, thresholds in config.rules.defaults.items():
@@ -181,6 +182,30 @@ def _check_report(config: GatewayConfig) -> Iterator[ConfigProblem]:
         for k, site in enumerate(rec.sites):
             if site not in site_ids:
                 yield ConfigProblem(f"report.recipients[{i}].sites[{k}]", f"unknown site {site!r}")
+
+
+def _check_modbus_buses(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    """One unit id per bus (two devices answering together garble the line), and one baud
+    rate, parity and stop bits per serial line (the first device's would apply to all)."""
+    first: dict[tuple[str, int | None], str] = {}
+    for si, site in enumerate(config.sites):
+        for di, dev in enumerate(site.devices):
+            ep, path = dev.modbus, f"sites[{si}].devices[{di}].modbus"
+            if ep is None:
+                continue
+            if (ep.bus, ep.unit) in first:
+                yield ConfigProblem(
+                    f"{path}.unit",
+                    f"unit {ep.unit} on {ep.bus} is already {first[ep.bus, ep.unit]}",
+                )
+            first.setdefault((ep.bus, ep.unit), dev.id)
+            line = (ep.baudrate, ep.parity, ep.stopbits)
+            if ep.serial is not None and first.setdefault((ep.bus, None), repr(line)) != repr(line):
+                yield ConfigProblem(
+                    path,
+                    f"{ep.bus} is set to baudrate, parity, stopbits {first[ep.bus, None]} "
+                    f"by another device, not {line}",
+                )
 
 
 def _check_modbus(config: GatewayConfig) -> Iterator[ConfigProblem]:
