@@ -28,7 +28,15 @@ from drivers.modbus.profile import (
 )
 from rules.model import CommandKind, DeviceType
 
-SHIPPED = {"acrel_arcm300t_z", "igd_toc_635_plus", "rotork_iq_pro"}
+SHIPPED = {
+    "acrel_arcm300t_z",
+    "igd_toc_635_plus",
+    "rotork_iq_pro",
+    # from public sources, round-tripped in test_public_profiles.py
+    "acrel_asj",
+    "acrel_adw300",
+    "pemtech_pt495",
+}
 
 # a minimal valid profile; the schema tests change one thing at a time
 BASE: dict[str, Any] = {
