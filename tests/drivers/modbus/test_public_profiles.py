@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -19,8 +20,11 @@ from pymodbus.client import AsyncModbusTcpClient
 from drivers.modbus.client import BusClient
 from drivers.modbus.codec import Decoded, decode, plan_reads
 from drivers.modbus.profile import PROFILE_DIR, Profile, Table, builtin_profiles
-from rules.model import DeviceType
+from gateway.config.loading import parse_config
+from gateway.config.ruleset import build_rules
+from rules.model import AlarmType, DeviceRef, DeviceType
 from simulator.modbus_server import SimModbusDevice, SimModbusServer
+from tests.conftest import site_config
 
 # the round trips share the module's server, so they run on the module's event loop
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -94,6 +98,32 @@ def test_acrel_arcm300t_z_is_still_marked_unverified() -> None:
     assert "UNVERIFIED REGISTER MAP" in text
     manual = builtin_profiles()["acrel_arcm300t_z"].manual.lower()
     assert "unverified" in manual and "no public manual found" in manual
+
+
+def test_a_site_can_use_each_public_profile(tmp_path: Path) -> None:
+    def dev(name: str, **extra: object) -> dict[str, object]:
+        unit, device_type, _ = PUBLIC[name]
+        return {
+            "id": name.replace("_", "-"),
+            "type": device_type.value,
+            "location": "配电室",
+            "transport": "modbus",
+            "modbus": {"host": "192.0.2.10", "unit": unit, "profile": name},
+            **extra,
+        }
+
+    meter = dev("acrel_adw300", thresholds={"overcurrent": {"alarm": "32 A"}})
+    data = site_config(
+        tmp_path, 1883, extra_devices=[dev("acrel_asj"), meter, dev("pemtech_pt495")]
+    )
+    config = parse_config(data)  # profiles exist and describe the configured device type
+    (meter_rules,) = [
+        r for r in build_rules(config) if r.ref == DeviceRef("xingfu", "acrel-adw300")
+    ]
+    # the meter's phase-A current feeds an overcurrent rule at the circuit's rating
+    (oc,) = [t for t in meter_rules.thresholds if t.alarm is AlarmType.OVERCURRENT]
+    assert oc.quantity == "current_a"
+    assert [level.at for level in oc.levels] == [32.0]
 
 
 # --- round trips -------------------------------------------------------------------------
