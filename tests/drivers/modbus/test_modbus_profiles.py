@@ -36,6 +36,7 @@ SHIPPED = {
     "acrel_asj",
     "acrel_adw300",
     "pemtech_pt495",
+    "pemtech_pt495_co",
 }
 
 # a minimal valid profile; the schema tests change one thing at a time

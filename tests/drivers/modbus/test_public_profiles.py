@@ -34,6 +34,7 @@ PUBLIC = {
     "acrel_asj": (11, DeviceType.ELECTRICAL_FIRE_MONITOR, "manualshive.com"),
     "acrel_adw300": (12, DeviceType.ELECTRICAL_FIRE_MONITOR, "evcc-io/evcc"),
     "pemtech_pt495": (13, DeviceType.GAS_DETECTOR, "manualshive.com"),
+    "pemtech_pt495_co": (14, DeviceType.CO_DETECTOR, "manualshive.com"),
 }
 
 
@@ -114,7 +115,9 @@ def test_a_site_can_use_each_public_profile(tmp_path: Path) -> None:
 
     meter = dev("acrel_adw300", thresholds={"overcurrent": {"alarm": "32 A"}})
     data = site_config(
-        tmp_path, 1883, extra_devices=[dev("acrel_asj"), meter, dev("pemtech_pt495")]
+        tmp_path,
+        1883,
+        extra_devices=[dev("acrel_asj"), meter, dev("pemtech_pt495"), dev("pemtech_pt495_co")],
     )
     config = parse_config(data)  # profiles exist and describe the configured device type
     (meter_rules,) = [
@@ -207,3 +210,14 @@ async def test_pemtech_pt495_gas_reading_and_status_byte(bench: Bench) -> None:
     bench.hold("pemtech_pt495", 1, 0x0202)  # calibrating: shown, not a fault
     d = await bench.poll("pemtech_pt495")
     assert active(d) == {"calibrating"} and d.faults == {}
+
+
+@on_module_loop
+async def test_pemtech_pt495_co_head_reads_ppm(bench: Bench) -> None:
+    bench.hold("pemtech_pt495_co", 0, 150)  # 40001: 150 ppm CO
+    bench.hold("pemtech_pt495_co", 1, 0x0401)  # 40002: high byte 04 (CO), alarm
+    bench.hold("pemtech_pt495_co", 2, 50, 0, 200, 1)  # AL1 50 ppm, AL2 200 ppm latching
+    d = await bench.poll("pemtech_pt495_co")
+    assert d.values == {None: {"co_ppm": 150.0}}
+    assert active(d) == {"gas_alarm"} and d.faults == {}
+    assert (d.raw["alarm_1_setpoint"], d.raw["alarm_2_setpoint"]) == (50, 200)
