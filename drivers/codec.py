@@ -2,7 +2,8 @@
 
 Every way a payload can be wrong has its own `RejectReason`, so that the metrics say
 *why* a device is not being heard. Decoding is strict about shape and lenient about
-nothing: a value is never clamped, rounded into range, or defaulted.
+nothing: a value is never clamped, rounded into range, or defaulted. The envelope is
+liberal (issue 13): top-level fields beside the contract's are ignored and counted.
 
 Telemetry is judged per quantity: one broken channel (a NaN temperature) must not hide a
 good residual-current value in the same message, so bad quantities are dropped and
@@ -51,6 +52,7 @@ class RejectReason(StrEnum):
     FOREIGN_ALARM = "foreign_alarm"  # central mode: an alarm id of another site, device or type
     UNKNOWN_GATEWAY = "unknown_gateway"  # central mode: presence of a gateway serving no edge site
     DUPLICATE = "duplicate"  # the broker delivered again a message already taken
+    MISSING_FIELD = "missing_field"  # a payload mapping's required path is absent
 
 
 class Rejected(Exception):
@@ -91,6 +93,7 @@ class DecodedTelemetry:
     reading: Reading
     rejected: tuple[QuantityRejected, ...]
     device_time: bool = False  # the reading's time is the device's (else the receipt time)
+    ignored: int = 0  # top-level fields beside `ts` and `values`: counted, never a reason to drop
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +245,11 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
     values = data.get("values")
     if not isinstance(values, dict):
         raise Rejected(RejectReason.WRONG_TYPE, "values must be an object of quantity: number")
-    if len(data) > 1 and not (len(data) == 2 and "ts" in data):
-        extra = set(data) - {"ts", "values"}
-        raise Rejected(RejectReason.WRONG_TYPE, f"unknown fields {sorted(extra)}")
+    # Vendors add `seq`, `rssi`, `battery` beside the contract's fields: a gas reading must
+    # reach the rules all the same. They are only counted (the router adds them up).
+    ignored = len(data) - 1
+    if ignored and "ts" in data:
+        ignored -= 1
     ts = _timestamp(data, received)
     good: dict[str, float] = {}
     bad: list[QuantityRejected] = []
@@ -270,7 +275,7 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
             first = bad[0]
             raise Rejected(first.reason, f"{first.quantity}: {first.detail}")
         raise Rejected(RejectReason.EMPTY, "values is empty")
-    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received)
+    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received, ignored)
 
 
 # Valid quantity names and their physical range, for the fast path of `decode_telemetry`
