@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.config.loading import parse_config
@@ -15,7 +17,7 @@ from tests.conftest import Mosquitto, probe_client, running_gateway, site_config
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def is_alarm(device: str, kind: str):  # type: ignore[no-untyped-def]
+def is_alarm(device: str, kind: str) -> Callable[[dict[str, Any]], bool]:
     return lambda m: m["device"] == device and m["type"] == kind and m["state"] == "active"
 
 
