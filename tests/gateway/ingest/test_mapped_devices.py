@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.app.reload import reload_config
 from gateway.config.loading import parse_config
 from rules.model import Instant, Outcome, Reading
-from tests.conftest import Mosquitto, probe_client, running_gateway, site_config, until
+from tests.conftest import (
+    Mosquitto,
+    probe_client,
+    running_gateway,
+    site_config,
+    until,
+    write_config,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -106,3 +114,12 @@ async def test_extra_fields_and_mapped_payloads_reach_the_rules(
         assert gw.metrics.ignored_fields.value == 8
         metrics = (await running.api.get("/metrics")).text
         assert "gateway_ignored_fields_total 8.0" in metrics
+
+        # 5. Reloaded with gas-nb on the native codec: its messages are read natively at once.
+        data["sites"][0]["devices"][-1]["codec"] = "native"
+        assert (await reload_config(gw, write_config(tmp_path / "gateway.yaml", data))).ok
+        await probe.publish("safety/xingfu/gas-nb/telemetry", {"values": {"lel": 26}})
+        await until(
+            lambda: [r.values for r in taken if r.ref.device == "gas-nb"][-1] == {"lel": 26.0},
+            what="gas-nb read natively after the reload",
+        )
