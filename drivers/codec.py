@@ -34,8 +34,8 @@ from rules.model import (
 
 # Device clocks drift and some start at 1970: a timestamp outside this window is not
 # believed (the receipt time is used instead of guessing).
-_TS_MIN_MS = 1_500_000_000_000  # 2017-07
-_TS_MAX_FUTURE_S = 24 * 3600
+TS_MIN_MS = 1_500_000_000_000  # 2017-07
+TS_MAX_FUTURE_S = 24 * 3600
 
 
 class RejectReason(StrEnum):
@@ -216,7 +216,7 @@ def _all_finite(obj: Any) -> bool:
     return True
 
 
-def _object(payload: bytes) -> dict[str, Any]:
+def json_object(payload: bytes) -> dict[str, Any]:
     if not payload:
         raise Rejected(RejectReason.EMPTY, "empty payload")
     data = load_json(payload)
@@ -235,13 +235,13 @@ def _timestamp(data: dict[str, Any], received: float) -> float:
         raise Rejected(RejectReason.WRONG_TYPE, f"ts must be epoch milliseconds, got {ts!r}")
     if not math.isfinite(ts):
         raise Rejected(RejectReason.NOT_FINITE, "ts is not finite")
-    if ts < _TS_MIN_MS or ts / 1000.0 > received + _TS_MAX_FUTURE_S:
+    if ts < TS_MIN_MS or ts / 1000.0 > received + TS_MAX_FUTURE_S:
         return received  # implausible device clock: keep the data, trust our clock
     return float(ts) / 1000.0
 
 
 def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> DecodedTelemetry:
-    data = _object(payload)
+    data = json_object(payload)
     values = data.get("values")
     if not isinstance(values, dict):
         raise Rejected(RejectReason.WRONG_TYPE, "values must be an object of quantity: number")
@@ -307,7 +307,7 @@ def check_quantity(name: str, value: object) -> QuantityRejected | None:
 
 
 def decode_event(ref: DeviceRef, payload: bytes, received: float) -> DeviceEvent:
-    data = _object(payload)
+    data = json_object(payload)
     event = data.get("event")
     if not isinstance(event, str):
         raise Rejected(RejectReason.WRONG_TYPE, "event must be a string")
@@ -330,7 +330,7 @@ def decode_status(ref: DeviceRef, payload: bytes) -> Availability:
 
 
 def decode_ack(payload: bytes) -> CommandAck:
-    data = _object(payload)
+    data = json_object(payload)
     cid = data.get("id")
     ok = data.get("ok")
     if not isinstance(cid, str) or not cid:

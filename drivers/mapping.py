@@ -29,16 +29,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from drivers.codec import (
-    _TS_MAX_FUTURE_S,
-    _TS_MIN_MS,
+    TS_MAX_FUTURE_S,
+    TS_MIN_MS,
     QuantityRejected,
     Rejected,
     RejectReason,
-    _object,
     check_quantity,
+    json_object,
 )
-from rules.model import Availability, DeviceEvent, DeviceRef, DeviceType, EventKind, Reading
-from rules.model import quantity_base as _quantity_base
+from rules.model import (
+    Availability,
+    DeviceEvent,
+    DeviceRef,
+    DeviceType,
+    EventKind,
+    Reading,
+    quantity_base,
+)
 
 NATIVE = "native"  # the codec of a device that names none: DESIGN section 5 as it is
 
@@ -114,7 +121,7 @@ class QuantityRule(_PathRule):
 
     @model_validator(mode="after")
     def _known(self) -> QuantityRule:
-        if _quantity_base(self.quantity) is None:
+        if quantity_base(self.quantity) is None:
             raise ValueError(f"unknown quantity {self.quantity!r}")
         if self.scale == 0:
             raise ValueError("scale 0 would turn every reading into the offset")
@@ -223,7 +230,7 @@ class CompiledMapping:
     def decode(
         self, ref: DeviceRef, payload: bytes, received: float, zone: tzinfo
     ) -> DecodedMessage:
-        data = _object(payload)
+        data = json_object(payload)
         ts = received
         if self.time is not None:
             steps, fmt = self.time
@@ -360,7 +367,7 @@ def _time(path: str, raw: Any, fmt: TimeFormat, received: float, zone: tzinfo) -
         raise Rejected(RejectReason.WRONG_TYPE, f"{path}: not {fmt}: {exc}") from None
     if not math.isfinite(ts):
         raise Rejected(RejectReason.NOT_FINITE, f"{path} is not finite")
-    if ts * 1000.0 < _TS_MIN_MS or ts > received + _TS_MAX_FUTURE_S:
+    if ts * 1000.0 < TS_MIN_MS or ts > received + TS_MAX_FUTURE_S:
         return received  # implausible device clock: keep the data, trust our clock
     return ts
 
