@@ -252,6 +252,8 @@ class Gateway:
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
             resend_window_s=mq.resend_window if mq else 0.0,
+            mappings=config.codecs,
+            zone=self.clockface.zone,
         )
         self.modbus_sink = ModbusSink(ingest)
         self.tasks = Tasks(lambda name: self.metrics.internal_errors.labels(name).inc())
@@ -479,7 +481,7 @@ class Gateway:
         # ---- one step: no await from here to the end of the swap
         self.inventory.reload(config)
         self.engine.reconfigure(rules, now)
-        self.router.forget_routes()
+        self.router.forget_routes(config.codecs)
         self.notifications.reconfigure(config, notifiers)
         self.reminders.reconfigure(config, self.inventory, notifiers)
         buses = self.modbus.reconfigure(config)

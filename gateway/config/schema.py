@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from drivers.mapping import NATIVE, PayloadMapping, all_mappings
 from drivers.modbus.profile import Profile, all_profiles
 from gateway.config.tls import HttpTls, MqttTls
 from gateway.config.units import measure_parser
@@ -68,6 +69,7 @@ class GatewaySection(_Model):
     data_dir: Path = Path("./data")
     timezone: str = "Asia/Shanghai"
     profile_dirs: list[Path] = []  # extra Modbus profile directories, beside the built-in ones
+    mapping_dirs: list[Path] = []  # extra payload mapping directories (issue 13), likewise
 
     @field_validator("timezone")
     @classmethod
@@ -250,6 +252,8 @@ class DeviceConfig(_Model):
     poll_interval_s: float | None = Field(None, gt=0)
     report_interval: PositiveSeconds | None = None
     thresholds: Thresholds = Thresholds()
+    # mqtt: how its payloads read: `native` (DESIGN section 5) or a payload mapping's name.
+    codec: str = Field(NATIVE, pattern=r"^[a-z0-9][a-z0-9_]*$")
 
 
 DEFAULT_POLL_INTERVAL_S = 2.0
@@ -553,6 +557,7 @@ class GatewayConfig(_Model):
     duty: DutySection = DutySection()
     hazards: HazardsSection = HazardsSection()
     reminders: RemindersSection = RemindersSection()
+    mappings: list[PayloadMapping] = []  # payload mappings written here (issue 13)
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:
@@ -569,3 +574,10 @@ class GatewayConfig(_Model):
         """The Modbus profiles (built in, and from `gateway.profile_dirs`), read once: the
         configuration check and the pollers use the same ones. Raises ProfileError."""
         return all_profiles(tuple(self.gateway.profile_dirs))
+
+    @cached_property
+    def codecs(self) -> dict[str, PayloadMapping]:
+        """The payload mappings (built in, from `gateway.mapping_dirs`, and `mappings`), read
+        once. Raises MappingError (a bad file, or a name defined twice)."""
+        found = all_mappings(tuple(self.gateway.mapping_dirs))
+        return found | {m.name: m for m in self.mappings if m.name not in found}
