@@ -82,6 +82,7 @@ async def trend(
         "site": ref.site,
         "from": start,
         "to": now,
+        "zone_time": gw.clockface.iso(now),  # the gateway's zone, for the chart's time axis
         "bucket_s": BUCKET_S,
         "series": series,
         "thresholds": _thresholds(gw, ref),
