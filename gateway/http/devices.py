@@ -6,6 +6,7 @@ commissioning page shows (its thresholds, the last raw payload, valves opened by
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -13,10 +14,13 @@ from fastapi import APIRouter, Query
 from gateway.app.supervisor import Gateway
 from gateway.http.auth import GatewayDep, PrincipalDep, readable_device
 from gateway.http.errors import ApiError
+from gateway.trend.feed import VALVE_OPENED_ON_SITE
 from gateway.trend.ring import BUCKET_S
 from rules.model import DeviceRef
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+HAND_OPENINGS_SHOWN = 20
 
 
 @router.get("/api/devices")
@@ -57,7 +61,9 @@ async def device(
     # Modbus devices: the poller keeps no raw registers yet; the page says so.
     view["raw_kept"] = installed.config.transport != "modbus"
     view["thresholds"] = _thresholds(gw, ref)
-    view["opened_on_site"] = [gw.clockface.iso(o.at) for o in gw.trends.openings_of(ref)]
+    view["opened_on_site"] = (
+        await _opened_on_site(gw, ref) if installed.type.value == "gas_valve" else []
+    )
     return view
 
 
@@ -88,6 +94,20 @@ async def trend(
         "thresholds": _thresholds(gw, ref),
         "alarms": await _alarm_periods(gw, ref, start, now),
     }
+
+
+async def _opened_on_site(gw: Gateway, ref: DeviceRef) -> list[str]:
+    """When the valve was opened by hand on site, newest first: the audit trail's rows
+    (they outlive a restart) and those whose append is still on its way."""
+    at = {o.at for o in gw.trends.openings_of(ref)}
+    try:
+        rows = await gw.audit.query(sites=[ref.site], action=VALVE_OPENED_ON_SITE, limit=200)
+    except Exception:
+        log.exception("audit trail unreadable for the hand openings of %s", ref)
+        rows = []  # the page still shows those this run saw
+    at.update(r.at for r in rows if r.target == ref.device)
+    newest = sorted(at, reverse=True)[:HAND_OPENINGS_SHOWN]
+    return [iso for t in newest if (iso := gw.clockface.iso(t)) is not None]
 
 
 def _thresholds(gw: Gateway, ref: DeviceRef) -> list[dict[str, Any]]:
