@@ -14,9 +14,17 @@ MAX_RAW_BYTES = 4096
 class RawPayload:
     at: float
     channel: str  # telemetry | event | status | cmd_ack
-    text: str  # decoded as UTF-8 (bad bytes replaced), cut at MAX_RAW_BYTES
+    head: bytes  # the first MAX_RAW_BYTES, as received
     size: int  # the payload's whole size in bytes
-    truncated: bool
+
+    @property
+    def text(self) -> str:
+        """As UTF-8 (bad bytes replaced; decoded when read, never on the ingest path)."""
+        return self.head.decode("utf-8", "replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.head)
 
 
 class RawPayloads:
@@ -27,10 +35,7 @@ class RawPayloads:
         self._last: dict[DeviceRef, RawPayload] = {}
 
     def keep(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
-        cut = payload[:MAX_RAW_BYTES]
-        self._last[ref] = RawPayload(
-            at, channel, cut.decode("utf-8", "replace"), len(payload), len(payload) > len(cut)
-        )
+        self._last[ref] = RawPayload(at, channel, payload[:MAX_RAW_BYTES], len(payload))
 
     def last(self, ref: DeviceRef) -> RawPayload | None:
         return self._last.get(ref)

@@ -19,6 +19,7 @@ from gateway.config.loading import parse_config
 from gateway.http.app import create_api
 from gateway.http.commands import may_reopen_from
 from gateway.people.model import Person, Role
+from rules.model import DeviceRef
 from tests.conftest import FakeClock, site_config
 
 LAN = ("192.168.10.20", 40000)
@@ -92,7 +93,7 @@ async def test_open_valve_only_from_the_site_and_a_hand_opening_is_recorded(rig:
     assert r.status_code == 409, r.text
     # The valve reported open while the gas alarm is open: the rules fight it, not recorded.
     rig.send("valve-kitchen", {"open": 1})
-    assert rig.gw.trends.openings_of(rig.gw.inventory.resolve("valve-kitchen", None).ref) == []
+    assert rig.gw.trends.openings_of(DeviceRef("xingfu", "valve-kitchen")) == []
     rig.send("valve-kitchen", {"open": 0})
     # The alarm is over and closed: from the LAN the valve may be reopened, and the valve's
     # answer to that command is not taken for a hand opening.

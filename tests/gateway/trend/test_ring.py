@@ -3,8 +3,9 @@ whether a valve's `open` report is a person opening it by hand."""
 
 from __future__ import annotations
 
-from gateway.trend.feed import DeviceTrends
+from gateway.trend.feed import DeviceTrends, HandOpening
 from gateway.trend.onsite import COMMANDED_WINDOW_S, opened_by_hand
+from gateway.trend.raw import MAX_RAW_BYTES, RawPayloads
 from gateway.trend.ring import BUCKET_S, SLOTS, SPAN_S, QuantityRing
 from rules.model import DeviceRef, Reading
 
@@ -49,18 +50,31 @@ def test_the_trends_are_bounded_and_clamp_a_device_clock_ahead() -> None:
 
 
 def test_a_hand_opening_is_a_closed_valve_opening_with_no_gas_alarm_and_no_command() -> None:
-    base = {"was_open": False, "is_open": True, "gas_alarm_open": False, "now": 1000.0}
-    assert opened_by_hand(**base, commanded_open_at=None)
-    assert not opened_by_hand(**{**base, "was_open": None}, commanded_open_at=None)
-    assert not opened_by_hand(**{**base, "was_open": True}, commanded_open_at=None)
-    assert not opened_by_hand(**{**base, "is_open": False}, commanded_open_at=None)
-    assert not opened_by_hand(**{**base, "gas_alarm_open": True}, commanded_open_at=None)
-    assert not opened_by_hand(**base, commanded_open_at=1000.0 - COMMANDED_WINDOW_S + 1)
-    assert opened_by_hand(**base, commanded_open_at=1000.0 - COMMANDED_WINDOW_S - 1)
+    def by_hand(
+        was_open: bool | None = False,
+        is_open: bool = True,
+        gas_alarm_open: bool = False,
+        commanded_open_at: float | None = None,
+    ) -> bool:
+        return opened_by_hand(
+            was_open=was_open,
+            is_open=is_open,
+            gas_alarm_open=gas_alarm_open,
+            commanded_open_at=commanded_open_at,
+            now=1000.0,
+        )
+
+    assert by_hand()
+    assert not by_hand(was_open=None)  # just started: not a change
+    assert not by_hand(was_open=True)
+    assert not by_hand(is_open=False)
+    assert not by_hand(gas_alarm_open=True)  # the rules close it again
+    assert not by_hand(commanded_open_at=1000.0 - COMMANDED_WINDOW_S + 1)
+    assert by_hand(commanded_open_at=1000.0 - COMMANDED_WINDOW_S - 1)
 
 
 def test_the_trends_report_each_hand_opening_once() -> None:
-    seen = []
+    seen: list[HandOpening] = []
     trends = DeviceTrends(lambda: T0, lambda _: False, seen.append)
     for v in (1.0, 0.0, 1.0, 1.0, 0.0):
         trends.reading(Reading(VALVE, {"open": v}, T0), "gas_valve")
@@ -72,3 +86,14 @@ def test_values_come_back_as_measured() -> None:
     ring = QuantityRing()
     ring.add(T0, 23.4)
     assert ring.points(T0)[0].last == 23.4
+
+
+def test_a_raw_payload_is_kept_cut_at_4_kb() -> None:
+    raws = RawPayloads()
+    raws.keep(GAS, "telemetry", b'{"values": {"lel": 3}}', T0)
+    assert raws.last(GAS) is not None and not raws.last(GAS).truncated  # type: ignore[union-attr]
+    raws.keep(GAS, "telemetry", b"x" * (MAX_RAW_BYTES + 10) + b"\xff", T0 + 1)
+    kept = raws.last(GAS)
+    assert kept is not None and kept.truncated and kept.size == MAX_RAW_BYTES + 11
+    assert kept.text == "x" * MAX_RAW_BYTES and kept.at == T0 + 1
+    assert raws.last(VALVE) is None
