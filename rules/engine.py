@@ -81,6 +81,11 @@ class RuleEngine:
             values={name: (value, wall) for name, (value, _, wall) in d.values.items()},
         )
 
+    def rules_of(self, ref: DeviceRef) -> DeviceRules | None:
+        """The rules the engine applies to `ref` now (its thresholds, after a reload too)."""
+        d = self._devices.get(ref)
+        return None if d is None else d.rules
+
     def flags(self, ref: DeviceRef) -> tuple[bool, bool]:
         """(online, fault) of one device: `status` without copying its values."""
         d = self._devices[ref]

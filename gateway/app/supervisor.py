@@ -74,6 +74,8 @@ from gateway.people.links import AckLinks
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
+from gateway.trend.feed import DeviceTrends, HandOpeningTrail, ReadingsTee
+from gateway.trend.raw import RawPayloads
 from rules.engine import DeviceRules, RuleEngine
 from rules.model import (
     DEFAULT_SEVERITY,
@@ -233,17 +235,7 @@ class Gateway:
         self.housekeeping = Housekeeping(
             config.storage, data_dir, self.clockface.zone, self.metrics, clock=clock
         )
-        ingest = IngestDeps(
-            self.inventory,
-            self.engine,
-            self.dispatcher,
-            self.authority,
-            self.live,
-            self.rejects,
-            self.metrics,
-            self.clocks,
-            self.timeseries,
-        )
+        ingest = self._ingest_deps(clock)
         self.redeliveries = Redeliveries(self.store)
         self.router = MessageRouter(
             ingest,
@@ -254,6 +246,7 @@ class Gateway:
             resend_window_s=mq.resend_window if mq else 0.0,
             mappings=config.codecs,
             zone=self.clockface.zone,
+            raw_payloads=self.raw_payloads,
         )
         self.modbus_sink = ModbusSink(ingest)
         self.tasks = Tasks(lambda name: self.metrics.internal_errors.labels(name).inc())
@@ -539,6 +532,32 @@ class Gateway:
     # --------------------------------------------------------------------- views
     def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
         return alarm_view(alarm, self.alarm_context, self.clockface, timeline)
+
+    def _ingest_deps(self, clock: Callable[[], float]) -> IngestDeps:
+        """What both ways in hand readings to; the readings also feed the commissioning
+        page's trends and raw payloads (gateway.trend), beside the time series."""
+        self.trends = DeviceTrends(
+            clock, self._gas_alarm_open, HandOpeningTrail(self.records.audit, self.metrics)
+        )
+        self.raw_payloads = RawPayloads()
+        return IngestDeps(
+            self.inventory,
+            self.engine,
+            self.dispatcher,
+            self.authority,
+            self.live,
+            self.rejects,
+            self.metrics,
+            self.clocks,
+            ReadingsTee(self.trends, self.timeseries),
+        )
+
+    def _gas_alarm_open(self, valve: DeviceRef) -> bool:
+        """A gas alarm on a detector that closes `valve` is not closed yet."""
+        return any(
+            self.book.find(AlarmKey(d.site, d.device, AlarmType.GAS_LEAK)) is not None
+            for d in self.inventory.detectors_closing(valve)
+        )
 
     def device_view(self, ref: DeviceRef) -> dict[str, Any] | None:
         installed = self.inventory.get(ref)

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     field_validator,
     model_validator,
 )
@@ -287,6 +288,12 @@ class SiteConfig(_Model):
     edge_gateway: Ident | None = None
     contacts: list[Contact] = []
     devices: list[DeviceConfig] = []
+    # Reopening gas (GB 50028 §10.8.4: by hand, on site): `open_valve` through the API is
+    # refused unless the site allows it from anywhere, or the request's client address
+    # (after `http.trusted_proxies`) is in one of the site's own networks, e.g. its duty
+    # room's LAN; loopback counts only if listed (a gateway box installed at the site).
+    remote_reopen: bool = False
+    local_networks: list[IPvAnyNetwork] = Field([], max_length=64)
 
     @model_validator(mode="after")
     def _edge_gateway_iff_edge(self) -> SiteConfig:

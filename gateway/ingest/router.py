@@ -31,6 +31,7 @@ from gateway.central.observer import CentralObserver
 from gateway.ingest.redelivery import Redeliveries
 from gateway.ingest.resends import Resends
 from gateway.ingest.series import IngestDeps
+from gateway.trend.raw import RawPayloads
 from rules.model import DeviceRef, Instant, Outcome, Reading
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class MessageRouter:
         resend_window_s: float = 0.0,
         mappings: Mapping[str, PayloadMapping] | None = None,
         zone: tzinfo | None = None,
+        raw_payloads: RawPayloads | None = None,
     ) -> None:
         self._inventory = deps.inventory
         self._engine = deps.engine
@@ -79,6 +81,7 @@ class MessageRouter:
         self._routes: dict[str, _DeviceRoute] = {}
         self._mappings: Mapping[str, PayloadMapping] = mappings or {}
         self._zone = zone or ZoneInfo("Asia/Shanghai")  # a time without zone is the site's
+        self._raw = raw_payloads  # the commissioning page's last payload of each device
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
@@ -151,6 +154,8 @@ class MessageRouter:
                 return  # a gateway-level message, handled
         ref = route.ref
         channel = route.channel
+        if self._raw is not None:
+            self._raw.keep(ref, channel.value, payload, now.wall)
         if channel is Channel.CMD_ACK and not route.authority:
             # The edge matches its own commands' acks; their outcome comes on `commands`.
             self._metrics.messages.inc(channel.value)
