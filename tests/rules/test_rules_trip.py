@@ -88,7 +88,9 @@ class Clocked:
     def tick(self, t: float) -> Outcome:
         return self._keep(self.engine.tick(self._go(t)))
 
-    def ticks(self, until: float, ref: DeviceRef = EFM, every: float = 1.0, **values: float) -> None:
+    def ticks(
+        self, until: float, ref: DeviceRef = EFM, every: float = 1.0, **values: float
+    ) -> None:
         """Tick every second up to `until`; with values, the device reports them every 5 s."""
         t = self.t
         while t < until:
