@@ -24,7 +24,7 @@ from gateway.config.schema import (
 from rules import defaults
 from rules.co import CoRule
 from rules.engine import DeviceRules
-from rules.model import AlarmType, DeviceRef, DeviceType
+from rules.model import AlarmType, CommandKind, DeviceRef, DeviceType
 from rules.thresholds import Level, ThresholdRule
 from rules.trip import Agreement, AutoTrip
 
@@ -103,6 +103,11 @@ def _auto_trip(
     if at is None:
         return None
     here = path + ".auto_trip"
+    if dev.transport == "modbus" and dev.modbus is not None:
+        profile = config.profiles.get(dev.modbus.profile)
+        if profile is not None and profile.command(CommandKind.TRIP) is None:
+            # Checked here, not at the first fire: a trip that cannot be written is no trip.
+            raise _RuleProblem(here, f"profile {profile.name!r} has no trip command")
     own = {t.alarm for t in kept}
     missing = [a for a in at.on if AlarmType(a) not in own]
     if missing:

@@ -114,6 +114,10 @@ def test_auto_trip_configuration_is_checked_at_load(tmp_path: Path) -> None:
     assert any(p.endswith("auto_trip.agree") for p, _ in _problems(itself, tmp_path))
     no_overcurrent = auto_trip_device(on=["overcurrent"])
     assert any(p.endswith("auto_trip.on") for p, _ in _problems(no_overcurrent, tmp_path))
+    polled = auto_trip_device()
+    polled |= {"transport": "modbus", "modbus": {"host": "10.0.0.9", "profile": "rotork_iq_pro"}}
+    polled["type"] = "electrical_fire_monitor"
+    assert any("has no trip command" in m for _, m in _problems(polled, tmp_path))
     # and a valid one: overtemperature confirmed by residual current on efm-1
     ok = auto_trip_device(on=["overtemperature"], agree={"device": "efm-1"}, delay="30 s")
     parse_config(site_config(tmp_path, 1883, extra_devices=[ok]))
