@@ -1,9 +1,9 @@
 """Automatic trip over a real Mosquitto (the device answers on `cmd/ack`), `reset` refused
-while an alarm is open, and the configuration of `auto_trip` checked at load."""
+while an alarm is open, and the configuration of `auto_trip` checked at load. The gateway
+runs on a fake clock: the test moves time and calls the supervisor's tick itself."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,15 @@ import pytest
 
 from gateway.config.errors import ConfigError
 from gateway.config.loading import parse_config
-from tests.conftest import Mosquitto, Probe, RunningGateway, running_gateway, site_config, until
+from tests.conftest import (
+    FakeClock,
+    Mosquitto,
+    Probe,
+    RunningGateway,
+    running_gateway,
+    site_config,
+    until,
+)
 
 EFM = "efm-auto"
 CLOSE = {"by": "王值班", "disposition": "real", "note": "断电检修"}
@@ -35,8 +43,9 @@ def open_of(rg: RunningGateway, type_: str) -> list[Any]:
 async def test_auto_trip_over_mqtt_unconfirmed_then_confirmed_and_reset(
     tmp_path: Path, broker: Mosquitto, probe: Probe
 ) -> None:
+    clock = FakeClock()
     data = site_config(tmp_path / "data", broker.port, extra_devices=[auto_trip_device()])
-    async with running_gateway(parse_config(data)) as rg:
+    async with running_gateway(parse_config(data), clock=clock) as rg:
         api = rg.api
         await probe.telemetry(EFM, {"residual_ma": 480})
         cmd = await probe.wait_for(f"{EFM}/cmd")
@@ -52,10 +61,13 @@ async def test_auto_trip_over_mqtt_unconfirmed_then_confirmed_and_reset(
         assert sent[0].detail["why"].startswith("residual_current active")
 
         # The device never answers: trip_failure at the 1 s deadline, latched.
-        failure = await probe.wait_for(
-            "xingfu/alarms", lambda m: m["type"] == "trip_failure", timeout=5
-        )
-        assert failure["device"] == EFM and failure["reason"] == "trip_not_confirmed"
+        clock.advance(0.9)
+        rg.gw.tick()
+        assert open_of(rg, "trip_failure") == []
+        clock.advance(0.1)
+        rg.gw.tick()
+        (failure,) = open_of(rg, "trip_failure")
+        assert failure.latched and failure.reason == "trip_not_confirmed"
         assert [m["cmd"] for m in probe.messages(f"{EFM}/cmd")] == ["trip"], "sent once"
 
         # Reset is refused while the device has an open alarm, in any state.
@@ -65,8 +77,11 @@ async def test_auto_trip_over_mqtt_unconfirmed_then_confirmed_and_reset(
 
         # The current falls back; a person closes both alarms; now reset goes out.
         await probe.telemetry(EFM, {"residual_ma": 5})
-        await until(lambda: alarm.state.value == "cleared", what="alarm cleared")
-        for a in (alarm, open_of(rg, "trip_failure")[0]):
+        await until(lambda: rg.gw.engine.status(alarm.key.ref).values["residual_ma"][0] == 5)
+        clock.advance(0.5)  # the off-delay
+        rg.gw.tick()
+        assert alarm.state.value == "cleared"
+        for a in (alarm, failure):
             r = await api.post(f"/api/alarms/{a.id}/close", json=CLOSE)
             assert r.status_code == 200, r.text
         r = await api.post(f"/api/devices/{EFM}/commands", json={"by": "王值班", "cmd": "reset"})
@@ -85,7 +100,8 @@ async def test_auto_trip_over_mqtt_unconfirmed_then_confirmed_and_reset(
         await probe.wait_for(
             "xingfu/commands", lambda m: m["id"] == again["id"] and m["result"] == "ok"
         )
-        await asyncio.sleep(1.3)  # past the deadline: an absence has no event to wait for
+        clock.advance(5)  # well past the deadline
+        rg.gw.tick()
         assert open_of(rg, "trip_failure") == []
         assert "open_valve" not in {m["cmd"] for m in probe.messages("/cmd")}
 
