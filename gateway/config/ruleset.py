@@ -124,6 +124,11 @@ def _auto_trip(
                 )
             other = DeviceRef(site_id, found.id)
             kinds = _alarm_kinds(found.type)
+            if not kinds:
+                # A button or smoke event is latched in the alarm book, not held by the rules.
+                raise _RuleProblem(
+                    here + ".agree.device", f"{found.id} has no measured alarm to agree with"
+                )
         else:
             kinds = own
         alarm = AlarmType(at.agree.alarm) if at.agree.alarm is not None else None

@@ -126,6 +126,8 @@ def test_auto_trip_configuration_is_checked_at_load(tmp_path: Path) -> None:
         "sites[0].devices[5].auto_trip.agree.device",
         "nobody is not another device of this site",
     ) in _problems(stranger, tmp_path)
+    button = auto_trip_device(agree={"device": "btn-lobby"})
+    assert any("no measured alarm" in m for _, m in _problems(button, tmp_path))
     itself = auto_trip_device(agree={"alarm": "residual_current"})
     assert any(p.endswith("auto_trip.agree") for p, _ in _problems(itself, tmp_path))
     no_overcurrent = auto_trip_device(on=["overcurrent"])
