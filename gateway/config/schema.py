@@ -239,6 +239,33 @@ class ModbusEndpoint(_Model):
         return f"tcp://{self.host}:{self.port}" if self.host else f"rtu://{self.serial}"
 
 
+TrippingAlarm = Literal["residual_current", "overtemperature", "overcurrent"]
+
+
+class TripAgreement(_Model):
+    """The second condition of an automatic trip: `alarm` open on `device` (this one when
+    omitted); a `device` without `alarm` agrees with any of its measured alarms."""
+
+    alarm: Literal[TrippingAlarm, "gas_leak", "co"] | None = None
+    device: Ident | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> TripAgreement:
+        if self.alarm is None and self.device is None:
+            raise ValueError("agree needs an alarm, a device, or both")
+        return self
+
+
+class AutoTripConfig(_Model):
+    """Cut the circuit on these alarms (README "Automatic trip": it stops oxygen
+    concentrators and lifts; off unless configured)."""
+
+    on: list[TrippingAlarm] = Field(min_length=1, max_length=3)
+    delay: Seconds = 0.0
+    agree: TripAgreement | None = None
+    confirm_timeout: PositiveSeconds = 10.0
+
+
 class DeviceConfig(_Model):
     id: Ident
     type: DeviceType
@@ -255,6 +282,13 @@ class DeviceConfig(_Model):
     thresholds: Thresholds = Thresholds()
     # mqtt: how its payloads read: `native` (DESIGN section 5) or a payload mapping's name.
     codec: str = Field(NATIVE, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    auto_trip: AutoTripConfig | None = None  # electrical_fire_monitor only
+
+    @model_validator(mode="after")
+    def _auto_trip_on_monitors(self) -> DeviceConfig:
+        if self.auto_trip is not None and self.type is not DeviceType.ELECTRICAL_FIRE_MONITOR:
+            raise ValueError("auto_trip is only for an electrical_fire_monitor")
+        return self
 
 
 DEFAULT_POLL_INTERVAL_S = 2.0
