@@ -60,6 +60,7 @@ from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
 from gateway.incidents.store import IncidentStore
 from gateway.ingest.modbus_sink import ModbusSink
+from gateway.ingest.raw import RawPayloads
 from gateway.ingest.redelivery import WINDOW_S, Redeliveries
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
@@ -75,7 +76,6 @@ from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
 from gateway.trend.feed import DeviceTrends, HandOpeningTrail, ReadingsTee
-from gateway.trend.raw import RawPayloads
 from rules.engine import DeviceRules, RuleEngine
 from rules.model import (
     DEFAULT_SEVERITY,

@@ -28,10 +28,10 @@ from drivers.codec import Channel, Rejected, RejectReason, TopicParser
 from drivers.mapping import NATIVE, CompiledMapping, PayloadMapping
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
+from gateway.ingest.raw import RawPayloads
 from gateway.ingest.redelivery import Redeliveries
 from gateway.ingest.resends import Resends
 from gateway.ingest.series import IngestDeps
-from gateway.trend.raw import RawPayloads
 from rules.model import DeviceRef, Instant, Outcome, Reading
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,7 @@ class MessageRouter:
                 return  # a gateway-level message, handled
         ref = route.ref
         channel = route.channel
-        if self._raw is not None:
-            self._raw.keep(ref, channel.value, payload, now.wall)
+        self._keep_raw(ref, channel.value, payload, now.wall)
         if channel is Channel.CMD_ACK and not route.authority:
             # The edge matches its own commands' acks; their outcome comes on `commands`.
             self._metrics.messages.inc(channel.value)
@@ -167,8 +166,7 @@ class MessageRouter:
         outcome: Outcome | None = None
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now.wall)
-            if decoded.ignored:
-                self._metrics.ignored_fields.inc(decoded.ignored)
+            self._metrics.ignored_fields.inc(decoded.ignored)  # a plain int: adding 0 is free
             again = route.resends.again(payload, decoded.device_time, now.mono, self._resend_window)
             if again is not None:
                 # Acknowledged at once: the first copy's PUBACK waits for what it changed.
@@ -206,6 +204,10 @@ class MessageRouter:
         self._metrics.messages.inc(channel.value)
         if outcome:
             self._dispatcher.dispatch(outcome, now.wall)
+
+    def _keep_raw(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
+        if self._raw is not None:
+            self._raw.keep(ref, channel, payload, at)
 
     def _route(self, topic: str, payload: bytes, now: Instant) -> _DeviceRoute | None:
         """Parse a topic not seen before: gateway-level messages are handled here (None);

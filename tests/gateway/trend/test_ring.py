@@ -3,9 +3,9 @@ whether a valve's `open` report is a person opening it by hand."""
 
 from __future__ import annotations
 
+from gateway.ingest.raw import MAX_RAW_BYTES, RawPayloads
 from gateway.trend.feed import DeviceTrends, HandOpening
 from gateway.trend.onsite import COMMANDED_WINDOW_S, opened_by_hand
-from gateway.trend.raw import MAX_RAW_BYTES, RawPayloads
 from gateway.trend.ring import BUCKET_S, SLOTS, SPAN_S, QuantityRing
 from rules.model import DeviceRef, Reading
 
