@@ -2,7 +2,8 @@
 
 Every way a payload can be wrong has its own `RejectReason`, so that the metrics say
 *why* a device is not being heard. Decoding is strict about shape and lenient about
-nothing: a value is never clamped, rounded into range, or defaulted.
+nothing: a value is never clamped, rounded into range, or defaulted. The envelope is
+liberal (issue 13): top-level fields beside the contract's are ignored and counted.
 
 Telemetry is judged per quantity: one broken channel (a NaN temperature) must not hide a
 good residual-current value in the same message, so bad quantities are dropped and
@@ -33,8 +34,8 @@ from rules.model import (
 
 # Device clocks drift and some start at 1970: a timestamp outside this window is not
 # believed (the receipt time is used instead of guessing).
-_TS_MIN_MS = 1_500_000_000_000  # 2017-07
-_TS_MAX_FUTURE_S = 24 * 3600
+TS_MIN_MS = 1_500_000_000_000  # 2017-07
+TS_MAX_FUTURE_S = 24 * 3600
 
 
 class RejectReason(StrEnum):
@@ -51,6 +52,7 @@ class RejectReason(StrEnum):
     FOREIGN_ALARM = "foreign_alarm"  # central mode: an alarm id of another site, device or type
     UNKNOWN_GATEWAY = "unknown_gateway"  # central mode: presence of a gateway serving no edge site
     DUPLICATE = "duplicate"  # the broker delivered again a message already taken
+    MISSING_FIELD = "missing_field"  # a payload mapping's required path is absent
 
 
 class Rejected(Exception):
@@ -91,6 +93,7 @@ class DecodedTelemetry:
     reading: Reading
     rejected: tuple[QuantityRejected, ...]
     device_time: bool = False  # the reading's time is the device's (else the receipt time)
+    ignored: int = 0  # top-level fields beside `ts` and `values`: counted, never a reason to drop
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,7 @@ def _all_finite(obj: Any) -> bool:
     return True
 
 
-def _object(payload: bytes) -> dict[str, Any]:
+def json_object(payload: bytes) -> dict[str, Any]:
     if not payload:
         raise Rejected(RejectReason.EMPTY, "empty payload")
     data = load_json(payload)
@@ -232,19 +235,21 @@ def _timestamp(data: dict[str, Any], received: float) -> float:
         raise Rejected(RejectReason.WRONG_TYPE, f"ts must be epoch milliseconds, got {ts!r}")
     if not math.isfinite(ts):
         raise Rejected(RejectReason.NOT_FINITE, "ts is not finite")
-    if ts < _TS_MIN_MS or ts / 1000.0 > received + _TS_MAX_FUTURE_S:
+    if ts < TS_MIN_MS or ts / 1000.0 > received + TS_MAX_FUTURE_S:
         return received  # implausible device clock: keep the data, trust our clock
     return float(ts) / 1000.0
 
 
 def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> DecodedTelemetry:
-    data = _object(payload)
+    data = json_object(payload)
     values = data.get("values")
     if not isinstance(values, dict):
         raise Rejected(RejectReason.WRONG_TYPE, "values must be an object of quantity: number")
-    if len(data) > 1 and not (len(data) == 2 and "ts" in data):
-        extra = set(data) - {"ts", "values"}
-        raise Rejected(RejectReason.WRONG_TYPE, f"unknown fields {sorted(extra)}")
+    # Vendors add `seq`, `rssi`, `battery` beside the contract's fields: a gas reading must
+    # reach the rules all the same. They are only counted (the router adds them up).
+    ignored = len(data) - 1
+    if ignored and "ts" in data:
+        ignored -= 1
     ts = _timestamp(data, received)
     good: dict[str, float] = {}
     bad: list[QuantityRejected] = []
@@ -270,7 +275,7 @@ def decode_telemetry(ref: DeviceRef, payload: bytes, received: float) -> Decoded
             first = bad[0]
             raise Rejected(first.reason, f"{first.quantity}: {first.detail}")
         raise Rejected(RejectReason.EMPTY, "values is empty")
-    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received)
+    return DecodedTelemetry(Reading(ref, good, ts), tuple(bad), ts != received, ignored)
 
 
 # Valid quantity names and their physical range, for the fast path of `decode_telemetry`
@@ -302,7 +307,7 @@ def check_quantity(name: str, value: object) -> QuantityRejected | None:
 
 
 def decode_event(ref: DeviceRef, payload: bytes, received: float) -> DeviceEvent:
-    data = _object(payload)
+    data = json_object(payload)
     event = data.get("event")
     if not isinstance(event, str):
         raise Rejected(RejectReason.WRONG_TYPE, "event must be a string")
@@ -325,7 +330,7 @@ def decode_status(ref: DeviceRef, payload: bytes) -> Availability:
 
 
 def decode_ack(payload: bytes) -> CommandAck:
-    data = _object(payload)
+    data = json_object(payload)
     cid = data.get("id")
     ok = data.get("ok")
     if not isinstance(cid, str) or not cid:

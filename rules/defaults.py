@@ -107,3 +107,7 @@ PRIMARY_QUANTITY: Mapping[DeviceType, str] = {
 
 VALVE_CONFIRM_TIMEOUT_S = 10.0
 VALVE_RETRY_INTERVAL_S = 30.0
+
+# A trip (breaker shunt release, motor operator) acts in well under a second; 10 s covers
+# an MQTT round trip over 4G and a Modbus read-back on a busy RS-485 line.
+TRIP_CONFIRM_TIMEOUT_S = 10.0

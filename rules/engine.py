@@ -12,7 +12,8 @@ Invariants worth knowing before changing anything here:
 - a value is only acted on while fresh (age <= the device's stale window); a stale or
   missing value never raises, never clears, and is never taken as 0;
 - silence raises `device_offline` and leaves every other alarm as it is;
-- the engine only ever asks for `close_valve`; opening gas is a person's decision.
+- the engine only ever asks for `close_valve`, and for `trip` where a device's `auto_trip`
+  says so (`rules.trip`); opening gas and restoring power are a person's decision.
 
 The engine dispatches inputs and keeps the measured conditions (thresholds, CO); whether a
 device is there and working is `rules.availability`, the valves' supervision is
@@ -28,6 +29,7 @@ from dataclasses import replace
 from rules import availability
 from rules import co as co_rule
 from rules import thresholds as th
+from rules import trip as trips
 from rules import valve as valves
 from rules.model import (
     DEFAULT_SEVERITY,
@@ -36,6 +38,7 @@ from rules.model import (
     AlarmType,
     Availability,
     ChangeKind,
+    CommandKind,
     CommandResult,
     DeviceEvent,
     DeviceRef,
@@ -48,7 +51,7 @@ from rules.model import (
     Reason,
     Severity,
 )
-from rules.state import DeviceRules, DeviceState, DeviceStatus, ValveState
+from rules.state import DeviceRules, DeviceState, DeviceStatus, TripState, ValveState
 
 __all__ = ["DeviceRules", "DeviceStatus", "RuleEngine"]
 
@@ -63,6 +66,8 @@ class RuleEngine:
             dev = DeviceState(rules=rules, last_seen=t, primary_at=t)
             if rules.type is DeviceType.GAS_VALVE:
                 dev.valve = ValveState()
+            if rules.type is DeviceType.ELECTRICAL_FIRE_MONITOR:
+                dev.trip = TripState()
             if rules.co is not None:
                 dev.co = co_rule.CoState(measured_at=t, integrated_to=t)
             self._devices[rules.ref] = dev
@@ -80,6 +85,11 @@ class RuleEngine:
             last_seen=d.heard_at,
             values={name: (value, wall) for name, (value, _, wall) in d.values.items()},
         )
+
+    def rules_of(self, ref: DeviceRef) -> DeviceRules | None:
+        """The rules the engine applies to `ref` now (its thresholds, after a reload too)."""
+        d = self._devices.get(ref)
+        return None if d is None else d.rules
 
     def flags(self, ref: DeviceRef) -> tuple[bool, bool]:
         """(online, fault) of one device: `status` without copying its values."""
@@ -149,6 +159,11 @@ class RuleEngine:
         if d.valve is not None and "open" in reading.values:
             is_open = reading.values["open"] >= 0.5
             out.extend(self._valves.on_feedback(d, is_open=is_open, now=now))
+        if d.trip is not None:
+            if "open" in reading.values:
+                trips.on_breaker(d, is_open=reading.values["open"] >= 0.5)
+            if rules.auto_trip is not None:
+                out.extend(trips.decide(d, self._devices, now))
         return out
 
     def on_event(self, event: DeviceEvent, now: Instant) -> Outcome:
@@ -184,7 +199,13 @@ class RuleEngine:
     def on_command_result(self, result: CommandResult, now: Instant) -> Outcome:
         d = self._devices[result.ref]
         out = availability.seen(d, now)
+        if result.cmd is CommandKind.TRIP:
+            return out.extend_with(trips.on_command_result(d, result))
         return out.extend_with(self._valves.on_command_result(d, result))
+
+    def on_trip_sent(self, ref: DeviceRef, at: Instant) -> None:
+        """A person sent `trip`: it must be confirmed within the device's deadline too."""
+        trips.sent(self._devices[ref], at.mono)
 
     def on_manual_open(self, ref: DeviceRef) -> None:
         """A person sent `open_valve`: stop re-asserting an earlier close on this valve."""
@@ -226,6 +247,7 @@ class RuleEngine:
             availability.restore(d, key.type, reason)
         elif key.type is AlarmType.VALVE_FAILURE and d.valve is not None:
             d.valve.failure_active = True
+        trips.restored(d, key.type)
         return out
 
     def reconfigure(self, devices: Iterable[DeviceRules], now: Instant) -> None:
@@ -246,6 +268,8 @@ class RuleEngine:
                 d = DeviceState(rules=rules, last_seen=t, primary_at=t)
                 if rules.type is DeviceType.GAS_VALVE:
                     d.valve = ValveState()
+                if rules.type is DeviceType.ELECTRICAL_FIRE_MONITOR:
+                    d.trip = TripState()
                 self._devices[ref] = d
             d.rules = rules
             kept = {rule.alarm for rule in rules.thresholds}
@@ -278,6 +302,10 @@ class RuleEngine:
                 out.extend(_apply_co(d, step, d.co.ppm))
             if d.valve is not None:
                 out.extend(self._valves.deadlines(d, now))
+            if d.trip is not None:
+                if rules.auto_trip is not None:
+                    out.extend(trips.decide(d, self._devices, now))
+                out.extend(trips.deadline(d, now))
         return out
 
     # ---------------------------------------------------------------- internals

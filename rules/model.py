@@ -126,6 +126,7 @@ class Reason(StrEnum):
     EDGE_GATEWAY_OFFLINE = "edge_gateway_offline"
     EDGE_GATEWAY_ONLINE = "edge_gateway_online"
     TRIP_NOT_CONFIRMED = "trip_not_confirmed"
+    AUTO_TRIP = "auto_trip"  # extension: an electrical alarm tripped the circuit (rules.trip)
     GAS_ALARM = "gas_alarm"
     RESTORED = "restored"
     STORE_CORRUPT = "store_corrupt"
@@ -285,6 +286,7 @@ class Command:
     cmd: CommandKind
     cause: AlarmKey
     reason: Reason
+    detail: str | None = None  # for the alarm's timeline: why, which condition agreed
 
 
 @dataclass(slots=True)

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rules import co as co_rule
 from rules import thresholds as th
 from rules.model import AlarmKey, AlarmType, DeviceRef, DeviceType
+
+if TYPE_CHECKING:
+    from rules.trip import AutoTrip
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,8 @@ class DeviceRules:
     shutoff_valve: DeviceRef | None = None
     valve_confirm_timeout_s: float = 10.0
     valve_retry_interval_s: float = 30.0
+    auto_trip: AutoTrip | None = None  # electrical-fire monitors only; off unless configured
+    trip_confirm_timeout_s: float = 10.0
 
     @property
     def stale_after_s(self) -> float:
@@ -44,6 +50,16 @@ class ValveState:
     cause: AlarmKey | None = None
     failure_active: bool = False
     reported_open: bool | None = None
+
+
+@dataclass(slots=True)
+class TripState:
+    """An electrical-fire monitor's trips (rules.trip): monotonic times."""
+
+    active_since: float | None = None  # a tripping alarm active without a break since
+    tripped: bool = False  # this episode's automatic trip was sent
+    confirm_deadline: float | None = None  # a trip under way, not yet confirmed
+    overdue: bool = False  # the last trip's deadline passed (trip_failure raised)
 
 
 @dataclass(slots=True)
@@ -66,6 +82,7 @@ class DeviceState:
     conditions: dict[AlarmType, th.Condition] = field(default_factory=dict)
     co: co_rule.CoState | None = None
     valve: ValveState | None = None
+    trip: TripState | None = None
 
     def fresh(self, quantity: str, now: float) -> bool:
         got = self.values.get(quantity)

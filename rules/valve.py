@@ -1,11 +1,11 @@
-"""Supervision of what the engine asks actuators to do: gas shut-off and refused trips.
+"""Supervision of gas shut-off: what the engine asks of valves (trips are `rules.trip`).
 
 A gas alarm at or above its shut-off level closes the valve that protects the detector; the
 close must be confirmed (by the command result or the valve reporting itself closed) within
 the valve's confirm timeout, or `valve_failure` is raised and the close is sent again every
 retry interval for as long as the gas is still abnormal. The engine only ever asks for
 `close_valve`: opening gas is a person's decision, and once a person has opened it the
-gateway stops re-asserting the close. A refused `trip` raises a latched `trip_failure`.
+gateway stops re-asserting the close.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rules.model import (
-    DEFAULT_SEVERITY,
     AlarmChange,
     AlarmKey,
     AlarmType,
@@ -57,19 +56,6 @@ class ValveSupervisor:
 
     def on_command_result(self, d: DeviceState, result: CommandResult) -> Outcome:
         out = Outcome()
-        if result.cmd is CommandKind.TRIP and not result.ok:
-            # Power was not cut although someone (or a rule) asked for it: a person must know.
-            # Latched: whether the circuit is now safe is for a person on site to say.
-            out.changes.append(
-                AlarmChange(
-                    key=AlarmKey(result.ref.site, result.ref.device, AlarmType.TRIP_FAILURE),
-                    kind=ChangeKind.RAISE,
-                    severity=DEFAULT_SEVERITY[AlarmType.TRIP_FAILURE],
-                    reason=Reason.TRIP_NOT_CONFIRMED,
-                    latched=True,
-                )
-            )
-            return out
         if d.valve is None:
             return out
         if result.cmd is CommandKind.OPEN_VALVE and result.ok:

@@ -3,6 +3,9 @@
 Each waits for its write to be on disk before it answers (an ack the console saw must
 survive a crash). Reopening gas is interlocked: `open_valve` is refused while a gas alarm
 on any detector that closes this valve is not closed, and then only a person sends it.
+`reset` (silence the device's own sounder, release its latched relay) is refused while any
+alarm of that device is open: the device's alarm is the evidence on site until a person
+has closed the gateway's alarm.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ COMMANDS_FOR: dict[DeviceType, frozenset[CommandKind]] = {
         {CommandKind.CLOSE_VALVE, CommandKind.OPEN_VALVE, CommandKind.RESET}
     ),
     DeviceType.ELECTRICAL_FIRE_MONITOR: frozenset({CommandKind.TRIP, CommandKind.RESET}),
+    # A panel's latched alarms and sounders ("reset all alarms"); its detectors are channels.
+    DeviceType.GAS_ALARM_CONTROLLER: frozenset({CommandKind.RESET}),
 }
 
 
@@ -102,10 +107,20 @@ class AlarmActions:
                     "only after that alarm is closed, and by a person on site who has checked"
                 )
             self._engine.on_manual_open(ref)
+        elif cmd is CommandKind.RESET:
+            still = self._open_alarm_of(device)
+            if still is not None:
+                raise TransitionRefused(
+                    f"alarm {still.id} ({still.type.value}) on {still.device} is "
+                    f"{still.state.value}: reset clears the device's local alarm only after "
+                    "the gateway's alarm for it is closed"
+                )
         now = self._clock()
         sent = self._actuator.send(
             ref, cmd, alarm_id=None, requested_by=by, reason="manual", now=now
         )
+        if cmd is CommandKind.TRIP:
+            self._dispatcher.trip_sent(ref)
         self._metrics.commands.labels(cmd.value, "sent").inc()
         return sent
 
@@ -113,6 +128,17 @@ class AlarmActions:
         done = self._dispatcher.persist(write, wait=True)
         if done is not None:
             await done
+
+    def _open_alarm_of(self, device: InstalledDevice) -> Alarm | None:
+        """Any alarm not yet closed (active, cleared or acknowledged) of the device or, for
+        a controller, of the detectors it reads as channels: its reset clears theirs too."""
+        site = device.ref.site
+        for name in (device.ref.device, *device.config.channels.values()):
+            for t in AlarmType:
+                alarm = self._book.find(AlarmKey(site, name, t))
+                if alarm is not None:
+                    return alarm
+        return None
 
     def _gas_alarms_on(self, valve: DeviceRef) -> list[Alarm]:
         found = []

@@ -69,23 +69,22 @@ class AlarmDispatcher:
             )
         if not outcome:
             return
-        sent: list[SentCommand] = []
-        for cmd in outcome.commands:  # 1. the valve first
+        sent: list[tuple[SentCommand, str | None]] = []
+        for cmd in outcome.commands:  # 1. the valve (or the breaker) first
             alarm_id = self._book.id_for(cmd.cause)
-            sent.append(
-                self._actuator.send(
-                    cmd.ref,
-                    cmd.cmd,
-                    alarm_id=alarm_id,
-                    requested_by=SYSTEM,
-                    reason=cmd.reason.value,
-                    now=now,
-                )
+            s = self._actuator.send(
+                cmd.ref,
+                cmd.cmd,
+                alarm_id=alarm_id,
+                requested_by=SYSTEM,
+                reason=cmd.reason.value,
+                now=now,
             )
+            sent.append((s, cmd.detail))
             self._metrics.commands.labels(cmd.cmd.value, "sent").inc()
         for change in outcome.changes:  # 2. the lifecycle, in memory
             self.persist(self._book.apply(change, now))
-        for s in sent:  # 3. the command on its alarm's timeline (the alarm exists by now)
+        for s, why in sent:  # 3. the command on its alarm's timeline (the alarm exists by now)
             if s.alarm_id is not None:
                 detail = {
                     "cmd": s.cmd.value,
@@ -93,6 +92,8 @@ class AlarmDispatcher:
                     "device": s.ref.device,
                     "reason": s.reason,
                 }
+                if why is not None:
+                    detail["why"] = why
                 self.persist(self._book.annotate(s.alarm_id, Action.COMMAND_SENT, now, detail))
 
     def persist(self, write: AlarmWrite | None, wait: bool = False) -> asyncio.Future[None] | None:
@@ -124,6 +125,11 @@ class AlarmDispatcher:
                 info["detail"] = detail
             self.persist(self._book.annotate(sent.alarm_id, Action.COMMAND_RESULT, now.wall, info))
         self.dispatch(self._engine.on_command_result(result, now), now.wall)
+
+    def trip_sent(self, ref: DeviceRef) -> None:
+        """A person's `trip` left: the engine starts its confirmation deadline."""
+        if self._engine.knows(ref):
+            self._engine.on_trip_sent(ref, self._clocks.now())
 
     def _unmatched(self, command_id: str, ref: DeviceRef, now: Instant) -> None:
         limit = self._unmatched_log

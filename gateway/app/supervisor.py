@@ -60,6 +60,7 @@ from gateway.hazards.store import HazardStore
 from gateway.health.metrics import Metrics
 from gateway.incidents.store import IncidentStore
 from gateway.ingest.modbus_sink import ModbusSink
+from gateway.ingest.raw import RawPayloads
 from gateway.ingest.redelivery import WINDOW_S, Redeliveries
 from gateway.ingest.rejects import Rejects
 from gateway.ingest.router import MessageRouter
@@ -74,6 +75,7 @@ from gateway.people.links import AckLinks
 from gateway.report import ReportMailer
 from gateway.status.wire import device_json
 from gateway.timeseries.device_series import DeviceSeries
+from gateway.trend.feed import DeviceTrends, HandOpeningTrail, ReadingsTee
 from rules.engine import DeviceRules, RuleEngine
 from rules.model import (
     DEFAULT_SEVERITY,
@@ -233,17 +235,7 @@ class Gateway:
         self.housekeeping = Housekeeping(
             config.storage, data_dir, self.clockface.zone, self.metrics, clock=clock
         )
-        ingest = IngestDeps(
-            self.inventory,
-            self.engine,
-            self.dispatcher,
-            self.authority,
-            self.live,
-            self.rejects,
-            self.metrics,
-            self.clocks,
-            self.timeseries,
-        )
+        ingest = self._ingest_deps(clock)
         self.redeliveries = Redeliveries(self.store)
         self.router = MessageRouter(
             ingest,
@@ -252,6 +244,9 @@ class Gateway:
             topic_prefix=prefix,
             max_payload_bytes=mq.max_payload_bytes if mq else 16_384,
             resend_window_s=mq.resend_window if mq else 0.0,
+            mappings=config.codecs,
+            zone=self.clockface.zone,
+            raw_payloads=self.raw_payloads,
         )
         self.modbus_sink = ModbusSink(ingest)
         self.tasks = Tasks(lambda name: self.metrics.internal_errors.labels(name).inc())
@@ -479,7 +474,7 @@ class Gateway:
         # ---- one step: no await from here to the end of the swap
         self.inventory.reload(config)
         self.engine.reconfigure(rules, now)
-        self.router.forget_routes()
+        self.router.forget_routes(config.codecs)
         self.notifications.reconfigure(config, notifiers)
         self.reminders.reconfigure(config, self.inventory, notifiers)
         buses = self.modbus.reconfigure(config)
@@ -537,6 +532,32 @@ class Gateway:
     # --------------------------------------------------------------------- views
     def alarm_view(self, alarm: Alarm, timeline: bool = True) -> dict[str, Any]:
         return alarm_view(alarm, self.alarm_context, self.clockface, timeline)
+
+    def _ingest_deps(self, clock: Callable[[], float]) -> IngestDeps:
+        """What both ways in hand readings to; the readings also feed the commissioning
+        page's trends and raw payloads (gateway.trend), beside the time series."""
+        self.trends = DeviceTrends(
+            clock, self._gas_alarm_open, HandOpeningTrail(self.records.audit, self.metrics)
+        )
+        self.raw_payloads = RawPayloads()
+        return IngestDeps(
+            self.inventory,
+            self.engine,
+            self.dispatcher,
+            self.authority,
+            self.live,
+            self.rejects,
+            self.metrics,
+            self.clocks,
+            ReadingsTee(self.trends, self.timeseries),
+        )
+
+    def _gas_alarm_open(self, valve: DeviceRef) -> bool:
+        """A gas alarm on a detector that closes `valve` is not closed yet."""
+        return any(
+            self.book.find(AlarmKey(d.site, d.device, AlarmType.GAS_LEAK)) is not None
+            for d in self.inventory.detectors_closing(valve)
+        )
 
     def device_view(self, ref: DeviceRef) -> dict[str, Any] | None:
         installed = self.inventory.get(ref)

@@ -24,6 +24,7 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "command.close_valve": "关闭燃气阀",
     "command.open_valve": "开启燃气阀",
     "command.trip": "脱扣断电",
+    "valve.opened_on_site": "现场手动开启燃气阀",
     "maintenance.set": "设置维护",
     "maintenance.clear": "结束维护",
     "session.login": "登录",

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from drivers.mapping import NATIVE, MappingError
 from drivers.modbus.profile import ProfileError
 from gateway.config.errors import ConfigProblem
 from gateway.config.schema import ContactRole, DeviceConfig, GatewayConfig, Thresholds
@@ -102,6 +103,7 @@ def cross_check(config: GatewayConfig) -> Iterator[ConfigProblem]:
             )
     yield from _check_modbus(config)
     yield from _check_modbus_buses(config)
+    yield from _check_codecs(config)
     yield from _check_notify(config)
     yield from _check_report(config)
     for device_type, thresholds in config.rules.defaults.items():
@@ -137,6 +139,40 @@ def _check_device(path: str, dev: DeviceConfig) -> Iterator[ConfigProblem]:
     if dev.poll_interval_s is not None and dev.transport != "modbus":
         yield ConfigProblem(f"{path}.poll_interval_s", "only modbus devices are polled")
     yield from _check_thresholds(f"{path}.thresholds", dev.type, dev.thresholds)
+
+
+def _check_codecs(config: GatewayConfig) -> Iterator[ConfigProblem]:
+    """Payload mappings load, are named once, and fit the devices that name them."""
+    try:
+        codecs = config.codecs
+    except MappingError as exc:
+        yield ConfigProblem("gateway.mapping_dirs", str(exc))
+        return
+    written: set[str] = set()
+    for i, inline in enumerate(config.mappings):
+        name = inline.name
+        if name == NATIVE or name in written or codecs[name] is not inline:
+            yield ConfigProblem(
+                f"mappings[{i}].name", f"{name!r} is the native codec or already a mapping"
+            )
+        written.add(name)
+    for si, site in enumerate(config.sites):
+        for di, dev in enumerate(site.devices):
+            if dev.codec == NATIVE:
+                continue
+            path = f"sites[{si}].devices[{di}].codec"
+            mapping = codecs.get(dev.codec)
+            if dev.transport != "mqtt":
+                yield ConfigProblem(path, f"only mqtt devices have a codec, not {dev.transport}")
+            elif mapping is None:
+                known = ", ".join([NATIVE, *sorted(codecs)])
+                yield ConfigProblem(path, f"unknown codec {dev.codec!r} (known: {known})")
+            elif mapping.device_type is not dev.type:
+                yield ConfigProblem(
+                    path,
+                    f"mapping {mapping.name!r} describes a {mapping.device_type.value}, "
+                    f"not a {dev.type.value}",
+                )
 
 
 def _check_notify(config: GatewayConfig) -> Iterator[ConfigProblem]:

@@ -24,8 +24,9 @@ from gateway.config.schema import (
 from rules import defaults
 from rules.co import CoRule
 from rules.engine import DeviceRules
-from rules.model import AlarmType, DeviceRef
+from rules.model import AlarmType, CommandKind, DeviceRef, DeviceType
 from rules.thresholds import Level, ThresholdRule
+from rules.trip import Agreement, AutoTrip
 
 _THRESHOLD_FIELDS = {
     AlarmType.GAS_LEAK: "gas_leak",
@@ -84,7 +85,69 @@ def _device_rules(config: GatewayConfig, site_id: str, dev: DeviceConfig, path: 
         shutoff_valve=DeviceRef(site_id, dev.shutoff_valve) if dev.shutoff_valve else None,
         valve_confirm_timeout_s=config.rules.valve_confirm_timeout,
         valve_retry_interval_s=config.rules.valve_retry_interval,
+        auto_trip=_auto_trip(config, site_id, dev, kept, path),
+        trip_confirm_timeout_s=(
+            dev.auto_trip.confirm_timeout if dev.auto_trip else defaults.TRIP_CONFIRM_TIMEOUT_S
+        ),
     )
+
+
+def _auto_trip(
+    config: GatewayConfig,
+    site_id: str,
+    dev: DeviceConfig,
+    kept: tuple[ThresholdRule, ...],
+    path: str,
+) -> AutoTrip | None:
+    at = dev.auto_trip
+    if at is None:
+        return None
+    here = path + ".auto_trip"
+    if dev.transport == "modbus" and dev.modbus is not None:
+        profile = config.profiles.get(dev.modbus.profile)
+        if profile is not None and profile.command(CommandKind.TRIP) is None:
+            # Checked here, not at the first fire: a trip that cannot be written is no trip.
+            raise _RuleProblem(here, f"profile {profile.name!r} has no trip command")
+    own = {t.alarm for t in kept}
+    missing = [a for a in at.on if AlarmType(a) not in own]
+    if missing:
+        raise _RuleProblem(here + ".on", f"{missing[0]} is not an alarm this device raises")
+    agree = None
+    if at.agree is not None:
+        other = None
+        if at.agree.device is not None:
+            site = next(s for s in config.sites if s.id == site_id)
+            found = next((d for d in site.devices if d.id == at.agree.device), None)
+            if found is None or found.id == dev.id:
+                raise _RuleProblem(
+                    here + ".agree.device", f"{at.agree.device} is not another device of this site"
+                )
+            other = DeviceRef(site_id, found.id)
+            kinds = _alarm_kinds(found.type)
+            if not kinds:
+                # A button or smoke event is latched in the alarm book, not held by the rules.
+                raise _RuleProblem(
+                    here + ".agree.device", f"{found.id} has no measured alarm to agree with"
+                )
+        else:
+            kinds = own
+        alarm = AlarmType(at.agree.alarm) if at.agree.alarm is not None else None
+        if alarm is not None and alarm not in kinds:
+            raise _RuleProblem(here + ".agree.alarm", f"{alarm.value} is never raised there")
+        if other is None and (alarm is None or alarm.value in at.on):
+            # Agreeing with itself would be no second condition at all.
+            raise _RuleProblem(here + ".agree", "the second condition must be another alarm")
+        agree = Agreement(alarm, other)
+    return AutoTrip(frozenset(AlarmType(a) for a in at.on), at.delay, agree)
+
+
+def _alarm_kinds(t: DeviceType) -> set[AlarmType]:
+    kinds = {rule.alarm for rule in defaults.THRESHOLDS.get(t, ())}
+    if t is DeviceType.ELECTRICAL_FIRE_MONITOR:
+        kinds.add(AlarmType.OVERCURRENT)
+    if t is DeviceType.CO_DETECTOR:
+        kinds.add(AlarmType.CO)
+    return kinds
 
 
 def _polled_every(config: GatewayConfig, site_id: str, dev: DeviceConfig) -> float | None:

@@ -20,10 +20,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     field_validator,
     model_validator,
 )
 
+from drivers.mapping import NATIVE, PayloadMapping, all_mappings
 from drivers.modbus.profile import Profile, all_profiles
 from gateway.config.tls import HttpTls, MqttTls
 from gateway.config.units import measure_parser
@@ -68,6 +70,7 @@ class GatewaySection(_Model):
     data_dir: Path = Path("./data")
     timezone: str = "Asia/Shanghai"
     profile_dirs: list[Path] = []  # extra Modbus profile directories, beside the built-in ones
+    mapping_dirs: list[Path] = []  # extra payload mapping directories (issue 13), likewise
 
     @field_validator("timezone")
     @classmethod
@@ -240,6 +243,33 @@ class ModbusEndpoint(_Model):
         return f"tcp://{self.host}:{self.port}" if self.host else f"rtu://{self.serial}"
 
 
+TrippingAlarm = Literal["residual_current", "overtemperature", "overcurrent"]
+
+
+class TripAgreement(_Model):
+    """The second condition of an automatic trip: `alarm` open on `device` (this one when
+    omitted); a `device` without `alarm` agrees with any of its measured alarms."""
+
+    alarm: Literal[TrippingAlarm, "gas_leak", "co"] | None = None
+    device: Ident | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> TripAgreement:
+        if self.alarm is None and self.device is None:
+            raise ValueError("agree needs an alarm, a device, or both")
+        return self
+
+
+class AutoTripConfig(_Model):
+    """Cut the circuit on these alarms (README "Automatic trip": it stops oxygen
+    concentrators and lifts; off unless configured)."""
+
+    on: list[TrippingAlarm] = Field(min_length=1, max_length=3)
+    delay: Seconds = 0.0
+    agree: TripAgreement | None = None
+    confirm_timeout: PositiveSeconds = 10.0
+
+
 class DeviceConfig(_Model):
     id: Ident
     type: DeviceType
@@ -254,6 +284,15 @@ class DeviceConfig(_Model):
     poll_interval_s: float | None = Field(None, gt=0)
     report_interval: PositiveSeconds | None = None
     thresholds: Thresholds = Thresholds()
+    # mqtt: how its payloads read: `native` (DESIGN section 5) or a payload mapping's name.
+    codec: str = Field(NATIVE, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    auto_trip: AutoTripConfig | None = None  # electrical_fire_monitor only
+
+    @model_validator(mode="after")
+    def _auto_trip_on_monitors(self) -> DeviceConfig:
+        if self.auto_trip is not None and self.type is not DeviceType.ELECTRICAL_FIRE_MONITOR:
+            raise ValueError("auto_trip is only for an electrical_fire_monitor")
+        return self
 
 
 DEFAULT_POLL_INTERVAL_S = 2.0
@@ -287,6 +326,12 @@ class SiteConfig(_Model):
     edge_gateway: Ident | None = None
     contacts: list[Contact] = []
     devices: list[DeviceConfig] = []
+    # Reopening gas (GB 50028 §10.8.4: by hand, on site): `open_valve` through the API is
+    # refused unless the site allows it from anywhere, or the request's client address
+    # (after `http.trusted_proxies`) is in one of the site's own networks, e.g. its duty
+    # room's LAN; loopback counts only if listed (a gateway box installed at the site).
+    remote_reopen: bool = False
+    local_networks: list[IPvAnyNetwork] = Field([], max_length=64)
 
     @model_validator(mode="after")
     def _edge_gateway_iff_edge(self) -> SiteConfig:
@@ -557,6 +602,7 @@ class GatewayConfig(_Model):
     duty: DutySection = DutySection()
     hazards: HazardsSection = HazardsSection()
     reminders: RemindersSection = RemindersSection()
+    mappings: list[PayloadMapping] = []  # payload mappings written here (issue 13)
     sites: list[SiteConfig] = Field(min_length=1)
 
     def devices(self) -> Iterator[tuple[SiteConfig, DeviceConfig]]:
@@ -573,3 +619,10 @@ class GatewayConfig(_Model):
         """The Modbus profiles (built in, and from `gateway.profile_dirs`), read once: the
         configuration check and the pollers use the same ones. Raises ProfileError."""
         return all_profiles(tuple(self.gateway.profile_dirs))
+
+    @cached_property
+    def codecs(self) -> dict[str, PayloadMapping]:
+        """The payload mappings (built in, from `gateway.mapping_dirs`, and `mappings`), read
+        once. Raises MappingError (a bad file, or a name defined twice)."""
+        found = all_mappings(tuple(self.gateway.mapping_dirs))
+        return found | {m.name: m for m in self.mappings if m.name not in found}

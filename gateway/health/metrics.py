@@ -32,12 +32,32 @@ class ChannelCounts(Collector):
         yield family
 
 
+class Tally(Collector):
+    """An unlabelled counter kept in a plain int, for the ingest path (see ChannelCounts)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._doc = documentation
+        self.value = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.value += n
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._doc, value=self.value)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.messages = ChannelCounts()
         r.register(self.messages)
+        # Fields a device sends beside the contract's (issue 13): ignored, never a reason to drop.
+        self.ignored_fields = Tally(
+            "gateway_ignored_fields", "Top-level payload fields ignored (not in the contract)"
+        )
+        r.register(self.ignored_fields)
         self.rejected = Counter(
             "gateway_rejected_total",
             "Messages or quantities rejected, by reason",

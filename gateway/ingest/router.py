@@ -10,18 +10,25 @@ recognised before anything else and changes nothing (`gateway.ingest.redelivery`
 reconnect the MQTT link recognises it and reports it to `duplicate`). A copy a device sent
 again (a new message to the broker) is recognised by its bytes once decoded, before the
 rules (`gateway.ingest.resends`). The router also says when a message may be acknowledged
-(the ack token).
+(the ack token). A device that names a payload mapping as its `codec` (issue 13) has its
+telemetry and event messages read by that mapping; one message may then carry a reading,
+events and the device's availability at once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
 
 from drivers import codec
 from drivers.codec import Channel, Rejected, RejectReason, TopicParser
+from drivers.mapping import NATIVE, CompiledMapping, PayloadMapping
 from drivers.mqtt import Delivery
 from gateway.central.observer import CentralObserver
+from gateway.ingest.raw import RawPayloads
 from gateway.ingest.redelivery import Redeliveries
 from gateway.ingest.resends import Resends
 from gateway.ingest.series import IngestDeps
@@ -40,6 +47,7 @@ class _DeviceRoute:
     device_type: str  # the time series' `type` tag
     authority: bool  # this gateway serves the site (it is not only observed)
     resends: Resends  # the topic's recent payloads, to recognise a device's copy
+    mapping: CompiledMapping | None  # the device's payload mapping (telemetry, event); None: native
 
 
 class MessageRouter:
@@ -52,6 +60,9 @@ class MessageRouter:
         topic_prefix: str,
         max_payload_bytes: int,
         resend_window_s: float = 0.0,
+        mappings: Mapping[str, PayloadMapping] | None = None,
+        zone: tzinfo | None = None,
+        raw_payloads: RawPayloads | None = None,
     ) -> None:
         self._inventory = deps.inventory
         self._engine = deps.engine
@@ -68,6 +79,9 @@ class MessageRouter:
         self._redeliveries = redeliveries
         self._resend_window = resend_window_s
         self._routes: dict[str, _DeviceRoute] = {}
+        self._mappings: Mapping[str, PayloadMapping] = mappings or {}
+        self._zone = zone or ZoneInfo("Asia/Shanghai")  # a time without zone is the site's
+        self._raw = raw_payloads  # the commissioning page's last payload of each device
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
@@ -123,9 +137,11 @@ class MessageRouter:
         """The bulk session starts or stops delivering backlog (drivers.mqtt.catchup)."""
         self._live_ts.clear()
 
-    def forget_routes(self) -> None:
+    def forget_routes(self, mappings: Mapping[str, PayloadMapping] | None = None) -> None:
         """The configuration was reloaded: topics are routed afresh (a removed device's
-        messages are rejected as unknown, an added one's accepted)."""
+        messages are rejected as unknown, an added one's accepted, a codec changed)."""
+        if mappings is not None:
+            self._mappings = mappings
         self._routes.clear()
 
     def _ingest(self, topic: str, payload: bytes, now: Instant, delivery: Delivery) -> None:
@@ -138,13 +154,19 @@ class MessageRouter:
                 return  # a gateway-level message, handled
         ref = route.ref
         channel = route.channel
+        self._keep_raw(ref, channel.value, payload, now.wall)
         if channel is Channel.CMD_ACK and not route.authority:
             # The edge matches its own commands' acks; their outcome comes on `commands`.
+            self._metrics.messages.inc(channel.value)
+            return
+        if route.mapping is not None:
+            self._mapped(route, topic, payload, now, delivery)
             self._metrics.messages.inc(channel.value)
             return
         outcome: Outcome | None = None
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now.wall)
+            self._metrics.ignored_fields.inc(decoded.ignored)  # a plain int: adding 0 is free
             again = route.resends.again(payload, decoded.device_time, now.mono, self._resend_window)
             if again is not None:
                 # Acknowledged at once: the first copy's PUBACK waits for what it changed.
@@ -183,6 +205,10 @@ class MessageRouter:
         if outcome:
             self._dispatcher.dispatch(outcome, now.wall)
 
+    def _keep_raw(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
+        if self._raw is not None:
+            self._raw.keep(ref, channel, payload, at)
+
     def _route(self, topic: str, payload: bytes, now: Instant) -> _DeviceRoute | None:
         """Parse a topic not seen before: gateway-level messages are handled here (None);
         a configured device's route is remembered (bounded: unknown topics are not)."""
@@ -203,16 +229,59 @@ class MessageRouter:
         installed = self._inventory.get(ref)
         if installed is None or not self._engine.knows(ref):
             raise Rejected(RejectReason.UNKNOWN_DEVICE, f"{ref} is not in the configuration")
+        mapping = None
+        name = installed.config.codec
+        if name != NATIVE and route.channel in (Channel.TELEMETRY, Channel.EVENT):
+            # Checked at load: a device's codec names a mapping that exists (KeyError: a bug).
+            mapping = self._mappings[name].compiled()
         found = _DeviceRoute(
             ref,
             route.channel,
             installed.type.value,
             self._authority.decides(ref.site),
             Resends(),
+            mapping,
         )
         if len(self._routes) < _ROUTES_CACHED:
             self._routes[topic] = found
         return found
+
+    def _mapped(
+        self, route: _DeviceRoute, topic: str, payload: bytes, now: Instant, delivery: Delivery
+    ) -> None:
+        """A vendor's message read by the device's mapping: its reading, events and
+        availability go to the engine as the native channels' would."""
+        assert route.mapping is not None
+        ref = route.ref
+        decoded = route.mapping.decode(ref, payload, now.wall, self._zone)
+        if decoded.ignored:
+            self._metrics.ignored_fields.inc(decoded.ignored)
+        again = route.resends.again(payload, decoded.device_time, now.mono, self._resend_window)
+        if again is not None:
+            raise Rejected(RejectReason.DUPLICATE, again)
+        for q in decoded.rejected:
+            self._rejects.reject(now.mono, topic, q.reason, f"{q.quantity}: {q.detail}")
+        outcome = Outcome()
+        if decoded.availability is not None:
+            outcome.extend(self._engine.on_availability(decoded.availability, now))
+        reading = decoded.reading
+        if reading is not None and decoded.device_time and delivery is not Delivery.CURRENT:
+            newest = self._live_ts.get(ref)
+            if delivery is Delivery.LIVE:
+                self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
+            elif newest is not None and reading.ts <= newest:
+                # As for native telemetry: history, never a step back for the rules.
+                self._to_series(reading, route)
+                self._metrics.messages.inc("telemetry_backlog")
+                reading = None
+        if reading is not None:
+            outcome.extend(self._engine.on_reading(reading, now))
+            self._to_series(reading, route)
+        for event in decoded.events:
+            outcome.extend(self._engine.on_event(event, now))
+        self._live.device_changed(ref)
+        if outcome:
+            self._dispatcher.dispatch(outcome, now.wall)
 
     def _to_series(self, reading: Reading, route: _DeviceRoute) -> None:
         # The authority for a site writes its time series; an observer would write it twice.

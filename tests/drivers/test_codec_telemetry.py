@@ -296,15 +296,42 @@ def test_non_ascii_quantity_names_are_unknown_not_a_crash(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "ignored"),
     [
-        {"values": {"lel": 1}, "device": "gas-kitchen"},
-        {"values": {"lel": 1}, "ts": TS_MS, "unit": "%LEL"},
-        {"values": {"lel": 1}, "Values": {}},
+        ({"values": {"lel": 30}}, 0),
+        ({"values": {"lel": 30}, "ts": TS_MS}, 0),
+        ({"values": {"lel": 30}, "seq": 1}, 1),  # issue 13: a 30 %LEL reading with a `seq`
+        ({"values": {"lel": 30}, "ts": TS_MS, "rssi": -71, "battery": 96}, 2),
+        ({"values": {"lel": 30}, "device": "gas-kitchen", "unit": "%LEL", "Values": {}}, 3),
+        ({"values": {"lel": 30}, "ts": TS_MS, "seq": {"nested": [1, 2]}}, 1),
     ],
 )
-def test_extra_top_level_fields(payload: dict[str, Any]) -> None:
-    assert telemetry_rejected(payload) is RejectReason.WRONG_TYPE
+def test_extra_top_level_fields_are_ignored_and_counted(
+    payload: dict[str, Any], ignored: int
+) -> None:
+    """Liberal envelope (issue 13): a vendor's extra fields never drop the reading."""
+    decoded = telemetry(payload)
+    assert dict(decoded.reading.values) == {"lel": 30.0}
+    assert decoded.ignored == ignored
+    assert decoded.device_time is ("ts" in payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"values": {"lel": float("nan")}, "seq": 1},
+        {"values": {"lel": 2001}, "seq": 1},
+        {"values": {"lel": "30"}, "rssi": -71},
+        {"values": 30, "seq": 1},
+        {"seq": 1, "lel": 30},  # the values must still be where the contract says
+    ],
+)
+def test_values_stay_strict_beside_extra_fields(payload: dict[str, Any]) -> None:
+    assert telemetry_rejected(payload) in (
+        RejectReason.NOT_FINITE,
+        RejectReason.OUT_OF_RANGE,
+        RejectReason.WRONG_TYPE,
+    )
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,9 @@ Object.assign(window.SafetyConsole, (() => {
     const tile = el('article', 'tile');
     tile.dataset.device = key;
     const head = el('div', 'tile-head');
-    const location = el('span', 'tile-location');
+    const location = el('a', 'tile-location'); // to the device's page (device.js)
+    location.href = `#device=${encodeURIComponent(key).replace('%2F', '/')}`;
+    location.title = '设备详情与调试';
     const status = el('span', 'status-badge');
     head.append(location, status);
     const type = el('div', 'tile-type');

@@ -13,12 +13,14 @@
 
 (() => {
   const C = window.SafetyConsole;
-  const NAMES = ['alarms', 'incidents', 'hazards', 'checks', 'duty'];
+  // `device` is a device's commissioning page (device.js), reached from its tile.
+  const NAMES = ['alarms', 'incidents', 'hazards', 'checks', 'duty', 'device'];
   const registered = new Map(); // name -> {show, hide}
   let current = null;
 
   function fromHash() {
     const params = new URLSearchParams(window.location.hash.slice(1));
+    if (params.get('device')) return 'device'; // #device=<site>/<id>
     const view = params.get('view');
     return NAMES.includes(view) ? view : 'alarms';
   }

@@ -28,7 +28,16 @@ from drivers.modbus.profile import (
 )
 from rules.model import CommandKind, DeviceType
 
-SHIPPED = {"acrel_arcm300t_z", "igd_toc_635_plus", "rotork_iq_pro"}
+SHIPPED = {
+    "acrel_arcm300t_z",
+    "igd_toc_635_plus",
+    "rotork_iq_pro",
+    # from public sources, round-tripped in test_public_profiles.py
+    "acrel_asj",
+    "acrel_adw300",
+    "pemtech_pt495",
+    "pemtech_pt495_co",
+}
 
 # a minimal valid profile; the schema tests change one thing at a time
 BASE: dict[str, Any] = {
@@ -116,8 +125,12 @@ def test_shipped_profiles_cover_their_device_type() -> None:
     [
         # holding 0..6 (residual, T1-T4, alarm word, fault word) + the trip relay feedback
         ("acrel_arcm300t_z", [(Table.HOLDING, 0, 7), (Table.DISCRETE_INPUT, 0, 1)]),
-        # concentrations 30001-30008 and status words 33001-33008: far apart, two reads
-        ("igd_toc_635_plus", [(Table.INPUT, 0, 8), (Table.INPUT, 3000, 8)]),
+        # concentrations 30001-30008, area 1 status 32001 (reset confirmation) and status
+        # words 33001-33008: far apart, three reads
+        (
+            "igd_toc_635_plus",
+            [(Table.INPUT, 0, 8), (Table.INPUT, 2000, 1), (Table.INPUT, 3000, 8)],
+        ),
         # contactor count (2 regs), valve position, discrete inputs 0..16 across the 12..15 gap
         (
             "rotork_iq_pro",

@@ -107,6 +107,7 @@ async def test_ack_close_and_manual_reopen_through_the_api(
         broker.port,
         rules={"defaults": {"gas_detector": {"gas_leak": {"off_delay": "1 s"}}}},
     )
+    data["sites"][0]["local_networks"] = ["127.0.0.0/8"]  # open_valve: the test is on site
     async with running_gateway(parse_config(data)) as gateway:
         api = gateway.api
         await probe.telemetry("gas-kitchen", {"lel": 26.0})

@@ -95,16 +95,21 @@ def test_console_assets_are_all_local() -> None:
 
 
 def test_shared_scripts_are_all_local() -> None:
-    """The scripts the console and the bureau page share: no CDN either."""
+    """The scripts the console and the bureau page share, and the vendored chart library
+    (uPlot, whose banner comment names where it came from): no CDN either."""
     assert {p.name for p in SHARED_DIR.iterdir()} == {
         "common.js",
         "live.js",
         "session.js",
         "clock.js",
         "tiles.js",
+        "vendor",
     }
-    for path in SHARED_DIR.iterdir():
+    vendored = {p.name for p in (SHARED_DIR / "vendor" / "uplot").iterdir()}
+    assert vendored == {"uPlot.iife.min.js", "uPlot.min.css", "LICENSE"}
+    for path in SHARED_DIR.rglob("*.*"):
         text = path.read_text(encoding="utf-8")
+        text = text.replace("/*! https://github.com/leeoniya/uPlot (v1.6.32) */", "")
         external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I)
         assert not external, f"{path.name} refers to {external}"
 

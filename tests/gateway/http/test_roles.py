@@ -93,6 +93,8 @@ TABLE: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/api/devices", None, SIGNED_IN),
     ("GET", "/api/devices/gas-kitchen", None, SIGNED_IN),
     ("GET", "/api/devices/gas-1", None, FOREIGN_READ),
+    ("GET", "/api/devices/gas-kitchen/trend", None, SIGNED_IN),
+    ("GET", "/api/devices/gas-1/trend", None, FOREIGN_READ),
     ("GET", "/api/alarms", None, SIGNED_IN),
     ("GET", "/api/alarms/{own}", None, SIGNED_IN),
     ("GET", "/api/alarms/{foreign}", None, FOREIGN_READ),
