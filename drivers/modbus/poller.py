@@ -9,7 +9,7 @@ A poll reads the profile's merged blocks (`plan_reads`), decodes them and hands 
 to a `PollSink` (`gateway.ingest.modbus_sink`) as plain values, faults and availability: the rule
 engine never learns which transport a reading came from.
 
-`DeviceTimeout` and `ConnectionLost` count towards `device_offline` after
+`DeviceTimeout`, `CorruptAnswer` and `ConnectionLost` count towards `device_offline` after
 `offline_after_failures` consecutive failed polls; an `ExceptionResponse` means the device
 answered but refused, which is a `device_fault`. Each change of state is logged once.
 
