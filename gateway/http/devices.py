@@ -7,6 +7,7 @@ commissioning page shows (its thresholds, the last raw payload, valves opened by
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -58,13 +59,29 @@ async def device(
             "truncated": raw.truncated,
         }
     )
-    # Modbus devices: the poller keeps no raw registers yet; the page says so.
-    view["raw_kept"] = installed.config.transport != "modbus"
+    view["transport"] = installed.config.transport
+    view["registers"] = _registers(gw, ref) if installed.config.transport == "modbus" else None
     view["thresholds"] = _thresholds(gw, ref)
     view["opened_on_site"] = (
         await _opened_on_site(gw, ref) if installed.type.value == "gas_valve" else []
     )
     return view
+
+
+def _registers(gw: Gateway, ref: DeviceRef) -> dict[str, Any] | None:
+    """A polled device's last answered poll as read, block by block (None before one)."""
+    raw = gw.modbus.last_registers(ref)
+    if raw is None:
+        return None
+    # The bus stamps it on the monotonic clock; shown on the wall clock as of now.
+    at = gw.clock() - max(0.0, time.monotonic() - raw.at)
+    return {
+        "at": gw.clockface.iso(at),
+        "blocks": [
+            {"table": b.table.value, "start": b.start, "count": b.count, "values": list(v)}
+            for b, v in raw.blocks
+        ],
+    }
 
 
 @router.get("/api/devices/{device_id}/trend")

@@ -138,12 +138,40 @@
       const pre = el('pre', 'dv-raw-text', prettyJson(r.text));
       pre.id = 'dv-raw-text';
       box.push(pre);
-    } else if (d.raw_kept === false) {
-      box.push(el('p', 'muted', 'Modbus 设备：网关暂不保存最近一次轮询的原始寄存器，以上为解码后的数值。'));
+    } else if (d.registers) {
+      box[0] = el('h3', 'dv-h', '最近一次轮询的原始寄存器');
+      box.push(el('p', 'muted small', `${fmtWallClock(d.registers.at)} · Modbus（地址从 0 起）`));
+      box.push(registerTable(d.registers.blocks));
+    } else if (d.transport === 'modbus') {
+      box.push(el('p', 'muted', '网关启动以来尚未轮询到该设备的应答'));
     } else {
       box.push(el('p', 'muted', '网关启动以来尚未收到该设备的报文'));
     }
     V.parts.raw.replaceChildren(...box);
+  }
+
+  const TABLES = { holding: '保持寄存器', input: '输入寄存器', coil: '线圈', discrete_input: '离散输入' };
+
+  // One row per register (or bit) as read: table, address in decimal and hex, value in
+  // decimal and hex — what an integrator compares with the manual's address table.
+  function registerTable(blocks) {
+    const table = el('table', 'dv-registers');
+    table.id = 'dv-registers';
+    const head = el('tr', '');
+    for (const h of ['表', '地址', '十六进制', '值', '值（十六进制）']) head.append(el('th', '', h));
+    table.append(head);
+    for (const b of blocks) {
+      b.values.forEach((v, i) => {
+        const a = b.start + i;
+        const tr = el('tr', '');
+        const hex = (n, w) => `0x${n.toString(16).toUpperCase().padStart(w, '0')}`;
+        for (const c of [TABLES[b.table] || b.table, String(a), hex(a, 4), String(v), hex(v, 4)]) {
+          tr.append(el('td', '', c));
+        }
+        table.append(tr);
+      });
+    }
+    return table;
   }
 
   function prettyJson(text) {

@@ -98,6 +98,11 @@ async def test_each_profile_decodes_through_the_gateway(
         assert devices["gas-c2"]["values"] == {"lel": 0.0}
         assert devices["valve-m"]["values"] == {"open": 1.0}
         assert devices["efm-m"]["status"] == "online"
+        # The commissioning page's raw registers: the residual current's word as read.
+        one = (await p.rg.api.get("/api/devices/efm-m")).json()
+        assert one["transport"] == "modbus" and one["raw"] is None
+        values = [v for b in one["registers"]["blocks"] for v in b["values"]]
+        assert 123 in values and one["registers"]["at"]
         health = (await p.rg.api.get("/api/health")).json()
         assert health["modbus"]["buses"] == 1
         assert health["modbus"]["devices"] == 3

@@ -160,6 +160,7 @@ async def test_device_page_values_raw_thresholds_and_trend(rig: Rig) -> None:
     body = (await api.get("/api/devices/gas-kitchen")).json()
     assert body["values"]["lel"] == 2.0
     assert body["raw"]["channel"] == "telemetry"
+    assert body["transport"] == "mqtt" and body["registers"] is None
     assert orjson.loads(body["raw"]["text"]) == {"values": {"lel": 2.0}}
     (gas,) = [t for t in body["thresholds"] if t["alarm"] == "gas_leak"]
     assert gas["quantity"] == "lel" and [lv["at"] for lv in gas["levels"]] == [10.0, 20.0, 50.0]
