@@ -105,6 +105,18 @@ def test_generic_4g_gas_time_is_the_sites_wall_clock() -> None:
     assert utc.reading is not None and utc.reading.ts == d.reading.ts + 8 * 3600
 
 
+def test_dtu_variant_gas_reads_the_protocols_shape() -> None:
+    ms = int(NOW * 1000) - 30_000
+    payload = {"type": "variant_data", "version": "1.0", "time": ms,
+               "params": {"燃气浓度": 23, "故障": 1}}  # fmt: skip
+    d = decode("dtu_variant_gas", payload)
+    assert d.reading is not None and dict(d.reading.values) == {"lel": 23.0}
+    assert d.reading.ts == ms / 1000 and d.device_time
+    assert [e.event for e in d.events] == [EventKind.FAULT]
+    r = reject("dtu_variant_gas", {"type": "variant_data", "params": {"故障": 0}})
+    assert r.reason is RejectReason.MISSING_FIELD and "params.燃气浓度" in r.detail
+
+
 def test_generic_4g_gas_missing_concentration_is_rejected_with_its_path() -> None:
     r = reject("generic_4g_gas", {"time": "2026-12-01 08:00:00", "data": {"fault": 0}})
     assert r.reason is RejectReason.MISSING_FIELD and "data.gas" in r.detail

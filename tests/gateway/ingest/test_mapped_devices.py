@@ -48,6 +48,12 @@ async def test_extra_fields_and_mapped_payloads_reach_the_rules(
                 "location": "三楼厨房",
                 "codec": "lian_nb_gas",
             },
+            {
+                "id": "gas-dtu",
+                "type": "gas_detector",
+                "location": "锅炉房",
+                "codec": "dtu_variant_gas",
+            },
         ],
     )
     async with (
@@ -115,8 +121,20 @@ async def test_extra_fields_and_mapped_payloads_reach_the_rules(
         metrics = (await running.api.get("/metrics")).text
         assert "gateway_ignored_fields_total 8.0" in metrics
 
+        # 4b. A 4G DTU's "variant_data": the variables under `params`, time in milliseconds.
+        dtu_at = int(time.time() * 1000) - 5_000
+        await probe.publish(
+            "safety/xingfu/gas-dtu/telemetry",
+            {"type": "variant_data", "version": "1.0", "time": dtu_at,
+             "params": {"燃气浓度": 26, "故障": 0}},
+        )  # fmt: skip
+        await probe.wait_for("xingfu/alarms", is_alarm("gas-dtu", "gas_leak"))
+        assert [r.ts for r in taken if r.ref.device == "gas-dtu"] == [dtu_at / 1000]
+        assert gw.metrics.ignored_fields.value == 10  # type, version
+
         # 5. Reloaded with gas-nb on the native codec: its messages are read natively at once.
-        data["sites"][0]["devices"][-1]["codec"] = "native"
+        nb = next(d for d in data["sites"][0]["devices"] if d["id"] == "gas-nb")
+        nb["codec"] = "native"
         assert (await reload_config(gw, write_config(tmp_path / "gateway.yaml", data))).ok
         await probe.publish("safety/xingfu/gas-nb/telemetry", {"values": {"lel": 26}})
         await until(
