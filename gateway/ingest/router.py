@@ -173,17 +173,8 @@ class MessageRouter:
                 raise Rejected(RejectReason.DUPLICATE, again)
             for q in decoded.rejected:
                 self._rejects.reject(now.mono, topic, q.reason, f"{q.quantity}: {q.detail}")
-            if delivery is not Delivery.CURRENT and decoded.device_time:
-                reading = decoded.reading
-                newest = self._live_ts.get(ref)
-                if delivery is Delivery.LIVE:
-                    self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
-                elif newest is not None and reading.ts <= newest:
-                    # Older than a reading the engine already took live: history for the
-                    # time series, never a step back for the rules.
-                    self._to_series(reading, route)
-                    self._metrics.messages.inc("telemetry_backlog")
-                    return
+            if decoded.device_time and self._behind_live(decoded.reading, delivery, route):
+                return
             outcome = self._engine.on_reading(decoded.reading, now)
             self._live.device_changed(ref)
             self._to_series(decoded.reading, route)
@@ -204,6 +195,23 @@ class MessageRouter:
         self._metrics.messages.inc(channel.value)
         if outcome:
             self._dispatcher.dispatch(outcome, now.wall)
+
+    def _behind_live(self, reading: Reading, delivery: Delivery, route: _DeviceRoute) -> bool:
+        """During catch-up (drivers.mqtt.catchup): a live reading moves the device's newest
+        time; a backlog reading older than it is history for the time series (counted), never
+        a step back for the rules — True, and the caller gives it to nobody else."""
+        if delivery is Delivery.CURRENT:
+            return False
+        ref = reading.ref
+        newest = self._live_ts.get(ref)
+        if delivery is Delivery.LIVE:
+            self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
+            return False
+        if newest is not None and reading.ts <= newest:
+            self._to_series(reading, route)
+            self._metrics.messages.inc("telemetry_backlog")
+            return True
+        return False
 
     def _keep_raw(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
         if self._raw is not None:
@@ -265,15 +273,12 @@ class MessageRouter:
         if decoded.availability is not None:
             outcome.extend(self._engine.on_availability(decoded.availability, now))
         reading = decoded.reading
-        if reading is not None and decoded.device_time and delivery is not Delivery.CURRENT:
-            newest = self._live_ts.get(ref)
-            if delivery is Delivery.LIVE:
-                self._live_ts[ref] = reading.ts if newest is None else max(newest, reading.ts)
-            elif newest is not None and reading.ts <= newest:
-                # As for native telemetry: history, never a step back for the rules.
-                self._to_series(reading, route)
-                self._metrics.messages.inc("telemetry_backlog")
-                reading = None
+        if (
+            reading is not None
+            and decoded.device_time
+            and self._behind_live(reading, delivery, route)
+        ):
+            reading = None
         if reading is not None:
             outcome.extend(self._engine.on_reading(reading, now))
             self._to_series(reading, route)
