@@ -38,6 +38,7 @@ class RawPayloads:
         self._last: dict[DeviceRef, tuple[float, str, bytes, int]] = {}
 
     def keep(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
+        """`channel` as the router has it (a `Channel`, a str enum: no `.value` on the way)."""
         size = len(payload)
         # Most payloads fit: kept as they are, not copied; a longer one's head only.
         head = payload if size <= MAX_RAW_BYTES else payload[:MAX_RAW_BYTES]
@@ -47,4 +48,5 @@ class RawPayloads:
         kept = self._last.get(ref)
         if kept is None:
             return None
-        return RawPayload(*kept)
+        at, channel, head, size = kept
+        return RawPayload(at, str(channel), head, size)

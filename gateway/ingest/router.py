@@ -81,7 +81,9 @@ class MessageRouter:
         self._routes: dict[str, _DeviceRoute] = {}
         self._mappings: Mapping[str, PayloadMapping] = mappings or {}
         self._zone = zone or ZoneInfo("Asia/Shanghai")  # a time without zone is the site's
-        self._raw = raw_payloads  # the commissioning page's last payload of each device
+        # The commissioning page's last payload of each device (kept whether or not a page
+        # reads it: one dict store a message, cheaper than asking).
+        self._raw = raw_payloads if raw_payloads is not None else RawPayloads()
         # The newest device time of each device's readings that came live during catch-up
         # (drivers.mqtt.catchup); readings from the backlog older than it skip the rules.
         self._live_ts: dict[DeviceRef, float] = {}
@@ -154,7 +156,7 @@ class MessageRouter:
                 return  # a gateway-level message, handled
         ref = route.ref
         channel = route.channel
-        self._keep_raw(ref, channel.value, payload, now.wall)
+        self._raw.keep(ref, channel, payload, now.wall)
         if channel is Channel.CMD_ACK and not route.authority:
             # The edge matches its own commands' acks; their outcome comes on `commands`.
             self._metrics.messages.inc(channel.value)
@@ -166,14 +168,18 @@ class MessageRouter:
         outcome: Outcome | None = None
         if channel is Channel.TELEMETRY:
             decoded = codec.decode_telemetry(ref, payload, now.wall)
-            self._metrics.ignored_fields.inc(decoded.ignored)  # a plain int: adding 0 is free
+            self._metrics.ignored_fields.value += decoded.ignored  # a plain int (Tally)
             again = route.resends.again(payload, decoded.device_time, now.mono, self._resend_window)
             if again is not None:
                 # Acknowledged at once: the first copy's PUBACK waits for what it changed.
                 raise Rejected(RejectReason.DUPLICATE, again)
             for q in decoded.rejected:
                 self._rejects.reject(now.mono, topic, q.reason, f"{q.quantity}: {q.detail}")
-            if decoded.device_time and self._behind_live(decoded.reading, delivery, route):
+            if (
+                delivery is not Delivery.CURRENT
+                and decoded.device_time
+                and self._behind_live(decoded.reading, delivery, route)
+            ):
                 return
             outcome = self._engine.on_reading(decoded.reading, now)
             self._live.device_changed(ref)
@@ -212,10 +218,6 @@ class MessageRouter:
             self._metrics.messages.inc("telemetry_backlog")
             return True
         return False
-
-    def _keep_raw(self, ref: DeviceRef, channel: str, payload: bytes, at: float) -> None:
-        if self._raw is not None:
-            self._raw.keep(ref, channel, payload, at)
 
     def _route(self, topic: str, payload: bytes, now: Instant) -> _DeviceRoute | None:
         """Parse a topic not seen before: gateway-level messages are handled here (None);

@@ -54,7 +54,7 @@ class DeviceTrends:
 
     def reading(self, r: Reading, device_type: str) -> None:
         now = self._clock()
-        at = min(r.ts, now)  # a device clock ahead of ours would draw in the future
+        at = r.ts if r.ts < now else now  # a device clock ahead of ours would draw ahead
         rings = self._rings.get(r.ref)
         if rings is None:
             rings = self._rings[r.ref] = {}
