@@ -165,6 +165,16 @@ class HazardStore(OwnedDatabase):
             ).fetchall()
         return [_hazard(r) for r in rows]
 
+    def to_rectify(self, sites: Collection[str] | None = None) -> list[Hazard]:
+        """The hazards still open or being rectified (those a deadline can be overdue on or
+        reminded of), open first: the closed history and those awaiting the bureau's check
+        are not read."""
+        return [
+            h
+            for status in (HazardStatus.OPEN, HazardStatus.RECTIFYING)
+            for h in self.hazards(sites, status)
+        ]
+
     def transition(
         self,
         hazard_id: int,

@@ -20,7 +20,6 @@ from gateway.alarms.rows import AlarmRow
 from gateway.central.edges import EdgeWatch
 from gateway.config.schema import SiteConfig
 from gateway.duty.store import DutyStore
-from gateway.hazards.model import Hazard, HazardStatus
 from gateway.hazards.store import HazardStore
 from gateway.incidents.readonly import incidents_touching
 from gateway.incidents.store import IncidentStore
@@ -97,12 +96,6 @@ class LoopSources:
     duty: DutyStore
 
 
-def _hazards_to_rectify(store: HazardStore, sites: Sequence[str]) -> list[Hazard]:
-    # Only open and rectifying hazards can be overdue: the closed history is not read.
-    waiting = (HazardStatus.OPEN, HazardStatus.RECTIFYING)
-    return [h for status in waiting for h in store.hazards(sites, status)]
-
-
 async def read_loop(src: LoopSources, sites: Sequence[str], now: float, today: date) -> LoopReads:
     """The loop's rows for `sites`: one read per owner for all of them (the overview is
     polled by every bureau page), each bounded by what is still open (open incidents, hazards
@@ -115,7 +108,7 @@ async def read_loop(src: LoopSources, sites: Sequence[str], now: float, today: d
     until = math.nextafter(now, math.inf)
     (incidents, why_i), (hazards, why_h), (checks, why_d) = await asyncio.gather(
         _read("incidents", incidents_touching, src.incidents.path, sites, now, until),
-        _read("hazards", _hazards_to_rectify, src.hazards, sites),
+        _read("hazards", src.hazards.to_rectify, sites),
         _read("duty", src.duty.checks_of, today, set(sites)),
     )
     unreadable = {

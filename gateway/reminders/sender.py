@@ -19,7 +19,6 @@ from gateway.config.inventory import Inventory
 from gateway.config.schema import GatewayConfig
 from gateway.duty.model import parse_hhmm
 from gateway.duty.store import DutyStore
-from gateway.hazards.model import HazardStatus
 from gateway.hazards.store import HazardStore
 from gateway.incidents.model import Deadlines
 from gateway.incidents.store import IncidentStore
@@ -126,8 +125,7 @@ class ReminderSender:
         except DatabaseUnavailable as exc:
             log.warning("reminders: incidents not read: %s", exc)
         try:
-            hazards = [h for h in self._hazards.hazards() if h.status is not HazardStatus.CLOSED]
-            out += model.hazards(hazards, now, c.reminders.hazard_before)
+            out += model.hazards(self._hazards.to_rectify(), now, c.reminders.hazard_before)
         except DatabaseUnavailable as exc:
             log.warning("reminders: hazards not read: %s", exc)
         return out
