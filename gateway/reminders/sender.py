@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 30.0  # how late a reminder may be: well inside the half hour between 14:30 and 15:00
 PARALLEL = 8  # deliveries at once: a slow provider must not hold back the other sites
-INCIDENTS_READ = 1000  # the newest incidents looked at (an open one is recent)
+INCIDENTS_READ = 1000  # open incidents looked at, newest first (more open is a county on fire)
 
 
 class ReminderSender:
@@ -117,7 +117,7 @@ class ReminderSender:
         except DatabaseUnavailable as exc:
             log.warning("reminders: self-reports not read: %s", exc)
         try:
-            incidents = self._incidents.query(None, INCIDENTS_READ)
+            incidents = self._incidents.query(None, INCIDENTS_READ, is_open=True)
             deadlines = Deadlines.from_minutes(
                 c.incidents.phone_report_minutes, c.incidents.written_report_minutes
             )
